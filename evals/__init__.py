@@ -1,0 +1,1 @@
+"""checkpoint-evals: evaluate open-weight LLM checkpoints on accuracy, latency and cost."""

@@ -1,0 +1,301 @@
+"""The data contract: versioned Arrow schemas of every warehouse table, and conformance checks."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from evals.errors import SchemaViolation
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+# Bump when a column is added/changed; readers pass the current schema so older files read with nulls.
+SCHEMA_VERSION = 1
+
+PARTITION_COLUMN = "eval_date"  # Hive partition key, lives in the path (eval_date=YYYY-MM-DD), not in files
+
+RUN_STATUSES = ("published", "quarantined", "failed")
+VERDICTS = ("regression", "improvement", "no_change", "no_baseline")
+COMPARISON_KINDS = ("previous_revision", "previous_run", "baseline_model")
+LOAD_TYPES = ("concurrency", "rate")
+LATENCY_METRICS = ("ttft", "tpot", "itl", "e2e")
+LATENCY_STATS = ("mean", "p50", "p90", "p95", "p99")
+
+TABLES = ("runs", "accuracy", "latency", "latency_samples", "comparisons")
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str  # a key of _ARROW_TYPES
+    nullable: bool = True
+    doc: str = ""
+
+
+def _c(name: str, type_: str, nullable: bool = True, doc: str = "") -> Column:
+    return Column(name, type_, nullable, doc)
+
+
+_KEY = [
+    _c("schema_version", "int32", False, "Version of this table's schema the row was written with."),
+    _c("run_id", "string", False, "Deterministic hash of model, revision, suite, scenario, logical date."),
+]
+_MODEL = [
+    _c("model_id", "string", False, "Model id, e.g. HuggingFaceTB/SmolLM2-135M-Instruct."),
+    _c("revision", "string", False, "Full commit SHA (40 hex) or content hash of the checkpoint."),
+    _c("eval_date", "date32", False, "UTC date of the logical date; Hive partition key."),
+]
+
+
+def _latency_stat_columns() -> list[Column]:
+    return [
+        _c(f"{metric}_{stat}_ms", "float64", True, f"{metric.upper()} {stat} in milliseconds.")
+        for metric in LATENCY_METRICS
+        for stat in LATENCY_STATS
+    ]
+
+
+COLUMNS: dict[str, list[Column]] = {
+    "runs": [
+        *_KEY,
+        _c("dag_id", "string", True, "Airflow DAG id, null when run from the CLI."),
+        _c("dag_run_id", "string", True, "Airflow DAG run id."),
+        _c("logical_date", "timestamp", False, "Logical date of the run (UTC)."),
+        _c("started_at", "timestamp", True),
+        _c("finished_at", "timestamp", True),
+        _c("status", "string", False, "published | quarantined | failed."),
+        *_MODEL,
+        _c("source", "string", False, "Checkpoint source: hf, s3, local, package."),
+        _c("checkpoint_uri", "string", True),
+        _c("dtype", "string", True),
+        _c("params", "int64", True, "Number of parameters, when known."),
+        _c("backend", "string", True, "hf | vllm | local-completions | ..."),
+        _c("hardware", "hardware", True, "gpu_name, gpu_count, gpu_driver, cpu."),
+        _c("versions", "versions", True, "Package versions that produced the numbers."),
+        _c("suite", "string", True),
+        _c("suite_version", "string", True),
+        _c("scenario", "string", True),
+        _c("scenario_version", "string", True),
+        _c("config_hash", "string", True, "Hash over everything that can change a number."),
+        _c("config", "string", True, "JSON provenance: seeds, batch size, task hashes, chat template hash..."),
+        _c("row_counts", "string", True, "JSON {table: rows} written with this run."),
+        _c("error", "string", True, "Why the run failed or was quarantined."),
+    ],
+    "accuracy": [
+        *_KEY,
+        *_MODEL,
+        _c("suite", "string", False),
+        _c("task", "string", False),
+        _c("task_group", "string", True, "Parent group of a subtask; null for top-level tasks and groups."),
+        _c("task_version", "string", True),
+        _c("metric", "string", False, "Metric name, e.g. acc, acc_norm, exact_match."),
+        _c("filter", "string", False, "lm-eval filter, e.g. none, strict-match."),
+        _c("value", "float64", False),
+        _c("stderr", "float64", True, "Standard error; null when unknown (never a string)."),
+        _c("n_samples", "int64", True),
+        _c("num_fewshot", "int32", True),
+        _c("higher_is_better", "bool", True),
+    ],
+    "latency": [
+        *_KEY,
+        *_MODEL,
+        _c("scenario", "string", False),
+        _c("load_type", "string", False, "concurrency (closed loop) | rate (open loop, requests/s)."),
+        _c("load", "float64", False, "Concurrency or request rate of this level."),
+        _c("n_requests", "int64", False),
+        _c("n_failed", "int64", False),
+        _c("duration_s", "float64", False),
+        *_latency_stat_columns(),
+        _c("output_tokens_per_s", "float64", True),
+        _c("requests_per_s", "float64", True),
+        _c("goodput", "float64", True, "Share of requests meeting the SLO; failed requests count as misses."),
+        _c("slo", "string", True, "JSON SLO definition, e.g. {\"ttft_p95_ms\": 500}."),
+        _c("gpu_hour_usd", "float64", True),
+        _c("gpu_count", "int32", True),
+        _c("usd_per_1m_output_tokens", "float64", True),
+    ],
+    "latency_samples": [
+        *_KEY,
+        *_MODEL,
+        _c("scenario", "string", False),
+        _c("load_type", "string", False),
+        _c("load", "float64", False),
+        _c("request_index", "int64", False),
+        _c("scheduled_s", "float64", True, "Seconds since the level started when the request was due."),
+        _c("sent_s", "float64", True),
+        _c("first_token_s", "float64", True),
+        _c("finished_s", "float64", True),
+        _c("prompt_tokens", "int64", True),
+        _c("output_tokens", "int64", True),
+        _c("itl_ms", "float_list", True, "Gaps between successive streamed tokens (ms)."),
+        _c("ok", "bool", False),
+        _c("error", "string", True),
+    ],
+    "comparisons": [
+        *_KEY,
+        _c("model_id", "string", False),
+        _c("revision", "string", False),
+        _c("eval_date", "date32", False),
+        _c("baseline_run_id", "string", True, "Null when there is no baseline."),
+        _c("baseline_model_id", "string", True),
+        _c("baseline_revision", "string", True),
+        _c("kind", "string", False, "previous_revision | previous_run | baseline_model."),
+        _c("metric", "string", False, "e.g. accuracy:arc_easy/acc or latency:ttft_p95_ms@concurrency=8."),
+        _c("value", "float64", True),
+        _c("baseline_value", "float64", True),
+        _c("delta", "float64", True),
+        _c("ci_low", "float64", True),
+        _c("ci_high", "float64", True),
+        _c("alpha", "float64", True),
+        _c("verdict", "string", False, "regression | improvement | no_change | no_baseline."),
+    ],
+}
+
+_ENUMS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("runs", "status"): RUN_STATUSES,
+    ("latency", "load_type"): LOAD_TYPES,
+    ("latency_samples", "load_type"): LOAD_TYPES,
+    ("comparisons", "verdict"): VERDICTS,
+    ("comparisons", "kind"): COMPARISON_KINDS,
+}
+
+
+def _arrow_type(name: str) -> pa.DataType:
+    import pyarrow as pa
+
+    types: dict[str, pa.DataType] = {
+        "string": pa.string(),
+        "int32": pa.int32(),
+        "int64": pa.int64(),
+        "float64": pa.float64(),
+        "bool": pa.bool_(),
+        "date32": pa.date32(),
+        "timestamp": pa.timestamp("us", tz="UTC"),
+        "float_list": pa.list_(pa.float32()),
+        "hardware": pa.struct(
+            [("gpu_name", pa.string()), ("gpu_count", pa.int32()), ("gpu_driver", pa.string()),
+             ("cpu", pa.string())]
+        ),
+        "versions": pa.struct(
+            [(k, pa.string()) for k in
+             ("checkpoint_evals", "python", "lm_eval", "transformers", "torch", "vllm", "great_expectations")]
+        ),
+    }
+    return types[name]
+
+
+def arrow_schema(table: str, *, with_partition: bool = True) -> pa.Schema:
+    """The Arrow schema of ``table``; ``with_partition=False`` drops eval_date (what a data file holds)."""
+    import pyarrow as pa
+
+    if table not in COLUMNS:
+        raise SchemaViolation(table, "-", f"unknown table; known tables: {', '.join(TABLES)}")
+    fields = [
+        pa.field(c.name, _arrow_type(c.type), nullable=c.nullable, metadata={"doc": c.doc} if c.doc else None)
+        for c in COLUMNS[table]
+        if with_partition or c.name != PARTITION_COLUMN
+    ]
+    return pa.schema(fields, metadata={"table": table, "schema_version": str(SCHEMA_VERSION)})
+
+
+def column_names(table: str) -> list[str]:
+    return [c.name for c in COLUMNS[table]]
+
+
+Frame = Any  # pyarrow.Table | pandas.DataFrame | Sequence[Mapping[str, Any]]
+
+
+def conform(table: str, data: Frame) -> pa.Table:
+    """Return ``data`` as an Arrow table of exactly ``table``'s schema, or raise :class:`SchemaViolation`.
+
+    Accepts an Arrow table, a pandas DataFrame or a list of row dicts. ``schema_version`` is filled when absent.
+    Refused: missing or unknown columns, values of the wrong type (no lossy casts), nulls in required
+    columns, NaN/inf where a required float is expected, values outside a column's enumeration.
+    """
+    import pyarrow as pa
+
+    schema = arrow_schema(table)
+    columns = _columns_of(table, data)
+    n_rows = len(next(iter(columns.values()))) if columns else 0
+    if "schema_version" not in columns:
+        columns["schema_version"] = pa.array([SCHEMA_VERSION] * n_rows, pa.int32())
+    missing = [name for name in schema.names if name not in columns]
+    if missing:
+        raise SchemaViolation(table, missing[0], f"missing column (all missing: {', '.join(missing)})")
+    unknown = [name for name in columns if name not in schema.names]
+    if unknown:
+        raise SchemaViolation(table, unknown[0], f"unknown column, not in schema version {SCHEMA_VERSION}")
+
+    arrays = []
+    for field in schema:
+        array = _to_arrow(table, field, columns[field.name])
+        if not field.nullable and array.null_count:
+            raise SchemaViolation(table, field.name, f"{array.null_count} null value(s) in a required column")
+        _check_values(table, field, array)
+        arrays.append(array)
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _columns_of(table: str, data: Frame) -> dict[str, Any]:
+    import pyarrow as pa
+
+    if isinstance(data, pa.Table):
+        return {name: data.column(name) for name in data.column_names}
+    if hasattr(data, "columns") and hasattr(data, "to_dict"):  # pandas DataFrame, without importing pandas
+        if data.columns.duplicated().any():
+            dup = str(data.columns[data.columns.duplicated()][0])
+            raise SchemaViolation(table, dup, "duplicated column")
+        return {str(name): data[name] for name in data.columns}
+    if isinstance(data, Sequence):
+        names: dict[str, None] = {}
+        for row in data:
+            if not isinstance(row, Mapping):
+                raise SchemaViolation(table, "-", f"rows must be mappings, got {type(row).__name__}")
+            names.update(dict.fromkeys(row))
+        return {name: [row.get(name) for row in data] for name in names}
+    raise SchemaViolation(table, "-", f"cannot read a frame of type {type(data).__name__}")
+
+
+def _to_arrow(table: str, field: pa.Field, values: Any) -> pa.Array:
+    import pyarrow as pa
+
+    if hasattr(values, "to_numpy") and hasattr(values, "dtype"):  # pandas Series: arrow first, then check
+        try:
+            values = pa.array(values, from_pandas=True)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError) as exc:
+            raise SchemaViolation(table, field.name, f"expected {field.type}: {_first_line(exc)}") from exc
+    try:
+        if isinstance(values, pa.ChunkedArray):
+            values = values.combine_chunks()
+        if isinstance(values, pa.Array):
+            if values.type == field.type:
+                return values
+            if pa.types.is_string(values.type) and not pa.types.is_string(field.type):
+                raise pa.ArrowTypeError(f"got strings, expected {field.type}")
+            return values.cast(field.type, safe=True)
+        return pa.array(list(values), type=field.type, from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError, ValueError) as exc:
+        raise SchemaViolation(table, field.name, f"expected {field.type}: {_first_line(exc)}") from exc
+
+
+def _check_values(table: str, field: pa.Field, array: pa.Array) -> None:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    allowed = _ENUMS.get((table, field.name))
+    if allowed:
+        bad = pc.filter(array, pc.invert(pc.fill_null(pc.is_in(array, pa.array(allowed)), True)))
+        if len(bad):
+            raise SchemaViolation(table, field.name, f"value {bad[0].as_py()!r} not one of {', '.join(allowed)}")
+    if pa.types.is_floating(field.type) and not field.nullable and len(array):
+        non_finite = [v for v in array.to_pylist() if v is not None and not math.isfinite(v)]
+        if non_finite:
+            raise SchemaViolation(table, field.name, f"non-finite value {non_finite[0]} in a required column")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,0 +1,64 @@
+"""Typed settings (env prefix ``EVALS_``), read at run time — never at DAG parse time."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything a run can be configured with. ``EVALS_<FIELD>`` sets a field, e.g. ``EVALS_WAREHOUSE``."""
+
+    model_config = SettingsConfigDict(env_prefix="EVALS_", extra="forbid", validate_default=True)
+
+    # --- warehouse / object storage ---
+    warehouse: str = Field(
+        "file://./warehouse",
+        description="Root URI of the Parquet warehouse: file:///abs/path, file://./rel/path or s3://bucket/prefix.",
+    )
+    s3_endpoint: str | None = Field(
+        None, description="S3 endpoint URL for non-AWS stores, e.g. http://127.0.0.1:8333 (SeaweedFS, MinIO)."
+    )
+    s3_region: str = Field("us-east-1", description="S3 region.")
+    s3_conn_id: str | None = Field(
+        None,
+        description="Airflow connection id (AWS type) holding S3 credentials and, in its extra, endpoint_url. "
+        "When unset, credentials come from the standard AWS environment/credential chain.",
+    )
+    s3_access_key_id: SecretStr | None = Field(None, description="Explicit S3 access key (else the AWS chain).")
+    s3_secret_access_key: SecretStr | None = Field(None, description="Explicit S3 secret key.")
+    compact_after_days: int = Field(
+        7, ge=0, description="Partitions older than this many days are compacted by the analytics DAG."
+    )
+
+    # --- Airflow routing ---
+    schedule: str = Field("0 2 * * *", description="Cron schedule of the nightly DAG (UTC).")
+    gpu_queue: str = Field("gpu", description="Celery queue of GPU workers (serve, accuracy, latency tasks).")
+    gpu_pool: str = Field("gpu", description="Airflow pool limiting concurrent GPU tasks (slots = GPUs).")
+    task_retries: int = Field(2, ge=0, description="Retries of a task that raised a TransientError.")
+
+    # --- local state ---
+    cache_dir: Path = Field(Path(".cache/evals"), description="Materialized checkpoints, lm-eval request cache.")
+
+    # --- leaderboard ---
+    leaderboard_min_goodput: float = Field(
+        0.9, ge=0.0, le=1.0,
+        description="A latency load level is a leaderboard candidate only if this share of requests met the SLO.",
+    )
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("warehouse")
+    @classmethod
+    def _warehouse_scheme(cls, value: str) -> str:
+        if not (value.startswith("file://") or value.startswith("s3://")):
+            raise ValueError(f"EVALS_WAREHOUSE must start with file:// or s3://, got {value!r}")
+        return value
+
+
+def get_settings(**overrides: object) -> Settings:
+    """Read settings from the environment now (call inside tasks, not at import time)."""
+    return Settings(**overrides)  # type: ignore[arg-type]
