@@ -40,8 +40,23 @@ def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug log
 
 def _register_all() -> None:
     for name in COMMAND_MODULES:
-        if importlib.util.find_spec(name) is not None:
+        try:
+            present = importlib.util.find_spec(name) is not None
+        except ModuleNotFoundError:  # the area's package does not exist (yet)
+            present = False
+        if present:
             importlib.import_module(name).register(app)
 
 
 _register_all()
+
+
+def main() -> None:
+    """Console entry point: errors of ours print one clear line, not a traceback (exit 2: terminal, 75: retry)."""
+    from evals.errors import EvalsError
+
+    try:
+        app()
+    except EvalsError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise SystemExit(75 if exc.retryable else 2) from None

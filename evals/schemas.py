@@ -112,7 +112,7 @@ COLUMNS: dict[str, list[Column]] = {
         _c("output_tokens_per_s", "float64", True),
         _c("requests_per_s", "float64", True),
         _c("goodput", "float64", True, "Share of requests meeting the SLO; failed requests count as misses."),
-        _c("slo", "string", True, "JSON SLO definition, e.g. {\"ttft_p95_ms\": 500}."),
+        _c("slo", "string", True, 'JSON SLO definition, e.g. {"ttft_p95_ms": 500}.'),
         _c("gpu_hour_usd", "float64", True),
         _c("gpu_count", "int32", True),
         _c("usd_per_1m_output_tokens", "float64", True),
@@ -176,12 +176,26 @@ def _arrow_type(name: str) -> pa.DataType:
         "timestamp": pa.timestamp("us", tz="UTC"),
         "float_list": pa.list_(pa.float32()),
         "hardware": pa.struct(
-            [("gpu_name", pa.string()), ("gpu_count", pa.int32()), ("gpu_driver", pa.string()),
-             ("cpu", pa.string())]
+            [
+                ("gpu_name", pa.string()),
+                ("gpu_count", pa.int32()),
+                ("gpu_driver", pa.string()),
+                ("cpu", pa.string()),
+            ]
         ),
         "versions": pa.struct(
-            [(k, pa.string()) for k in
-             ("checkpoint_evals", "python", "lm_eval", "transformers", "torch", "vllm", "great_expectations")]
+            [
+                (k, pa.string())
+                for k in (
+                    "checkpoint_evals",
+                    "python",
+                    "lm_eval",
+                    "transformers",
+                    "torch",
+                    "vllm",
+                    "great_expectations",
+                )
+            ]
         ),
     }
     return types[name]
@@ -276,7 +290,12 @@ def _to_arrow(table: str, field: pa.Field, values: Any) -> pa.Array:
             if pa.types.is_string(values.type) and not pa.types.is_string(field.type):
                 raise pa.ArrowTypeError(f"got strings, expected {field.type}")
             return values.cast(field.type, safe=True)
-        return pa.array(list(values), type=field.type, from_pandas=True)
+        if pa.types.is_nested(field.type):
+            return pa.array(list(values), type=field.type, from_pandas=True)
+        # Infer first, then cast safely: pa.array(type=int64) would silently truncate 10.5 to 10.
+        return _to_arrow(table, field, pa.array(list(values), from_pandas=True))
+    except SchemaViolation:
+        raise
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError, ValueError) as exc:
         raise SchemaViolation(table, field.name, f"expected {field.type}: {_first_line(exc)}") from exc
 

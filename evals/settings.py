@@ -45,9 +45,33 @@ class Settings(BaseSettings):
 
     # --- leaderboard ---
     leaderboard_min_goodput: float = Field(
-        0.9, ge=0.0, le=1.0,
+        0.9,
+        ge=0.0,
+        le=1.0,
         description="A latency load level is a leaderboard candidate only if this share of requests met the SLO.",
     )
+
+    # --- validation ---
+    validation_max_failure_rate: float = Field(
+        0.05, ge=0.0, le=1.0, description="Largest share of failed requests a latency load level may have."
+    )
+    validation_max_latency_ms: float = Field(
+        600_000.0, gt=0, description="Largest plausible latency statistic (ms); also what rules out inf."
+    )
+    validation_bounded_metrics: list[str] = Field(
+        ["acc", "acc_norm", "exact_match", "f1", "mc1", "mc2", "em", "pass@1", "brier_score"],
+        description="Accuracy metrics whose values must lie in [0, 1] (JSON list in the environment).",
+    )
+    validation_revision_pattern: str = Field(
+        r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$",
+        description="Regex a run's revision must match: a 40-hex commit SHA (or a 64-hex content hash).",
+    )
+    validation_required_versions: list[str] = Field(
+        ["checkpoint_evals"],
+        description="Keys of runs.versions that must be set (lm_eval too with accuracy rows).",
+    )
+    validation_sample_rows: int = Field(20, ge=1, description="Offending rows kept per failed expectation.")
+    validation_data_docs: bool = Field(True, description="Write GX Data Docs under <warehouse>/_reports/validation/.")
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 

@@ -42,8 +42,13 @@ class RunRecord:
 
     def __post_init__(self) -> None:
         expected = make_run_id(
-            self.model_id, self.revision, self.suite, self.suite_version,
-            self.scenario, self.scenario_version, self.logical_date,
+            self.model_id,
+            self.revision,
+            self.suite,
+            self.suite_version,
+            self.scenario,
+            self.scenario_version,
+            self.logical_date,
         )
         if self.run_id and self.run_id != expected:
             raise ValueError(f"run_id {self.run_id!r} does not match its key fields (expected {expected!r})")

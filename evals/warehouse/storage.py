@@ -24,9 +24,19 @@ T = TypeVar("T")
 
 # Substrings of pyarrow/AWS SDK errors that mean "the store is (temporarily) unreachable or overloaded".
 _TRANSIENT_MARKERS = (
-    "NETWORK_CONNECTION", "SLOW_DOWN", "SERVICE_UNAVAILABLE", "INTERNAL_FAILURE", "THROTTL",
-    "HTTP response code: 5", "response code 5", "Connection refused", "timed out", "Timeout",
-    "Couldn't connect", "curlCode: 7", "Connection reset",
+    "NETWORK_CONNECTION",
+    "SLOW_DOWN",
+    "SERVICE_UNAVAILABLE",
+    "INTERNAL_FAILURE",
+    "THROTTL",
+    "HTTP response code: 5",
+    "response code 5",
+    "Connection refused",
+    "timed out",
+    "Timeout",
+    "Couldn't connect",
+    "curlCode: 7",
+    "Connection reset",
 )
 
 
@@ -99,10 +109,13 @@ def _airflow_connection_credentials(conn_id: str) -> tuple[str | None, dict[str,
     hook = AwsBaseHook(aws_conn_id=conn_id, client_type="s3")
     conn = hook.get_connection(conn_id)
     frozen = hook.get_credentials()
-    creds = {"access_key": frozen.access_key, "secret_key": frozen.secret_key}
+    if not frozen.access_key or not frozen.secret_key:
+        raise ConfigError(f"Airflow connection {conn_id!r} has no access key / secret key")
+    creds: dict[str, str] = {"access_key": frozen.access_key, "secret_key": frozen.secret_key}
     if frozen.token:
         creds["session_token"] = frozen.token
-    return conn.extra_dejson.get("endpoint_url"), creds
+    endpoint = conn.extra_dejson.get("endpoint_url")
+    return (str(endpoint) if endpoint else None), creds
 
 
 def classify(exc: BaseException, what: str) -> Exception:
@@ -190,10 +203,7 @@ class Storage:
 
         selector = pafs.FileSelector(self.path(relative), recursive=True, allow_not_found=True)
         infos = guarded(f"list {self.location.uri}/{relative}", lambda: self.fs.get_file_info(selector))
-        return [
-            info for info in infos
-            if info.type == pafs.FileType.File and not info.base_name.startswith((".", "_"))
-        ]
+        return [info for info in infos if info.type == pafs.FileType.File and not info.base_name.startswith((".", "_"))]
 
     def _atomic(self, relative: str, write: Callable[[str], None]) -> None:
         final = self.path(relative)

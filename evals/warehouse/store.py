@@ -66,9 +66,7 @@ class Warehouse:
 
     # ------------------------------------------------------------------ writing
 
-    def write_run(
-        self, record: RunRecord, tables: Mapping[str, Frame], *, status: str = "published"
-    ) -> RunRecord:
+    def write_run(self, record: RunRecord, tables: Mapping[str, Frame], *, status: str = "published") -> RunRecord:
         """Write a run's data files, then its ``runs`` row. Idempotent: the same run twice leaves one copy.
 
         ``status="quarantined"`` writes everything under ``_quarantine/``, which published views never read.
@@ -98,21 +96,29 @@ class Warehouse:
         )
         if not quarantine:
             self._drop_quarantined_copy(record)
-        log.info("%s run %s (%s@%s) to %s: %s", status, record.run_id, record.model_id,
-                 record.revision[:12], self.uri, record.row_counts)
+        log.info(
+            "%s run %s (%s@%s) to %s: %s",
+            status,
+            record.run_id,
+            record.model_id,
+            record.revision[:12],
+            self.uri,
+            record.row_counts,
+        )
         return record
 
     def record_failure(self, record: RunRecord, error: str) -> RunRecord:
         """Record a run that failed (status ``failed``), without hiding an earlier published result."""
         existing = self.find_run(record.run_id, eval_date=record.eval_date)
         if existing is not None and existing.status == "published":
-            log.warning("run %s failed on a rerun but stays published from an earlier attempt: %s",
-                        record.run_id, error)
+            log.warning(
+                "run %s failed on a rerun but stays published from an earlier attempt: %s", record.run_id, error
+            )
             return existing
         failed = record.replace(status="failed", error=error[:4000], row_counts={})
         self.storage.write_parquet(
-            keys.run_file("runs", failed.eval_date, failed.run_id), conform("runs", [failed.to_row()])
-            .drop_columns([PARTITION_COLUMN])
+            keys.run_file("runs", failed.eval_date, failed.run_id),
+            conform("runs", [failed.to_row()]).drop_columns([PARTITION_COLUMN]),
         )
         return failed
 
@@ -122,7 +128,8 @@ class Warehouse:
         if record is None:
             raise RunNotFound(f"no quarantined run {run_id} in {self.uri}")
         tables = {
-            name: table for name in DATA_TABLES
+            name: table
+            for name in DATA_TABLES
             if (table := self.read_run_table(name, record, area="quarantine")) is not None
         }
         return self.write_run(record.replace(error=None), tables, status="published")
@@ -201,14 +208,11 @@ class Warehouse:
         parts = [per_run.to_table(filter=filter)]
         compacted_rows = compacted.to_table(filter=filter)
         if overridden and compacted_rows.num_rows:
-            compacted_rows = compacted_rows.filter(pc.invert(pc.is_in(compacted_rows["run_id"],
-                                                                      pa.array(overridden))))
+            compacted_rows = compacted_rows.filter(pc.invert(pc.is_in(compacted_rows["run_id"], pa.array(overridden))))
         parts.append(compacted_rows)
         return pa.concat_tables(parts)
 
-    def run_records(
-        self, *, statuses: Iterable[str] = ("published", "quarantined", "failed")
-    ) -> list[RunRecord]:
+    def run_records(self, *, statuses: Iterable[str] = ("published", "quarantined", "failed")) -> list[RunRecord]:
         """Every run record (one per run_id: published beats quarantined beats failed)."""
         wanted = set(statuses)
         best: dict[str, dict[str, Any]] = {}
@@ -222,8 +226,7 @@ class Warehouse:
             key=lambda r: (r.logical_date, r.run_id),
         )
 
-    def find_run(self, run_id: str, *, area: str | None = None, eval_date: dt.date | None = None
-                 ) -> RunRecord | None:
+    def find_run(self, run_id: str, *, area: str | None = None, eval_date: dt.date | None = None) -> RunRecord | None:
         """The run record of ``run_id`` in ``area`` (both areas when None), or None."""
         import pyarrow.dataset as pads
 
@@ -248,8 +251,9 @@ class Warehouse:
                 return None
             rows = self.read_table(table, filter=_run_filter(record))
             return rows if rows.num_rows else None
-        data = pq.read_table(self.storage.path(relative), filesystem=self.fs, schema=arrow_schema(
-            table, with_partition=False))
+        data = pq.read_table(
+            self.storage.path(relative), filesystem=self.fs, schema=arrow_schema(table, with_partition=False)
+        )
         return data.append_column(PARTITION_COLUMN, pa.array([record.eval_date] * data.num_rows, pa.date32()))
 
 

@@ -1,0 +1,1 @@
+"""Queries over the warehouse: DuckDB views, comparisons, reports."""
