@@ -85,4 +85,14 @@ class Settings(BaseSettings):
 
 def get_settings(**overrides: object) -> Settings:
     """Read settings from the environment now (call inside tasks, not at import time)."""
-    return Settings(**overrides)  # type: ignore[arg-type]
+    from pydantic import ValidationError
+
+    from evals.errors import ConfigError
+
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"EVALS_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"invalid settings: {problems}") from exc
