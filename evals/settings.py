@@ -73,6 +73,27 @@ class Settings(BaseSettings):
     validation_sample_rows: int = Field(20, ge=1, description="Offending rows kept per failed expectation.")
     validation_data_docs: bool = Field(True, description="Write GX Data Docs under <warehouse>/_reports/validation/.")
 
+    # --- checkpoints ---
+    watchlist: Path | None = Field(
+        None, description="Watch-list YAML of checkpoint sources; unset: the shipped evals/config/watchlist.yaml."
+    )
+    checkpoint_max_bytes: int = Field(
+        60 * 1024**3, ge=1, description="Refuse to materialize a checkpoint whose allowed files exceed this size."
+    )
+    checkpoint_max_attempts: int = Field(
+        3, ge=1, description="A checkpoint whose runs failed this many times is reported, no longer rediscovered."
+    )
+    trust_remote_code_allowlist: list[str] = Field(
+        default_factory=list,
+        description="Exact 'model_id@commit_sha' entries allowed to ship custom code (auto_map); JSON list in env.",
+    )
+    hf_endpoint: str | None = Field(None, description="Hugging Face Hub URL; unset: HF_ENDPOINT, else the Hub.")
+    hf_token: SecretStr | None = Field(None, description="Hub token; else the Airflow connection, else HF_TOKEN.")
+    hf_conn_id: str | None = Field(None, description="Airflow connection id whose password is a Hub token.")
+    hf_max_attempts: int = Field(5, ge=1, description="Attempts of a Hub call on 429/5xx/network errors.")
+    hf_backoff_s: float = Field(1.0, ge=0, description="First wait between Hub attempts; doubles each time.")
+    hf_max_wait_s: float = Field(60.0, ge=0, description="Cap of one wait, including a server's Retry-After.")
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("warehouse")

@@ -59,7 +59,7 @@ def file_sha256(path: Path, chunk_size: int = 1 << 20) -> str:
 _SHA_MEMO: dict[tuple[str, int, int], str] = {}
 
 
-def _cached_sha256(path: Path) -> str:
+def cached_sha256(path: Path) -> str:
     """SHA-256 of a large immutable file, memoized per process on (path, size, mtime)."""
     stat = path.stat()
     key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
@@ -94,7 +94,7 @@ def smollm2_checkpoint(cache_dir: Path, *, gguf: Path | None = None) -> tuple[Pa
     Lives at ``<cache_dir>/package/smollm2/<sha256>``; concurrent callers wait for a single conversion.
     """
     gguf = gguf or smollm2_gguf_path()
-    sha = _cached_sha256(gguf)
+    sha = cached_sha256(gguf)
     final = Path(cache_dir) / "package" / "smollm2" / f"{sha}-v{_CONVERSION_VERSION}"
     build_once(final, lambda tmp: gguf_to_safetensors(gguf, tmp))
     return final, sha
@@ -103,7 +103,7 @@ def smollm2_checkpoint(cache_dir: Path, *, gguf: Path | None = None) -> tuple[Pa
 def tiny_model_key(seed: int = 0) -> str:
     """Cache key of the tiny model: its config, seed and the tokenizer source it is built from."""
     payload = json.dumps(
-        {"config": TINY_CONFIG, "seed": seed, "tokenizer": _cached_sha256(smollm2_gguf_path()), "v": 1},
+        {"config": TINY_CONFIG, "seed": seed, "tokenizer": cached_sha256(smollm2_gguf_path()), "v": 1},
         sort_keys=True,
     )
     return hashlib.sha256(payload.encode()).hexdigest()

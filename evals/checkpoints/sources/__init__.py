@@ -1,0 +1,1 @@
+"""Checkpoint sources, one per module; the registry (evals.checkpoints.registry) imports them on first use."""
