@@ -1,0 +1,106 @@
+"""The frames GX validates: each conformed table as pandas, plus ``check_*`` columns derived across tables."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+from evals.validation.expected import Expected, level_key
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
+
+    from evals.warehouse import RunRecord
+
+# Derived columns start with this prefix; they exist only in the validated frames, never in the warehouse.
+CHECK_PREFIX = "check_"
+
+
+def validation_frames(
+    record: RunRecord,
+    tables: Mapping[str, pa.Table],
+    expected: Expected,
+    *,
+    bounded_metrics: Sequence[str],
+) -> dict[str, pd.DataFrame]:
+    """One pandas frame per table to validate (``runs`` always; data tables given or expected).
+
+    GX has no expectation for cross-table counts or ratios, so those are computed here as columns that
+    plain GX column expectations then check, and their offending rows show up in the validation result.
+    """
+    from evals.schemas import arrow_schema, conform
+
+    frames: dict[str, pd.DataFrame] = {"runs": _runs_frame(conform("runs", [record.to_row()]))}
+    needed = dict(tables)
+    # A table the run was expected to produce but did not is validated empty, so its row checks fail.
+    if expected.tasks and "accuracy" not in needed:
+        needed["accuracy"] = arrow_schema("accuracy").empty_table()
+    if expected.requests and "latency" not in needed:
+        needed["latency"] = arrow_schema("latency").empty_table()
+    samples = needed.get("latency_samples")
+    sample_frame = _samples_frame(samples) if samples is not None else None
+    if "accuracy" in needed:
+        frames["accuracy"] = _accuracy_frame(needed["accuracy"], expected, bounded_metrics)
+    if "latency" in needed:
+        frames["latency"] = _latency_frame(needed["latency"], expected, sample_frame)
+    if sample_frame is not None:
+        if "latency" in frames:
+            sample_frame[f"{CHECK_PREFIX}level_known"] = sample_frame[f"{CHECK_PREFIX}level"].isin(
+                set(frames["latency"][f"{CHECK_PREFIX}level"])
+            )
+        frames["latency_samples"] = sample_frame
+    return frames
+
+
+def _runs_frame(runs: pa.Table) -> pd.DataFrame:
+    frame = runs.to_pandas()
+    versions = frame["versions"].iloc[0] or {}
+    for key, value in versions.items():
+        frame[f"{CHECK_PREFIX}version_{key}"] = [value]
+    return frame
+
+
+def _accuracy_frame(table: pa.Table, expected: Expected, bounded_metrics: Sequence[str]) -> pd.DataFrame:
+    frame = table.to_pandas()
+    frame[f"{CHECK_PREFIX}task_metric"] = frame["task"].astype("str") + "/" + frame["metric"].astype("str")
+    frame[f"{CHECK_PREFIX}bounded_value"] = frame["value"].where(frame["metric"].isin(list(bounded_metrics)))
+    if expected.n_samples:
+        frame[f"{CHECK_PREFIX}expected_n_samples"] = frame["task"].map(dict(expected.n_samples)).astype("float64")
+    return frame
+
+
+def _level_column(frame: pd.DataFrame) -> pd.Series:
+    pairs = frame[["load_type", "load"]].drop_duplicates().itertuples(index=False)
+    names = {(load_type, load): level_key(load_type, load) for load_type, load in pairs}
+    keys = list(zip(frame["load_type"], frame["load"], strict=True))
+    return _str_series([names[key] for key in keys], index=frame.index)
+
+
+def _str_series(values: list[str], index: pd.Index) -> pd.Series:
+    import pandas as pd
+
+    return pd.Series(values, index=index, dtype="str")
+
+
+def _latency_frame(table: pa.Table, expected: Expected, samples: pd.DataFrame | None) -> pd.DataFrame:
+    frame = table.to_pandas()
+    level = f"{CHECK_PREFIX}level"
+    frame[level] = _level_column(frame)
+    # n_requests == 0 gives inf/NaN here; the n_requests >= 1 expectation reports that case readably.
+    frame[f"{CHECK_PREFIX}failure_rate"] = frame["n_failed"] / frame["n_requests"].where(frame["n_requests"] != 0)
+    if samples is not None:
+        counts = samples.groupby(level).size()
+        failed = (~samples["ok"].astype(bool)).groupby(samples[level]).sum()
+        frame[f"{CHECK_PREFIX}sample_rows"] = frame[level].map(counts).fillna(0).astype("int64")
+        frame[f"{CHECK_PREFIX}sample_failed"] = frame[level].map(failed).fillna(0).astype("int64")
+    if expected.requests:
+        frame[f"{CHECK_PREFIX}expected_requests"] = frame[level].map(expected.levels).astype("float64")
+    return frame
+
+
+def _samples_frame(table: pa.Table) -> pd.DataFrame:
+    frame = table.to_pandas()
+    level = f"{CHECK_PREFIX}level"
+    frame[level] = _level_column(frame)
+    return frame
