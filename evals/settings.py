@@ -94,6 +94,26 @@ class Settings(BaseSettings):
     hf_backoff_s: float = Field(1.0, ge=0, description="First wait between Hub attempts; doubles each time.")
     hf_max_wait_s: float = Field(60.0, ge=0, description="Cap of one wait, including a server's Retry-After.")
 
+    # --- latency ---
+    latency_backend: Literal["auto", "vllm", "transformers"] = Field(
+        "auto", description="Server for a checkpoint: auto = vLLM when a GPU and vllm are present, else transformers."
+    )
+    latency_ready_timeout_s: float = Field(900.0, gt=0, description="Wait this long for a launched server.")
+    latency_scenario_dir: Path | None = Field(None, description="Extra folder of scenario YAMLs, searched first.")
+    latency_gpu_hour_usd: float | None = Field(None, ge=0, description="Overrides the scenario's GPU-hour price.")
+    latency_gpu_count: int | None = Field(
+        None, ge=1, description="GPUs behind an external endpoint (priced in USD per 1M tokens); default 1."
+    )
+    latency_endpoint_ignore_eos: bool = Field(
+        False, description="Send ignore_eos to external endpoints (vLLM accepts it; transformers serve rejects it)."
+    )
+    vllm_dtype: str = Field("auto", description="vllm serve --dtype.")
+    vllm_max_model_len: int | None = Field(None, gt=0, description="vllm serve --max-model-len.")
+    vllm_gpu_memory_utilization: float = Field(0.9, gt=0, le=1, description="vllm serve --gpu-memory-utilization.")
+    vllm_tensor_parallel_size: int = Field(1, ge=1, description="vllm serve --tensor-parallel-size (GPUs priced).")
+    vllm_extra_args: list[str] = Field(default_factory=list, description="More vllm serve flags, JSON list.")
+    transformers_serve_dtype: str = Field("auto", description="transformers serve --dtype on CPU workers.")
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("warehouse")

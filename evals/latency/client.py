@@ -1,0 +1,203 @@
+"""One streaming request to an OpenAI-compatible server: payload, incremental SSE parsing, per-chunk timestamps."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import aiohttp
+
+    from evals.latency.prompts import Prompt
+
+_ERROR_BODY_CHARS = 300
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where and how requests go: base URL (``http://host:port``), served model name, API, extra fields."""
+
+    base_url: str
+    model: str
+    api: str  # completions | chat
+    max_tokens: int
+    temperature: float = 0.0
+    ignore_eos: bool = False  # only when the server accepts the field (vLLM); others reject unknown fields
+    headers: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def url(self) -> str:
+        path = "/v1/chat/completions" if self.api == "chat" else "/v1/completions"
+        return self.base_url.rstrip("/").removesuffix("/v1") + path
+
+    def payload(self, prompt: Prompt) -> bytes:
+        body: dict[str, Any] = {
+            "model": self.model,
+            "max_tokens": self.max_tokens,
+            "temperature": self.temperature,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        if self.api == "chat":
+            body["messages"] = prompt.as_messages()
+        else:
+            body["prompt"] = prompt.text or ""
+        if self.ignore_eos:
+            body["ignore_eos"] = True
+        return json.dumps(body).encode()
+
+
+@dataclass
+class RequestResult:
+    """What happened to one request. Times are absolute ``time.perf_counter()`` seconds."""
+
+    index: int
+    scheduled: float
+    sent: float | None = None
+    token_times: list[float] = field(default_factory=list)
+    finished: float | None = None
+    prompt_tokens: int | None = None
+    output_tokens: int | None = None  # server usage when it sent one, else the number of text chunks
+    usage_reported: bool = False
+    ok: bool = False
+    error: str | None = None
+    status: int | None = None
+
+    @property
+    def first_token(self) -> float | None:
+        return self.token_times[0] if self.token_times else None
+
+
+class _StreamFailure(Exception):
+    """A stream that cannot count as a success (server error event, malformed SSE, early end)."""
+
+
+def _text_of(event: dict[str, Any]) -> str:
+    """The generated text a chunk carries: ``text`` (completions) or ``delta.content``/reasoning (chat)."""
+    choices = event.get("choices")
+    if not choices or not isinstance(choices, list) or not isinstance(choices[0], dict):
+        return ""
+    choice = choices[0]
+    if isinstance(choice.get("text"), str):
+        return str(choice["text"])
+    delta = choice.get("delta")
+    if isinstance(delta, dict):
+        return str(delta.get("content") or delta.get("reasoning_content") or delta.get("reasoning") or "")
+    return ""
+
+
+class _StreamState:
+    """Incremental SSE parser: one ``feed`` per network read, stamped with the read's clock time."""
+
+    def __init__(self, result: RequestResult) -> None:
+        self.result = result
+        self.buffer = b""
+        self.done = False
+        self.finish_reason: str | None = None
+        self.chunks = 0
+
+    def feed(self, data: bytes, now: float) -> None:
+        self.buffer += data
+        while not self.done:
+            newline = self.buffer.find(b"\n")
+            if newline < 0:
+                return
+            line, self.buffer = self.buffer[:newline].rstrip(b"\r"), self.buffer[newline + 1 :]
+            self._line(line, now)
+
+    def _line(self, line: bytes, now: float) -> None:
+        # Blank lines end events; ':' lines are comments (keep-alives); event:/id:/retry: carry no tokens.
+        if not line.startswith(b"data:"):
+            return
+        payload = line[5:].strip()
+        if payload == b"[DONE]":
+            self.done = True
+            return
+        try:
+            event = json.loads(payload)
+        except ValueError as exc:
+            raise _StreamFailure(f"malformed SSE event: {payload[:80]!r}") from exc
+        if not isinstance(event, dict):
+            raise _StreamFailure(f"malformed SSE event (not an object): {payload[:80]!r}")
+        if event.get("error"):
+            raise _StreamFailure(f"server error event: {str(event['error'])[:_ERROR_BODY_CHARS]}")
+        if _text_of(event):
+            self.result.token_times.append(now)
+            self.chunks += 1
+        choices = event.get("choices")
+        if isinstance(choices, list) and choices and isinstance(choices[0], dict):
+            self.finish_reason = choices[0].get("finish_reason") or self.finish_reason
+        usage = event.get("usage")
+        if isinstance(usage, dict) and isinstance(usage.get("completion_tokens"), int):
+            self.result.output_tokens = usage["completion_tokens"]
+            self.result.usage_reported = True
+            if isinstance(usage.get("prompt_tokens"), int):
+                self.result.prompt_tokens = usage["prompt_tokens"]
+
+
+async def send_request(
+    session: aiohttp.ClientSession,
+    target: Target,
+    body: bytes,
+    result: RequestResult,
+    *,
+    timeout_s: float,
+    request_id: str | None = None,
+) -> RequestResult:
+    """Send one streaming request and fill ``result``. Never raises for request failures: they become
+    ``ok=False`` with a reason (HTTP status, timeout, disconnect, malformed SSE, server error event)."""
+    import aiohttp
+
+    state = _StreamState(result)
+    headers = {"Content-Type": "application/json", "Accept": "text/event-stream", **dict(target.headers)}
+    if request_id is not None:
+        headers["X-Request-Id"] = request_id
+    try:
+        async with asyncio.timeout(timeout_s):
+            result.sent = time.perf_counter()
+            async with session.post(target.url, data=body, headers=headers) as response:
+                result.status = response.status
+                if response.status != 200:
+                    text = (await response.read())[:_ERROR_BODY_CHARS].decode(errors="replace")
+                    raise _StreamFailure(f"HTTP {response.status}: {' '.join(text.split())}")
+                async for data in response.content.iter_any():
+                    state.feed(data, time.perf_counter())
+                    if state.done:
+                        break
+        if not state.done and state.finish_reason is None:
+            raise _StreamFailure(f"stream ended without [DONE] or finish_reason after {state.chunks} chunks")
+        if not result.token_times:
+            raise _StreamFailure("stream finished without any generated text")
+        result.finished = result.token_times[-1]
+        if not result.usage_reported:
+            result.output_tokens = state.chunks
+        result.ok = True
+    except _StreamFailure as exc:
+        _fail(result, str(exc))
+    except TimeoutError:
+        _fail(result, f"timeout after {timeout_s:g}s ({len(result.token_times)} chunks received)")
+    except aiohttp.ClientPayloadError as exc:
+        _fail(result, f"connection dropped mid-stream after {len(result.token_times)} chunks: {_reason(exc)}")
+    except aiohttp.ServerDisconnectedError as exc:
+        _fail(result, f"server disconnected after {len(result.token_times)} chunks: {_reason(exc)}")
+    except (aiohttp.ClientError, OSError) as exc:
+        _fail(result, f"connection error: {type(exc).__name__}: {_reason(exc)}")
+    except Exception as exc:  # a bug in one request must not end the whole run
+        _fail(result, f"unexpected error: {type(exc).__name__}: {_reason(exc)}")
+    return result
+
+
+def _fail(result: RequestResult, reason: str) -> None:
+    result.ok = False
+    result.error = reason
+    result.finished = time.perf_counter()
+    if result.output_tokens is None and result.token_times:
+        result.output_tokens = len(result.token_times)
+
+
+def _reason(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text[:_ERROR_BODY_CHARS] if text else type(exc).__name__

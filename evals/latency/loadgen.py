@@ -1,0 +1,232 @@
+"""The load generator: one load level at a time, closed loop (concurrency) or open loop (Poisson/constant rate)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from evals.latency.client import RequestResult, Target, send_request
+from evals.latency.scenario import ConcurrencyLevel, RateLevel
+
+if TYPE_CHECKING:
+    import aiohttp
+
+    from evals.latency.prompts import Prompt
+
+log = logging.getLogger(__name__)
+
+# Below this, sleeping would overshoot (epoll rounds timeouts up to whole milliseconds): send at once.
+_MIN_SLEEP_S = 0.0005
+_WARMUP_RATE_CONCURRENCY = 16
+
+
+@dataclass
+class LevelRun:
+    """The raw outcome of one level: measured requests (sorted by index) and the level's start clock."""
+
+    level: ConcurrencyLevel | RateLevel
+    start: float
+    results: list[RequestResult]
+    warmup: list[RequestResult] = field(default_factory=list)
+    prompts_used: int = 0
+
+    @property
+    def end(self) -> float:
+        times = [r.finished for r in self.results if r.finished is not None]
+        return max(times) if times else self.start
+
+
+def arrival_offsets(
+    rate: float, arrival: str, *, count: int | None, duration_s: float | None, seed: int
+) -> list[float]:
+    """Seconds after the level start at which requests are due; the first is due at 0."""
+    if count is None and duration_s is None:
+        raise ValueError("give a request count or a duration")
+    rng = random.Random(seed)
+    offsets: list[float] = []
+    moment = 0.0
+    while True:
+        if count is not None and len(offsets) >= count:
+            return offsets
+        if duration_s is not None and moment >= duration_s:
+            return offsets
+        offsets.append(moment)
+        moment += rng.expovariate(rate) if arrival == "poisson" else 1.0 / rate
+
+
+class _Payloads:
+    """Request bodies, encoded once, handed out in order (cycling only when exhausted).
+
+    Distinct prompts per request keep a prefix cache (vLLM's is on by default) from flattering TTFT.
+    """
+
+    def __init__(self, target: Target, prompts: Sequence[Prompt], first: int) -> None:
+        if not prompts:
+            raise ValueError("no prompts to send")
+        self.bodies = [target.payload(prompt) for prompt in prompts]
+        self.tokens = [prompt.tokens for prompt in prompts]
+        self.used = first
+
+    def take(self) -> tuple[bytes, int | None]:
+        slot = self.used % len(self.bodies)
+        self.used += 1
+        return self.bodies[slot], self.tokens[slot]
+
+
+def _session(pool: int, timeout_s: float) -> aiohttp.ClientSession:
+    import aiohttp
+
+    # limit=0 means unbounded: an open-loop level must never queue behind its own connection pool.
+    connector = aiohttp.TCPConnector(limit=pool, limit_per_host=pool, keepalive_timeout=120, ttl_dns_cache=600)
+    return aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=None, sock_connect=timeout_s))
+
+
+async def _one(
+    session: aiohttp.ClientSession,
+    target: Target,
+    payloads: _Payloads,
+    index: int,
+    scheduled: float,
+    timeout_s: float,
+    tag: str,
+) -> RequestResult:
+    body, tokens = payloads.take()
+    result = RequestResult(index=index, scheduled=scheduled, prompt_tokens=tokens)
+    return await send_request(session, target, body, result, timeout_s=timeout_s, request_id=f"{tag}-{index}")
+
+
+async def _closed_loop(
+    session: aiohttp.ClientSession,
+    target: Target,
+    payloads: _Payloads,
+    *,
+    concurrency: int,
+    count: int | None,
+    duration_s: float | None,
+    timeout_s: float,
+    tag: str,
+) -> tuple[float, list[RequestResult]]:
+    results: list[RequestResult] = []
+    claimed = 0
+    start = time.perf_counter()
+    deadline = start + duration_s if duration_s is not None else None
+
+    async def worker() -> None:
+        nonlocal claimed
+        while True:
+            now = time.perf_counter()
+            if (count is not None and claimed >= count) or (deadline is not None and now >= deadline):
+                return
+            index = claimed
+            claimed += 1
+            results.append(await _one(session, target, payloads, index, now, timeout_s, tag))
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return start, results
+
+
+async def _open_loop(
+    session: aiohttp.ClientSession,
+    target: Target,
+    payloads: _Payloads,
+    level: RateLevel,
+    *,
+    count: int | None,
+    duration_s: float | None,
+    timeout_s: float,
+    seed: int,
+    tag: str,
+) -> tuple[float, list[RequestResult]]:
+    offsets = arrival_offsets(level.rate, level.arrival, count=count, duration_s=duration_s, seed=seed)
+    limit = asyncio.Semaphore(level.max_concurrency) if level.max_concurrency else None
+
+    async def due(index: int, scheduled: float) -> RequestResult:
+        if limit is None:
+            return await _one(session, target, payloads, index, scheduled, timeout_s, tag)
+        async with limit:
+            return await _one(session, target, payloads, index, scheduled, timeout_s, tag)
+
+    tasks = []
+    start = time.perf_counter()
+    for index, offset in enumerate(offsets):
+        scheduled = start + offset
+        delay = scheduled - time.perf_counter()
+        if delay > _MIN_SLEEP_S:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.ensure_future(due(index, scheduled)))
+    return start, list(await asyncio.gather(*tasks))
+
+
+async def run_level(
+    target: Target,
+    prompts: Sequence[Prompt],
+    level: ConcurrencyLevel | RateLevel,
+    *,
+    requests: int | None,
+    duration_s: float | None,
+    warmup_requests: int,
+    timeout_s: float,
+    seed: int = 0,
+    tag: str = "level",
+    prompt_offset: int = 0,
+) -> LevelRun:
+    """Warm up (unmeasured), then run ``level`` for ``requests`` requests or ``duration_s`` seconds.
+
+    Warm-up sends ``max(warmup_requests, concurrency)`` requests at the level's concurrency, so every pooled
+    connection is open before measuring; ``warmup_requests=0`` skips it. Prompts are taken in order from
+    ``prompt_offset``; ``LevelRun.prompts_used`` says where the next level should continue.
+    """
+    payloads = _Payloads(target, prompts, prompt_offset)
+    if isinstance(level, ConcurrencyLevel):
+        pool = level.concurrency
+        warm_concurrency = level.concurrency
+    else:
+        pool = level.max_concurrency or 0
+        warm_concurrency = min(level.max_concurrency or _WARMUP_RATE_CONCURRENCY, _WARMUP_RATE_CONCURRENCY)
+    warmup: list[RequestResult] = []
+    async with _session(pool, timeout_s) as session:
+        if warmup_requests > 0:
+            n_warm = max(warmup_requests, warm_concurrency)
+            _, warmup = await _closed_loop(
+                session,
+                target,
+                payloads,
+                concurrency=min(warm_concurrency, n_warm),
+                count=n_warm,
+                duration_s=None,
+                timeout_s=timeout_s,
+                tag=f"{tag}-warmup",
+            )
+            failed = [r for r in warmup if not r.ok]
+            if failed:
+                log.warning("%d of %d warm-up requests failed, first: %s", len(failed), len(warmup), failed[0].error)
+        if isinstance(level, ConcurrencyLevel):
+            start, results = await _closed_loop(
+                session,
+                target,
+                payloads,
+                concurrency=level.concurrency,
+                count=requests,
+                duration_s=duration_s,
+                timeout_s=timeout_s,
+                tag=tag,
+            )
+        else:
+            start, results = await _open_loop(
+                session,
+                target,
+                payloads,
+                level,
+                count=requests,
+                duration_s=duration_s,
+                timeout_s=timeout_s,
+                seed=seed,
+                tag=tag,
+            )
+    results.sort(key=lambda r: r.index)
+    return LevelRun(level=level, start=start, results=results, warmup=warmup, prompts_used=payloads.used)

@@ -1,0 +1,266 @@
+"""Run a latency scenario end to end (levels in order, early stop at saturation) and publish it as a run."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from evals.latency.client import Target
+from evals.latency.hardware import detect_hardware, package_versions
+from evals.latency.loadgen import run_level
+from evals.latency.metrics import LevelSummary, sample_rows, saturation_reason, summarize_level
+from evals.latency.prompts import Prompt, scenario_prompts
+from evals.latency.scenario import ConcurrencyLevel, RateLevel, Scenario, load_scenario
+from evals.latency.server import ServerHandle, serve
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+    from evals.settings import Settings
+    from evals.warehouse import RunRecord, Warehouse
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LatencyResult:
+    """What one scenario run produced: rows for the ``latency`` and ``latency_samples`` tables, and context.
+
+    ``levels`` has one summary per level run (same order as ``latency_rows``); ``notes`` says why a sweep stopped
+    early and which levels were skipped; ``config`` is the provenance stored in the run record.
+    """
+
+    scenario: Scenario
+    model_id: str
+    revision: str
+    levels: list[LevelSummary]
+    sample_rows: list[dict[str, Any]]
+    notes: list[str]
+    config: dict[str, Any]
+    hardware: dict[str, Any]
+    versions: dict[str, str | None]
+    backend: str
+    started_at: dt.datetime
+    finished_at: dt.datetime
+    skipped: list[str] = field(default_factory=list)
+
+    @property
+    def latency_rows(self) -> list[dict[str, Any]]:
+        return [level.row for level in self.levels]
+
+    def tables(self) -> dict[str, list[dict[str, Any]]]:
+        """The frames for ``Warehouse.write_run`` (run_id and eval_date are filled by the warehouse)."""
+        return {"latency": self.latency_rows, "latency_samples": self.sample_rows}
+
+    def run_record(self, *, logical_date: dt.datetime, source: str, **fields: Any) -> RunRecord:
+        """The ``runs`` row of this result; ``fields`` adds dag_id, checkpoint_uri, dtype, ..."""
+        from evals.warehouse import RunRecord
+
+        return RunRecord(
+            model_id=self.model_id,
+            revision=self.revision,
+            logical_date=logical_date,
+            source=source,
+            scenario=self.scenario.name,
+            scenario_version=self.scenario.version,
+            backend=self.backend,
+            hardware=self.hardware,
+            versions=self.versions,
+            config=self.config,
+            config_hash=self.scenario.config_hash(),
+            started_at=self.started_at,
+            finished_at=self.finished_at,
+            **fields,
+        )
+
+
+def _level_label(level: ConcurrencyLevel | RateLevel) -> str:
+    return f"{level.load_type} {level.load:g}"
+
+
+async def run_scenario_async(
+    scenario: Scenario,
+    server: ServerHandle,
+    prompts: Sequence[Prompt],
+    *,
+    model_id: str,
+    revision: str,
+    gpu_hour_usd: float | None = None,
+    hardware: dict[str, Any] | None = None,
+) -> LatencyResult:
+    """Run every level of ``scenario`` against ``server``; a saturated level ends its sweep (rate or concurrency)."""
+    started_at = dt.datetime.now(dt.UTC)
+    price = scenario.gpu_hour_usd if gpu_hour_usd is None else gpu_hour_usd
+    # CPU-only servers are priced as one unit at the scenario's hourly price, so the formula stays reproducible
+    # from the row: usd = gpu_hour_usd x gpu_count / (tok/s x 3600) x 1e6.
+    priced_gpus = server.gpu_count or 1
+    target = Target(
+        base_url=server.endpoint,
+        model=server.model,
+        api=scenario.api,
+        max_tokens=scenario.output.max_tokens,
+        temperature=scenario.output.temperature,
+        ignore_eos=scenario.output.ignore_eos and server.accepts_ignore_eos,
+    )
+    levels: list[LevelSummary] = []
+    samples: list[dict[str, Any]] = []
+    notes: list[str] = []
+    skipped: list[str] = []
+    saturated_kinds: dict[str, str] = {}
+    used = 0
+    for number, level in enumerate(scenario.levels):
+        if level.load_type in saturated_kinds:
+            skipped.append(_level_label(level))
+            continue
+        log.info("level %s: %s", number, _level_label(level))
+        run = await run_level(
+            target,
+            prompts,
+            level,
+            requests=scenario.level_requests(level),
+            duration_s=level.duration_s,
+            warmup_requests=scenario.warmup_requests,
+            timeout_s=scenario.timeout_s,
+            seed=scenario.seed + number,
+            tag=f"{scenario.name}-{number}",
+            prompt_offset=used,
+        )
+        used = run.prompts_used
+        summary = summarize_level(
+            run,
+            scenario=scenario.name,
+            slo=scenario.slo,
+            gpu_hour_usd=price,
+            gpu_count=priced_gpus,
+            model_id=model_id,
+            revision=revision,
+        )
+        levels.append(summary)
+        samples.extend(sample_rows(run, scenario=scenario.name, model_id=model_id, revision=revision))
+        reason = saturation_reason(run, summary, scenario.saturation)
+        if reason:
+            notes.append(f"{_level_label(level)}: saturated: {reason}")
+            if scenario.saturation.stop:
+                saturated_kinds[level.load_type] = reason
+    if skipped:
+        notes.append(f"skipped after saturation: {', '.join(skipped)}")
+    for note in notes:
+        log.warning("%s", note)
+    config = {
+        "scenario": scenario.model_dump(mode="json"),
+        "scenario_hash": scenario.config_hash(),
+        "endpoint": server.endpoint,
+        "served_model": server.model,
+        "server_backend": server.backend,
+        "server_command": server.command,
+        "server_load_s": server.load_s,
+        "ignore_eos_sent": target.ignore_eos,
+        "prompts": len(prompts),
+        "prompts_used": used,
+        "notes": notes,
+    }
+    return LatencyResult(
+        scenario=scenario,
+        model_id=model_id,
+        revision=revision,
+        levels=levels,
+        sample_rows=samples,
+        notes=notes,
+        config=config,
+        hardware=hardware or detect_hardware(),
+        versions=package_versions(),
+        backend=server.backend,
+        started_at=started_at,
+        finished_at=dt.datetime.now(dt.UTC),
+        skipped=skipped,
+    )
+
+
+def _scenario(scenario: Scenario | str | Path, settings: Settings | None) -> tuple[Scenario, Path]:
+    if isinstance(scenario, Scenario):
+        return scenario, Path.cwd()
+    extra = settings.latency_scenario_dir if settings is not None else None
+    loaded, path = load_scenario(scenario, extra)
+    return loaded, path.parent
+
+
+def run_scenario(
+    scenario: Scenario | str | Path,
+    endpoint: str,
+    model_name: str,
+    *,
+    model_id: str | None = None,
+    revision: str = "unknown",
+    tokenizer_dir: str | Path | PreTrainedTokenizerBase | None = None,
+    prompts: Sequence[Prompt] | None = None,
+    settings: Settings | None = None,
+) -> LatencyResult:
+    """Benchmark an already-running OpenAI-compatible ``endpoint`` serving ``model_name`` with ``scenario``.
+
+    ``scenario`` is a :class:`Scenario`, a shipped scenario name or a YAML path. Synthetic prompts are made
+    with ``tokenizer_dir`` (the checkpoint's tokenizer). Blocking; usable without Airflow.
+    """
+    from evals.settings import get_settings
+
+    settings = settings or get_settings()
+    loaded, base_dir = _scenario(scenario, settings)
+    prompt_list = list(prompts) if prompts is not None else scenario_prompts(loaded, base_dir, tokenizer_dir)
+    with serve(endpoint=endpoint, model_name=model_name, settings=settings) as handle:
+        return asyncio.run(
+            run_scenario_async(
+                loaded,
+                handle,
+                prompt_list,
+                model_id=model_id or model_name,
+                revision=revision,
+                gpu_hour_usd=settings.latency_gpu_hour_usd,
+            )
+        )
+
+
+def run_checkpoint(
+    checkpoint_dir: str | Path,
+    scenario: Scenario | str | Path,
+    *,
+    model_id: str,
+    revision: str,
+    backend: str | None = None,
+    settings: Settings | None = None,
+) -> LatencyResult:
+    """Serve ``checkpoint_dir`` (vLLM on GPU, transformers on CPU), benchmark it with ``scenario``, stop it."""
+    from evals.settings import get_settings
+
+    settings = settings or get_settings()
+    loaded, base_dir = _scenario(scenario, settings)
+    prompt_list = scenario_prompts(loaded, base_dir, checkpoint_dir)
+    with serve(checkpoint_dir, model_name=model_id, backend=backend, settings=settings) as handle:
+        return asyncio.run(
+            run_scenario_async(
+                loaded,
+                handle,
+                prompt_list,
+                model_id=model_id,
+                revision=revision,
+                gpu_hour_usd=settings.latency_gpu_hour_usd,
+            )
+        )
+
+
+def publish(
+    result: LatencyResult,
+    *,
+    logical_date: dt.datetime,
+    source: str,
+    warehouse: Warehouse | None = None,
+    **fields: Any,
+) -> RunRecord:
+    """Write ``result`` as one run (data files first, ``runs`` row last) to ``warehouse`` (default: settings)."""
+    from evals.warehouse import Warehouse
+
+    store = warehouse or Warehouse.from_settings()
+    return store.write_run(result.run_record(logical_date=logical_date, source=source, **fields), result.tables())

@@ -1,0 +1,226 @@
+"""A reference OpenAI-compatible streaming server with injected delays and faults, which reports what it did.
+
+Tests and ``bench/loadgen_fidelity.py`` measure the load generator against it: each request sleeps a known TTFT
+and known inter-token gaps (chosen with a seed from the given lists, so they can be non-uniform), and records
+the ``time.perf_counter()`` at which it received the request and wrote every token. On Linux that clock is
+system-wide (CLOCK_MONOTONIC), so the truth is comparable with the client's own timestamps even from another
+process. ``GET /truth`` returns the records keyed by ``X-Request-Id``.
+
+Faults are asked for in the prompt text: ``<<fault:http500>>``, ``<<fault:drop:N>>`` (close the connection after
+N tokens), ``<<fault:malformed:N>>``, ``<<fault:error:N>>`` (an OpenAI error event), ``<<fault:hang:N>>``
+(stop sending after N tokens, keep the connection open), ``<<fault:nodone>>`` (end without [DONE] or finish).
+
+Run: ``python -m evals.latency.simulator --port 8123 --ttft-ms 20,50 --itl-ms 5,10,30``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import re
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+_FAULT = re.compile(r"<<fault:(?P<kind>[a-z0-9]+)(?::(?P<arg>\d+))?>>")
+
+
+@dataclass
+class SimulatorConfig:
+    ttft_ms: list[float] = field(default_factory=lambda: [20.0])
+    itl_ms: list[float] = field(default_factory=lambda: [10.0])
+    seed: int = 0
+    default_tokens: int = 16
+    usage: bool = True  # honour stream_options.include_usage
+    done: bool = True  # send data: [DONE] at the end
+    record: bool = True  # keep per-request truth (off for long throughput runs)
+
+
+@dataclass
+class Truth:
+    """What the simulator did for one request (perf_counter seconds, and the nominal delays it slept)."""
+
+    request_id: str
+    received: float
+    token_times: list[float] = field(default_factory=list)
+    nominal_ttft_ms: float = 0.0
+    nominal_itl_ms: list[float] = field(default_factory=list)
+
+
+def _prompt_text(body: dict[str, Any]) -> str:
+    if isinstance(body.get("prompt"), str):
+        return str(body["prompt"])
+    messages = body.get("messages") or []
+    return " ".join(str(m.get("content", "")) for m in messages if isinstance(m, dict))
+
+
+def _chunk(chat: bool, model: str, text: str | None, finish: str | None) -> bytes:
+    choice: dict[str, Any] = {"index": 0, "finish_reason": finish}
+    if chat:
+        choice["delta"] = {"content": text} if text is not None else {}
+    else:
+        choice["text"] = text or ""
+    event = {
+        "id": "sim",
+        "object": "chat.completion.chunk" if chat else "text_completion",
+        "model": model,
+        "choices": [choice],
+    }
+    return b"data: " + json.dumps(event).encode() + b"\n\n"
+
+
+class Simulator:
+    """The aiohttp application and its recorded truth."""
+
+    def __init__(self, config: SimulatorConfig) -> None:
+        self.config = config
+        self.rng = random.Random(config.seed)
+        self.truth: dict[str, Truth] = {}
+        self.counter = 0
+
+    def app(self) -> web.Application:
+        from aiohttp import web
+
+        app = web.Application()
+        app.router.add_get("/health", self.health)
+        app.router.add_get("/v1/models", self.models)
+        app.router.add_get("/truth", self.get_truth)
+        app.router.add_post("/truth/reset", self.reset_truth)
+        app.router.add_post("/v1/completions", self.complete)
+        app.router.add_post("/v1/chat/completions", self.complete)
+        return app
+
+    async def health(self, request: web.Request) -> web.Response:
+        from aiohttp import web
+
+        return web.json_response({"status": "ok"})
+
+    async def models(self, request: web.Request) -> web.Response:
+        from aiohttp import web
+
+        return web.json_response({"object": "list", "data": [{"id": "simulator", "object": "model"}]})
+
+    async def get_truth(self, request: web.Request) -> web.Response:
+        from aiohttp import web
+
+        return web.json_response({key: vars(value) for key, value in self.truth.items()})
+
+    async def reset_truth(self, request: web.Request) -> web.Response:
+        from aiohttp import web
+
+        self.truth.clear()
+        return web.json_response({"ok": True})
+
+    async def complete(self, request: web.Request) -> web.StreamResponse:
+        from aiohttp import web
+
+        received = time.perf_counter()
+        body = await request.json()
+        self.counter += 1
+        request_id = request.headers.get("X-Request-Id") or f"sim-{self.counter}"
+        chat = request.path.endswith("/chat/completions")
+        n_tokens = int(body.get("max_tokens") or self.config.default_tokens)
+        ttft_ms = self.rng.choice(self.config.ttft_ms)
+        gaps_ms = [self.rng.choice(self.config.itl_ms) for _ in range(n_tokens - 1)]
+        truth = Truth(request_id, received, nominal_ttft_ms=ttft_ms, nominal_itl_ms=gaps_ms)
+        if self.config.record:
+            self.truth[request_id] = truth
+
+        fault = _FAULT.search(_prompt_text(body))
+        kind, arg = (fault["kind"], int(fault["arg"] or 0)) if fault else (None, 0)
+        if kind == "http500":
+            return web.Response(status=500, text="injected failure")
+
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+        await response.prepare(request)
+        model = str(body.get("model", "simulator"))
+        # Sleep until an absolute deadline, so scheduling jitter on one token does not shift the rest.
+        deadline = received + ttft_ms / 1e3
+        for position in range(n_tokens):
+            if kind in ("drop", "malformed", "error", "hang") and position == arg:
+                await self._fault(kind, request, response)
+                return response
+            delay = deadline - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            truth.token_times.append(time.perf_counter())
+            await response.write(_chunk(chat, model, f" t{position}", None))
+            if position < n_tokens - 1:
+                deadline += gaps_ms[position] / 1e3
+        if kind == "nodone":
+            await response.write_eof()
+            return response
+        await response.write(_chunk(chat, model, None, "length"))
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        if include_usage and self.config.usage:
+            usage = {
+                "prompt_tokens": len(_prompt_text(body).split()),
+                "completion_tokens": n_tokens,
+                "total_tokens": len(_prompt_text(body).split()) + n_tokens,
+            }
+            await response.write(
+                b"data: " + json.dumps({"id": "sim", "choices": [], "usage": usage}).encode() + b"\n\n"
+            )
+        if self.config.done:
+            await response.write(b"data: [DONE]\n\n")
+        await response.write_eof()
+        return response
+
+    async def _fault(self, kind: str, request: web.Request, response: web.StreamResponse) -> None:
+        if kind == "drop":
+            if request.transport is not None:
+                request.transport.abort()
+        elif kind == "malformed":
+            await response.write(b"data: {this is not json\n\n")
+            await response.write_eof()
+        elif kind == "error":
+            await response.write(b'data: {"error": {"message": "injected error", "code": 500}}\n\n')
+            await response.write_eof()
+        elif kind == "hang":
+            await asyncio.sleep(3600)
+
+
+def _floats(text: str) -> list[float]:
+    return [float(part) for part in text.split(",") if part.strip()]
+
+
+def main(argv: list[str] | None = None) -> None:
+    from aiohttp import web
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--ttft-ms", type=_floats, default=[20.0])
+    parser.add_argument("--itl-ms", type=_floats, default=[10.0])
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-usage", action="store_true", help="Ignore stream_options.include_usage.")
+    parser.add_argument("--no-done", action="store_true", help="Never send data: [DONE].")
+    parser.add_argument("--no-record", action="store_true", help="Keep no truth (long throughput runs).")
+    args = parser.parse_args(argv)
+    config = SimulatorConfig(
+        ttft_ms=args.ttft_ms,
+        itl_ms=args.itl_ms,
+        seed=args.seed,
+        usage=not args.no_usage,
+        done=not args.no_done,
+        record=not args.no_record,
+    )
+    # A short shutdown: hanging handlers (the hang fault) must not hold SIGTERM up for aiohttp's default 60 s.
+    web.run_app(
+        Simulator(config).app(),
+        host=args.host,
+        port=args.port,
+        print=None,
+        access_log=None,
+        backlog=4096,
+        shutdown_timeout=1.0,
+    )
+
+
+if __name__ == "__main__":
+    main()

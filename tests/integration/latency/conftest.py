@@ -1,0 +1,50 @@
+"""Fixtures for latency tests: the reference streaming simulator, started as a real server process."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from typing import Any
+
+import pytest
+
+from evals.latency.server import ServerHandle, free_port, launch, simulator_command
+
+# Non-uniform on purpose: percentiles over a mix are where an off-by-one or a wrong interpolation shows.
+TTFT_MS = [20.0, 35.0, 60.0]
+ITL_MS = [2.0, 8.0, 25.0]
+
+
+def start_simulator(
+    ttft_ms: list[float] | None = None, itl_ms: list[float] | None = None, extra: tuple[str, ...] = ()
+) -> AbstractContextManager[ServerHandle]:
+    port = free_port()
+    command = simulator_command(port, ttft_ms=ttft_ms or TTFT_MS, itl_ms=itl_ms or ITL_MS, seed=7, extra=extra)
+    return launch(
+        command, port=port, model="simulator", backend="simulator", accepts_ignore_eos=True, ready_timeout_s=30
+    )
+
+
+def truth_of(handle: ServerHandle) -> dict[str, Any]:
+    with urllib.request.urlopen(f"{handle.endpoint}/truth", timeout=30) as response:
+        return dict(json.loads(response.read()))
+
+
+def reset_truth(handle: ServerHandle) -> None:
+    request = urllib.request.Request(f"{handle.endpoint}/truth/reset", method="POST")
+    urllib.request.urlopen(request, timeout=30).close()
+
+
+@pytest.fixture(scope="session")
+def simulator() -> Iterator[ServerHandle]:
+    """The reference simulator with non-uniform TTFT and inter-token delays, shared by the session."""
+    with start_simulator() as handle:
+        yield handle
+
+
+@pytest.fixture
+def simulator_factory() -> Callable[..., AbstractContextManager[ServerHandle]]:
+    """Start a simulator with other settings (no usage, no [DONE], other delays)."""
+    return start_simulator
