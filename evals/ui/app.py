@@ -1,0 +1,109 @@
+"""The FastAPI app behind the Results page: HTML at ``/`` and the same data as JSON under ``/api``."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from evals.ui import render
+from evals.ui.queries import Results, read_results
+
+log = logging.getLogger(__name__)
+
+# The page is data only: no script, nothing fetched from elsewhere, framed only by the Airflow UI itself.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'self'",
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-store",
+}
+
+
+class WarehouseUnavailable(Exception):
+    """The warehouse (or the settings naming it) could not be read; the message is safe to show."""
+
+
+def _read(model_id: str | None = None) -> Results:
+    try:
+        return read_results(model_id)
+    except Exception as exc:
+        # Any failure here (bad settings, unreachable bucket, unreadable file) is an operational state the page
+        # must explain, not a stack trace; the traceback goes to the API server's log.
+        log.exception("evals results: reading the warehouse failed")
+        raise WarehouseUnavailable(f"The results warehouse could not be read: {type(exc).__name__}: {exc}") from exc
+
+
+def _wants_json(request: Request) -> bool:
+    return "/api/" in request.url.path
+
+
+def create_app(*, dependencies: Sequence[Any] = ()) -> FastAPI:
+    """The app; ``dependencies`` run before every route (the Airflow plugin passes its authentication)."""
+    app = FastAPI(
+        title="checkpoint-evals results",
+        dependencies=list(dependencies),
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+
+    @app.exception_handler(WarehouseUnavailable)
+    async def unavailable(request: Request, exc: WarehouseUnavailable) -> Response:
+        if _wants_json(request):
+            return JSONResponse({"detail": str(exc)}, status_code=503, headers=SECURITY_HEADERS)
+        page = render.notice_page("Results unavailable", str(exc), error=True)
+        return HTMLResponse(page, status_code=503, headers=SECURITY_HEADERS)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def refused(request: Request, exc: StarletteHTTPException) -> Response:
+        # Someone opening the page outside the Airflow UI without a session gets a pointer, not bare JSON.
+        if exc.status_code in (401, 403) and not _wants_json(request):
+            # The app is mounted at <base>/evals/, so "../" is the Airflow UI, which sends a visitor to its login.
+            page = render.notice_page(
+                "Sign in to Airflow",
+                "The results page needs an Airflow session: sign in, then open Results from the navigation.",
+                link=("../", "Open Airflow"),
+            )
+            return HTMLResponse(page, status_code=exc.status_code, headers=SECURITY_HEADERS)
+        return await http_exception_handler(request, exc)
+
+    # Routes are sync on purpose: FastAPI runs them in its thread pool, so a slow warehouse never blocks the
+    # API server's event loop.
+    @app.get("/", response_class=HTMLResponse)
+    def page(model_id: str | None = Query(None, max_length=500)) -> HTMLResponse:
+        results = _read(model_id)
+        return HTMLResponse(render.results_page(results, model_id), headers=SECURITY_HEADERS)
+
+    @app.get("/api/leaderboard")
+    def api_leaderboard() -> JSONResponse:
+        results = _read()
+        return JSONResponse({"warehouse": results.warehouse, "rows": results.leaderboard}, headers=SECURITY_HEADERS)
+
+    @app.get("/api/trends")
+    def api_trends(model_id: str | None = Query(None, max_length=500)) -> JSONResponse:
+        results = _read(model_id)
+        if model_id is not None and model_id not in results.trends:
+            raise HTTPException(status_code=404, detail=f"no published runs of model {model_id!r}")
+        series = [{"model_id": model, "points": points} for model, points in results.trends.items()]
+        return JSONResponse({"warehouse": results.warehouse, "models": series}, headers=SECURITY_HEADERS)
+
+    return app
+
+
+def create_airflow_app() -> FastAPI:
+    """The app as the plugin mounts it: every route needs a signed-in Airflow user allowed to see the website.
+
+    Airflow does not authenticate plugin apps (a mount inherits none of the core API's dependencies), so the
+    app applies the core API's own check: a bearer token or the UI's session cookie, validated by the
+    configured auth manager.
+    """
+    from airflow.api_fastapi.auth.managers.models.resource_details import AccessView
+    from airflow.api_fastapi.core_api.security import requires_access_view
+    from fastapi import Depends
+
+    return create_app(dependencies=[Depends(requires_access_view(AccessView.WEBSITE))])
