@@ -94,6 +94,20 @@ class Settings(BaseSettings):
     hf_backoff_s: float = Field(1.0, ge=0, description="First wait between Hub attempts; doubles each time.")
     hf_max_wait_s: float = Field(60.0, ge=0, description="Cap of one wait, including a server's Retry-After.")
 
+    # --- accuracy ---
+    accuracy_device: str | None = Field(None, description="torch device of the hf backend; unset: cuda if any, else cpu.")
+    accuracy_dtype: str = Field("auto", description="Weights dtype (hf, vllm); auto: bfloat16 on GPU, float32 on CPU.")
+    accuracy_batch_size: int | None = Field(None, ge=1, description="Overrides the suite's batch size when set.")
+    accuracy_vllm_gpu_memory_utilization: float = Field(0.85, gt=0, le=1, description="vLLM gpu_memory_utilization.")
+    accuracy_vllm_tensor_parallel_size: int = Field(1, ge=1, description="vLLM tensor_parallel_size (GPUs per model).")
+    accuracy_vllm_max_model_len: int | None = Field(None, ge=1, description="vLLM max_model_len; unset: the model's.")
+    accuracy_server_concurrency: int = Field(4, ge=1, description="Concurrent requests to an OpenAI-compatible server.")
+    accuracy_server_timeout_s: float = Field(300.0, gt=0, description="Timeout of one request to a model server.")
+    accuracy_progress: Literal["auto", "bars", "log"] = Field(
+        "auto", description="Progress display: tqdm bars, or log lines (auto: log lines under Airflow)."
+    )
+    accuracy_progress_every_s: float = Field(30.0, gt=0, description="Seconds between progress log lines.")
+
     # --- latency ---
     latency_backend: Literal["auto", "vllm", "transformers"] = Field(
         "auto", description="Server for a checkpoint: auto = vLLM when a GPU and vllm are present, else transformers."

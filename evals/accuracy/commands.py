@@ -1,0 +1,99 @@
+"""The ``evals accuracy`` command: run a suite on a checkpoint, print a per-task table, optionally publish."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    app.command("accuracy")(accuracy)
+
+
+def accuracy(
+    checkpoint: str = typer.Option(None, "--checkpoint", help="Checkpoint folder (safetensors + tokenizer)."),
+    suite: str = typer.Option("smoke", "--suite", help="Shipped suite name or a suite YAML path."),
+    limit: float = typer.Option(None, "--limit", help="Docs per task (integer) or a fraction (0, 1)."),
+    backend: str = typer.Option("hf", "--backend", help="hf | vllm | local-completions | local-chat-completions"),
+    base_url: str = typer.Option(None, "--base-url", help="OpenAI-compatible server URL for server backends."),
+    served_model: str = typer.Option(None, "--served-model", help="Model name the server expects."),
+    model_id: str = typer.Option(None, "--model-id", help="Model id to record; default: the folder name."),
+    revision: str = typer.Option(None, "--revision", help="Commit SHA to record; default: a content hash."),
+    json_out: Path = typer.Option(None, "--json", help="Write rows and provenance to this JSON file."),
+    publish: bool = typer.Option(False, "--publish", help="Write a run to the warehouse (EVALS_WAREHOUSE)."),
+) -> None:
+    """Evaluate a checkpoint on an accuracy suite with lm-eval."""
+    from evals.accuracy.publish import publish as publish_result
+    from evals.accuracy.runner import run_suite
+    from evals.errors import EvalsError
+
+    if checkpoint is None and base_url is None:
+        raise typer.BadParameter("give --checkpoint, or --base-url with a server backend")
+    directory = Path(checkpoint) if checkpoint else None
+    try:
+        result = run_suite(
+            directory,
+            suite,
+            model_id=model_id or (directory.resolve().name if directory else str(served_model or base_url)),
+            revision=revision or (content_hash(directory) if directory else "unknown"),
+            backend=backend,
+            base_url=base_url,
+            served_model=served_model,
+            limit=_limit(limit),
+        )
+    except EvalsError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(format_table(result.rows))
+    typer.echo(f"{len(result.rows)} rows in {result.duration_s:.1f} s; config_hash {result.config_hash[:12]}")
+    if json_out is not None:
+        payload = {"rows": result.rows, "provenance": result.provenance}
+        json_out.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str))
+        typer.echo(f"wrote {json_out}")
+    if publish:
+        record = publish_result(result)
+        typer.echo(f"published run {record.run_id}")
+
+
+def _limit(value: float | None) -> int | float | None:
+    if value is None:
+        return None
+    return int(value) if value >= 1 else value
+
+
+def content_hash(directory: Path) -> str:
+    """A 40-hex content hash of a local checkpoint (every file's bytes): it keys the request cache."""
+    digest = hashlib.sha1()
+    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(directory).as_posix().encode() + b"\0")
+        with path.open("rb") as handle:
+            digest.update(hashlib.file_digest(handle, "sha256").digest())
+    return digest.hexdigest()
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    """A plain per-task table: task, metric, filter, value ± stderr, n, shots."""
+    header = ("task", "metric", "filter", "value", "stderr", "n", "shots")
+    lines = [header]
+    # Each group first, its subtasks indented under it.
+    ordered = sorted(rows, key=lambda r: (r.get("task_group") or r["task"], r.get("task_group") is not None, r["task"]))
+    for row in ordered:
+        name = f"  {row['task']}" if row.get("task_group") else row["task"]
+        stderr = "" if row["stderr"] is None else f"{row['stderr']:.4f}"
+        lines.append(
+            (
+                name,
+                row["metric"],
+                row["filter"],
+                f"{row['value']:.4f}",
+                stderr,
+                str(row["n_samples"] or ""),
+                str(row["num_fewshot"] if row["num_fewshot"] is not None else ""),
+            )
+        )
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip() for line in lines)
