@@ -37,6 +37,11 @@ def materialize(
 
     settings = settings or get_settings()
     ref = CheckpointRef.parse(ref) if isinstance(ref, str) else ref
+    if ref.revision is not None and ref.source != "package":
+        # A pinned ref already in the cache needs no source at all (works offline, makes no request).
+        cached = Path(settings.cache_dir) / "checkpoints" / ref.cache_key()
+        if is_complete(cached):
+            return cached
     source = source_for(ref, settings, watchlist)
     ref = source.resolve(ref)
     allowlisted = safety.is_allowlisted(ref, settings.trust_remote_code_allowlist)

@@ -6,10 +6,11 @@ import abc
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from evals.checkpoints.ref import CheckpointRef
 from evals.checkpoints.safety import RemoteFile
+from evals.errors import ConfigError
 
 if TYPE_CHECKING:
     from evals.settings import Settings
@@ -31,10 +32,14 @@ class Source(abc.ABC):
     options_model: ClassVar[type[SourceOptions]] = SourceOptions
 
     def __init__(self, settings: Settings, options: SourceOptions | dict[str, Any] | None = None) -> None:
+        """``options`` come from a watch-list entry; None builds a source that can only materialize given refs."""
         self.settings = settings
-        if options is None or isinstance(options, dict):
-            options = self.options_model.model_validate(options or {})
-        self.options = options
+        if isinstance(options, dict):
+            try:
+                options = self.options_model.model_validate(options)
+            except ValidationError as exc:
+                raise ConfigError(f"{self.name} source options: {exc.errors()[0]['msg']}") from exc
+        self.options: SourceOptions | None = options
         # Things discover() skipped (a malformed directory, a bad id): reported, never fatal for other refs.
         self.problems: list[str] = []
 

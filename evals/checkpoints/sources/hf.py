@@ -119,7 +119,8 @@ class HfSource(Source):
 
     @property
     def opts(self) -> HfOptions:
-        assert isinstance(self.options, HfOptions)
+        if not isinstance(self.options, HfOptions):
+            raise ConfigError("this hf source has no watch-list options (model_id or author/search/filter)")
         return self.options
 
     def discover(self) -> list[CheckpointRef]:

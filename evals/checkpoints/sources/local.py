@@ -33,8 +33,7 @@ class LocalSource(Source):
 
     @property
     def root(self) -> Path:
-        assert isinstance(self.options, LocalOptions)
-        if self.options.path is None:
+        if not isinstance(self.options, LocalOptions) or self.options.path is None:
             raise ConfigError("the local source needs 'path' (a directory of checkpoints)")
         return self.options.path.expanduser().resolve()
 

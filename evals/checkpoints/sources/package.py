@@ -54,8 +54,7 @@ class PackageSource(Source):
 
     def _entry(self, ref: CheckpointRef | None = None) -> PackagedModel:
         if ref is None:
-            assert isinstance(self.options, PackageOptions)
-            return PACKAGED[self.options.model]
+            return PACKAGED[self.options.model if isinstance(self.options, PackageOptions) else "smollm2"]
         for entry in PACKAGED.values():
             if entry.model_id == ref.model_id:
                 return entry

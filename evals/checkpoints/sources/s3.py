@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import field_validator
 
@@ -15,6 +16,9 @@ from evals.checkpoints.safety import RemoteFile, check_relative_path, is_data_fi
 from evals.checkpoints.sources import tree
 from evals.checkpoints.sources.base import Source, SourceOptions
 from evals.errors import CheckpointRejected, ConfigError
+
+if TYPE_CHECKING:
+    from evals.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +50,7 @@ class S3Source(Source):
         return make_filesystem(parse_uri("s3://bucket"), self.settings)
 
     def _root(self) -> str:
-        assert isinstance(self.options, S3Options)
-        if self.options.uri is None:
+        if not isinstance(self.options, S3Options) or self.options.uri is None:
             raise ConfigError("the s3 source needs 'uri' (s3://bucket/prefix)")
         return self.options.uri[len("s3://") :].strip("/")
 
@@ -153,3 +156,26 @@ class S3Source(Source):
             return digest.hexdigest()
 
         return str(self._call(f"download s3://{path}", copy))
+
+
+def publish(directory: Path, uri: str, model_id: str, settings: Settings, *, manifest: bool = True) -> CheckpointRef:
+    """Upload a checkpoint's data files to ``<uri>/<model_id>/<revision>/`` (the layout this source reads).
+
+    With ``manifest`` a ``manifest.json`` (per-file SHA-256) is written too, so discovery reads one small object.
+    """
+    from evals.checkpoints.content import build_manifest
+
+    data = build_manifest(directory)
+    revision = str(data["revision"])
+    source = S3Source(settings, {"uri": uri})
+    fs, prefix = source._fs(), f"{source._root()}/{model_id}/{revision}"
+
+    def put(path: str, payload: bytes) -> None:
+        with fs.open_output_stream(f"{prefix}/{path}") as out:
+            out.write(payload)
+
+    for path in data["files"]:
+        source._call(f"upload s3://{prefix}/{path}", put, path, (directory / path).read_bytes())
+    if manifest:
+        source._call("upload manifest", put, MANIFEST_NAME, json.dumps(data, indent=2, sort_keys=True).encode())
+    return CheckpointRef("s3", model_id, revision, uri=f"s3://{prefix}/")
