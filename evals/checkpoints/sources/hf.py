@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 from pydantic import Field, model_validator
 
 from evals.checkpoints.ref import CheckpointMeta, CheckpointRef
-from evals.checkpoints.safety import RemoteFile
+from evals.checkpoints.safety import RemoteFile, is_allowlisted
 from evals.checkpoints.sources.base import Source, SourceOptions
 from evals.errors import CheckpointRejected, ConfigError, RateLimited, TerminalError, TransientError
 
@@ -184,6 +184,13 @@ class HfSource(Source):
         )
         if info.sha != ref.revision:
             raise CheckpointRejected(f"{ref}: the Hub answered for commit {info.sha}, not the pinned one")
+        config = info.config if isinstance(info.config, dict) else {}
+        if config.get("auto_map") and not is_allowlisted(ref, self.settings.trust_remote_code_allowlist):
+            # Refuse before downloading gigabytes; the downloaded config.json is checked again afterwards.
+            raise CheckpointRejected(
+                f"{ref}: the checkpoint requires custom code (config.json: auto_map); refused because "
+                f"'{ref.model_id}@{ref.revision}' is not in EVALS_TRUST_REMOTE_CODE_ALLOWLIST"
+            )
         return [
             RemoteFile(s.rfilename, s.size, s.lfs.sha256 if s.lfs is not None else None) for s in (info.siblings or [])
         ]

@@ -64,6 +64,7 @@ class FakeHub:
         self.repos: dict[str, Repo] = {}
         self.faults: list[Fault] = []
         self.requests: list[tuple[str, str]] = []
+        self.authorizations: list[str | None] = []
         # A misbehaving mirror: claim this commit in file responses (X-Repo-Commit) / in model info ("sha").
         self.files_claim_commit: str | None = None
         self.info_claims_commit: str | None = None
@@ -206,6 +207,7 @@ class FakeHub:
                 query = parse_qs(url.query)
                 with hub._lock:
                     hub.requests.append((self.command, self.path))
+                    hub.authorizations.append(self.headers.get("Authorization"))
                     for fault in hub.faults:
                         if fault.pattern.search(path) and fault.statuses:
                             status = fault.statuses[0] if fault.forever else fault.statuses.pop(0)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from integration.checkpoints.fake_hub import FakeHub
+from pydantic import SecretStr
 
 from evals.checkpoints.discover import discover
 from evals.checkpoints.materialize import materialize
@@ -124,6 +125,7 @@ def test_auto_map_repo_is_refused_unless_allowlisted(hub: FakeHub, hf_settings: 
     )
     with pytest.raises(CheckpointRejected, match=r"requires custom code \(config\.json: auto_map\)"):
         materialize(f"hf:acme/custom@{sha}", settings=hf_settings)
+    assert hub.count(r"/resolve/") == 0  # refused from the model info, before any download
     assert not (hf_settings.cache_dir / "checkpoints" / "hf" / "acme~custom" / sha).exists()
     allowed = hf_settings.model_copy(update={"trust_remote_code_allowlist": [f"acme/custom@{sha}"]})
     path = materialize(f"hf:acme/custom@{sha}", settings=allowed)
@@ -144,6 +146,16 @@ def test_model_info_for_another_commit_is_refused(hub: FakeHub, hf_settings: Set
     with pytest.raises(CheckpointRejected, match=f"resolved the pinned revision to {'d' * 40}"):
         materialize(f"hf:acme/liar@{sha}", settings=hf_settings)
     assert hub.count(r"/resolve/") == 0
+
+
+def test_token_comes_from_settings_and_is_sent_to_the_hub(
+    hub: FakeHub, hf_settings: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    sha = hub.commit("acme/private", _files(tmp_path, "t"))
+    settings = hf_settings.model_copy(update={"hf_token": SecretStr("hf_secret_token_123")})
+    materialize(f"hf:acme/private@{sha}", settings=settings)
+    assert hub.authorizations and set(hub.authorizations) == {"Bearer hf_secret_token_123"}
+    assert "hf_secret_token_123" not in caplog.text and "hf_secret_token_123" not in repr(settings)
 
 
 def test_size_limit_is_checked_before_any_download(hub: FakeHub, hf_settings: Settings, tmp_path: Path) -> None:
