@@ -58,9 +58,15 @@ def discover(
     settings: Settings | None = None,
     warehouse: Warehouse | None = None,
     evaluate: EvaluateSpec | None = None,
+    suite: str | None = None,
+    suite_version: str | None = None,
+    scenario: str | None = None,
+    scenario_version: str | None = None,
 ) -> DiscoveryResult:
     """Every pinned ref the watch-list points at that has no published/quarantined run yet.
 
+    The watermark key is the watch-list's ``evaluate`` block (or ``evaluate``), with any of ``suite``,
+    ``suite_version``, ``scenario``, ``scenario_version`` given here taking precedence.
     Deterministic (same inputs, same list), and stateless: the ``runs`` table is the only watermark. A ref
     whose runs failed fewer than max attempts times is returned again (a retry); after that it is reported
     in ``exhausted``. A failing entry lands in ``errors`` and the other entries still run.
@@ -71,6 +77,13 @@ def discover(
     if not isinstance(watchlist, Watchlist):
         watchlist = load_watchlist(watchlist if watchlist is not None else settings.watchlist)
     spec = evaluate or watchlist.evaluate
+    overrides = {
+        "suite": suite,
+        "suite_version": suite_version,
+        "scenario": scenario,
+        "scenario_version": scenario_version,
+    }
+    spec = spec.model_copy(update={k: v for k, v in overrides.items() if v is not None})
     result = DiscoveryResult(errors=list(watchlist.errors))
     candidates = collect_refs(watchlist, settings, result.errors)
 

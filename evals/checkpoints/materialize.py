@@ -69,6 +69,13 @@ def materialize(
     return build_once(final, build)
 
 
+def allows_remote_code(ref: CheckpointRef, settings: Settings | None = None) -> bool:
+    """Whether loading ``ref`` may use ``trust_remote_code``: only its exact ``model_id@revision`` allow-listed."""
+    from evals.settings import get_settings
+
+    return safety.is_allowlisted(ref, (settings or get_settings()).trust_remote_code_allowlist)
+
+
 def source_for(ref: CheckpointRef, settings: Settings, watchlist: Watchlist | Path | str | None = None) -> Source:
     """The source that can serve ``ref``: from its uri, else the first matching watch-list entry's options."""
     cls = get_source_class(ref.source)

@@ -22,6 +22,9 @@ from evals.errors import CheckpointRejected, ConfigError, RateLimited, TerminalE
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+# huggingface_hub's shared HTTP client has no timeout: a hung connection would stall a task forever.
+_TIMEOUT_S = 60.0
+
 
 class HubUnavailable(TransientError):
     """The Hub kept failing (5xx, network) after bounded retries."""
@@ -127,7 +130,9 @@ class HfSource(Source):
         api, o = self.api(), self.opts
         if o.model_id:
             model_id = o.model_id
-            info = self.call(f"model_info {model_id}@{o.ref}", lambda: api.model_info(model_id, revision=o.ref))
+            info = self.call(
+                f"model_info {model_id}@{o.ref}", lambda: api.model_info(model_id, revision=o.ref, timeout=_TIMEOUT_S)
+            )
             meta = _meta(info)
             if o.history == 1:
                 return [self._ref(model_id, info.sha, meta)]
@@ -167,7 +172,10 @@ class HfSource(Source):
     def resolve(self, ref: CheckpointRef) -> CheckpointRef:
         api = self.api()
         wanted = ref.revision or self.opts_ref()
-        info = self.call(f"model_info {ref.model_id}@{wanted}", lambda: api.model_info(ref.model_id, revision=wanted))
+        info = self.call(
+            f"model_info {ref.model_id}@{wanted}",
+            lambda: api.model_info(ref.model_id, revision=wanted, timeout=_TIMEOUT_S),
+        )
         if ref.revision is not None and info.sha != ref.revision:
             raise CheckpointRejected(f"{ref}: the Hub resolved the pinned revision to {info.sha}")
         return self._ref(ref.model_id, info.sha, _meta(info))
@@ -180,7 +188,8 @@ class HfSource(Source):
     def list_files(self, ref: CheckpointRef) -> list[RemoteFile]:
         api = self.api()
         info = self.call(
-            f"model_info {ref}", lambda: api.model_info(ref.model_id, revision=ref.revision, files_metadata=True)
+            f"model_info {ref}",
+            lambda: api.model_info(ref.model_id, revision=ref.revision, files_metadata=True, timeout=_TIMEOUT_S),
         )
         if info.sha != ref.revision:
             raise CheckpointRejected(f"{ref}: the Hub answered for commit {info.sha}, not the pinned one")
@@ -223,10 +232,16 @@ class HfSource(Source):
 
 def _classify(exc: BaseException) -> tuple[int | None, float | None]:
     """(HTTP status or 0 for a network failure, Retry-After seconds) of a retryable error; (None, None) else."""
-    from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled
 
-    if isinstance(exc, OfflineModeIsEnabled):
+    if isinstance(exc, OfflineModeIsEnabled) or (
+        isinstance(exc, LocalEntryNotFoundError) and isinstance(exc.__cause__, OfflineModeIsEnabled)
+    ):
         raise ConfigError("HF_HUB_OFFLINE is set: the hf source cannot reach the Hub") from exc
+    if isinstance(exc, LocalEntryNotFoundError):
+        # snapshot_download's answer when the Hub failed mid-way and nothing is cached: a network-class failure.
+        cause = exc.__cause__
+        return (_classify(cause)[0] or 0, None) if cause is not None else (0, None)
     if isinstance(exc, HfHubHTTPError) and exc.response is not None:
         response = exc.response
         retry_after: float | None = None

@@ -9,7 +9,7 @@ from pathlib import Path
 from evals.checkpoints.content import MANIFEST_NAME
 from evals.checkpoints.models import cached_sha256
 from evals.checkpoints.ref import CheckpointRef
-from evals.checkpoints.safety import RemoteFile, check_relative_path
+from evals.checkpoints.safety import RemoteFile, check_relative_path, is_code_file, is_data_file
 from evals.checkpoints.sources import tree
 from evals.checkpoints.sources.base import Source, SourceOptions
 from evals.errors import CheckpointRejected, ConfigError
@@ -62,11 +62,15 @@ class LocalSource(Source):
         manifest = directory / MANIFEST_NAME
         if manifest.is_file():
             return tree.parse_manifest(label, manifest.read_bytes())[1]
-        return [
-            RemoteFile(p.relative_to(directory).as_posix(), p.stat().st_size, cached_sha256(p))
-            for p in sorted(directory.rglob("*"))
-            if p.is_file() and not p.relative_to(directory).parts[0].startswith(".")
-        ]
+        files = []
+        for path in sorted(directory.rglob("*")):
+            rel = path.relative_to(directory).as_posix()
+            if not path.is_file() or rel.startswith("."):
+                continue
+            # Only files that could be materialized are hashed: a 10 GB pickle next to them costs nothing.
+            wanted = is_data_file(rel) or is_code_file(rel)
+            files.append(RemoteFile(rel, path.stat().st_size, cached_sha256(path) if wanted else None))
+        return files
 
     def _revision(self, directory: Path, rel_dir: str, files: list[RemoteFile]) -> str:
         manifest = directory / MANIFEST_NAME

@@ -198,6 +198,26 @@ def test_429_forever_is_rate_limited_after_bounded_attempts(hub: FakeHub, hf_set
     assert hub.count(r"^/api/models/acme/hot") == 3
 
 
+def test_download_errors_are_retried(hub: FakeHub, hf_settings: Settings, tmp_path: Path) -> None:
+    files = _files(tmp_path, "flaky")
+    sha = hub.commit("acme/flaky", files)
+    hub.fail(r"/api/models/acme/flaky/tree/", [503])
+    hub.fail(r"/resolve/.*/model\.safetensors", [502])
+    path = materialize(f"hf:acme/flaky@{sha}", settings=hf_settings)
+    assert (path / "model.safetensors").read_bytes() == files["model.safetensors"]
+
+
+def test_offline_mode_is_a_clear_configuration_error(
+    hub: FakeHub, hf_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(ConfigError, match="HF_HUB_OFFLINE is set"):
+        HfSource(hf_settings, {"model_id": "acme/x"}).discover()
+    assert hub.requests == []
+
+
 def test_500_forever_is_transient_after_bounded_attempts(hub: FakeHub, hf_settings: Settings) -> None:
     hub.fail(r"^/api/models/acme/down", [500], forever=True)
     started = time.monotonic()

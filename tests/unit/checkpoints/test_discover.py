@@ -56,6 +56,8 @@ def test_discovery_is_idempotent_and_skips_evaluated_refs(settings: Settings, mo
     again = discover(watchlist, settings=settings, warehouse=warehouse)  # type: ignore[arg-type]
     assert again.new == [c] and again.already_evaluated == 2
     assert discover(watchlist, settings=settings, warehouse=warehouse).new == [c]  # type: ignore[arg-type]
+    # Keyword overrides beat the watch-list's evaluate block.
+    assert discover(watchlist, settings=settings, warehouse=warehouse, suite="other").new == [a, b]  # type: ignore[arg-type]
     # Without a suite in the watermark, any run of the ref counts.
     assert discover(_watchlist(models), settings=settings, warehouse=warehouse).new == []  # type: ignore[arg-type]
     # A new revision of an evaluated model is new again.

@@ -77,6 +77,11 @@ def test_unsafe_listed_paths_are_refused(path: str) -> None:
 
 
 def test_allowlist_needs_the_exact_model_and_revision() -> None:
+    from evals.checkpoints import allows_remote_code
+    from evals.settings import get_settings
+
+    assert allows_remote_code(REF, get_settings(trust_remote_code_allowlist=[f"org/name@{REF.revision}"]))
+    assert not allows_remote_code(REF, get_settings())
     assert safety.is_allowlisted(REF, [f"org/name@{REF.revision}"])
     assert not safety.is_allowlisted(REF, ["org/name@" + "1" * 40, "org/name", f"org/other@{REF.revision}"])
     assert not safety.is_allowlisted(CheckpointRef("hf", "org/name"), ["org/name@None"])
