@@ -1,0 +1,821 @@
+"""Query scaling: DuckDB views vs pandas over a synthetic 3-year warehouse, before and after compaction.
+
+    .venv/bin/python bench/query_scaling.py            # the full goal (make bench-query): ~10 M accuracy rows,
+                                                       # ~51 M latency_samples rows, 220 models, 3 years
+    .venv/bin/python bench/query_scaling.py --small    # a quick check of the same code path
+
+What it does:
+
+1. Writes a synthetic history straight into a temp warehouse, in the exact layout and schemas the warehouse
+   writes (``<table>/eval_date=YYYY-MM-DD/<run_id>.parquet``, zstd, ``evals.schemas.arrow_schema``): every model is
+   re-evaluated every few days/weeks (new revisions from time to time); each run has a few hundred accuracy rows
+   (task x metric x filter, groups with subtasks), 5 latency load levels and a few thousand latency samples. Data
+   files first, ``runs`` rows (status ``published``) last. ``itl_ms`` (the per-token gap lists) is left null,
+   and so are the itl_* latency stats derived from it, to keep the size sane.
+2. Times ``connect(wh)`` (listing + pyarrow datasets + views) and two queries through the DuckDB views:
+   (a) the leaderboard, (b) "P95 TTFT and headline accuracy trend of one model over 3 years" (one SQL query
+   joining runs, latency and accuracy), against pandas reading the same files (``pd.read_parquet`` with only
+   the needed columns, then the same computation in pandas). The answers must agree (asserted).
+3. Runs ``compact_all(wh)`` (timed) and repeats the timings.
+
+Goal (issue 2, item 9): each query <= 1 s and >= 20x faster than pandas.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import json
+import multiprocessing as mp
+import os
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from evals.analysis.views import HEADLINE_METRICS, connect
+from evals.schemas import SCHEMA_VERSION, arrow_schema, conform
+from evals.warehouse import RunRecord, Warehouse, keys
+from evals.warehouse.compaction import compact_all
+
+GOAL_SECONDS = 1.0
+GOAL_RATIO = 20.0
+SLOW_SECONDS = 10.0  # a DuckDB query slower than this is timed once, not --repeat times
+START = dt.date(2023, 1, 1)
+SUITE, SUITE_VERSION = "bench-suite", "3"
+SCENARIO, SCENARIO_VERSION = "chat-sharegpt", "2"
+LOADS = (1.0, 4.0, 16.0, 64.0, 128.0)  # concurrency levels, one latency row each
+SLO = {"ttft_ms": 1000.0, "tpot_ms": 100.0}
+ORGS = ("meta-llama", "deepseek-ai", "Qwen", "mistralai", "HuggingFaceTB", "google", "microsoft", "allenai")
+
+
+# ---------------------------------------------------------------------------------------------- the plan
+
+
+@dataclass(frozen=True)
+class Scale:
+    models: int
+    days: int
+    runs: int  # total runs over all models
+    acc_groups: int  # groups of subtasks (each group also has its own aggregate row)
+    acc_subtasks: int  # subtasks per group
+    samples_per_level: int  # latency_samples rows per load level
+
+    @property
+    def acc_rows_per_run(self) -> int:
+        return len(task_template(self))
+
+    @property
+    def samples_per_run(self) -> int:
+        return self.samples_per_level * len(LOADS)
+
+
+FULL = Scale(models=220, days=1096, runs=17_000, acc_groups=4, acc_subtasks=64, samples_per_level=600)
+SMALL = Scale(models=24, days=365, runs=600, acc_groups=2, acc_subtasks=16, samples_per_level=100)
+
+
+def task_template(scale: Scale) -> list[dict[str, Any]]:
+    """The accuracy rows of one run (the same tasks every run): top-level tasks, groups and their subtasks."""
+    rows: list[dict[str, Any]] = []
+
+    def add(task: str, group: str | None, metrics: tuple[str, ...], filt: str, hib: bool, n: int, shots: int) -> None:
+        for metric in metrics:
+            rows.append(
+                {
+                    "task": task,
+                    "task_group": group,
+                    "metric": metric,
+                    "filter": filt,
+                    "higher_is_better": hib,
+                    "n_samples": n,
+                    "num_fewshot": shots,
+                }
+            )
+
+    for i in range(30):  # multiple choice
+        add(f"mc_task_{i:02d}", None, ("acc", "acc_norm"), "none", True, 500 + 37 * i, 0)
+    for i in range(9):  # generation, two filters
+        for filt in ("strict-match", "flexible-extract"):
+            add(f"gen_task_{i:02d}", None, ("exact_match",), filt, True, 250 + 11 * i, 5)
+    add("wikitext", None, ("word_perplexity", "byte_perplexity"), "none", False, 62, 0)  # never a headline
+    for g in range(scale.acc_groups):
+        add(f"group_{g}", None, ("acc", "acc_norm"), "none", True, 100 * scale.acc_subtasks, 5)
+        for s in range(scale.acc_subtasks):
+            add(f"group_{g}_sub_{s:02d}", f"group_{g}", ("acc", "acc_norm"), "none", True, 100 + s, 5)
+    return rows
+
+
+@dataclass
+class RunSpec:
+    index: int
+    model: int
+    model_id: str
+    revision: str
+    day: int
+    logical_date: dt.datetime
+    run_id: str
+    quality: float
+    ttft_ms: float
+    tpot_ms: float
+    gpu_count: int
+
+    @property
+    def eval_date(self) -> dt.date:
+        return self.logical_date.date()
+
+
+def plan(scale: Scale, seed: int) -> list[RunSpec]:
+    """Which model is evaluated on which day: every few days/weeks per model, new revisions now and then."""
+    rng = np.random.default_rng(seed)
+    n = scale.models
+    # 40 % of the models exist from day 0, the others appear during the first 80 % of the period.
+    first_day = np.where(rng.random(n) < 0.4, 0, rng.integers(0, int(scale.days * 0.8), n))
+    lifetime = scale.days - first_day
+    share = lifetime * rng.uniform(0.5, 1.5, n)  # some models are evaluated more often than others
+    counts = np.maximum(2, np.floor(share / share.sum() * scale.runs)).astype(int)
+    counts = np.minimum(counts, lifetime)
+    while counts.sum() < scale.runs:  # top up (deterministically) to exactly scale.runs
+        room = np.flatnonzero(counts < lifetime)
+        counts[room[rng.integers(0, len(room))]] += 1
+    while counts.sum() > scale.runs:
+        counts[int(np.argmax(counts))] -= 1
+
+    specs: list[RunSpec] = []
+    for m in range(n):
+        size = int(rng.choice([1, 3, 7, 8, 14, 32, 70]))
+        model_id = f"{ORGS[m % len(ORGS)]}/bench-model-{m:03d}-{size}B"
+        quality = float(rng.uniform(0.35, 0.8))
+        ttft = float(rng.uniform(40, 260) * (1 + size / 40))
+        tpot = float(rng.uniform(8, 30) * (1 + size / 70))
+        gpu_count = 1 if size <= 14 else (2 if size <= 32 else 4)
+        days = np.sort(rng.choice(np.arange(first_day[m], scale.days), size=counts[m], replace=False))
+        revision = 0
+        minute = int(rng.integers(0, 600))
+        for k, day in enumerate(days):
+            if k and rng.random() < 0.35:
+                revision += 1
+            sha = hashlib.sha1(f"{model_id}@{revision}".encode()).hexdigest()
+            logical = dt.datetime.combine(START + dt.timedelta(days=int(day)), dt.time(1), tzinfo=dt.UTC)
+            logical += dt.timedelta(minutes=minute)
+            run_id = keys.make_run_id(model_id, sha, SUITE, SUITE_VERSION, SCENARIO, SCENARIO_VERSION, logical)
+            specs.append(
+                RunSpec(
+                    index=len(specs),
+                    model=m,
+                    model_id=model_id,
+                    revision=sha,
+                    day=int(day),
+                    logical_date=logical,
+                    run_id=run_id,
+                    quality=quality + 0.01 * revision,
+                    ttft_ms=ttft * (0.97**revision),
+                    tpot_ms=tpot,
+                    gpu_count=gpu_count,
+                )
+            )
+    return specs
+
+
+# ---------------------------------------------------------------------------------------------- generation
+
+_G: dict[str, Any] = {}  # set before forking the worker pool: workers inherit it
+
+
+def _const(value: Any, n: int, type_: pa.DataType) -> pa.Array:
+    return pa.array([value], type_).take(pa.array(np.zeros(n, dtype=np.int32)))
+
+
+def _accuracy_table(spec: RunSpec, rng: np.random.Generator) -> pa.Table:
+    tmpl = _G["template"]
+    n = tmpl["n"]
+    value = spec.quality + tmpl["difficulty"] + rng.normal(0, 0.015, n)
+    value = np.where(tmpl["perplexity"], 8 + 20 * (1 - spec.quality) + rng.normal(0, 0.2, n), np.clip(value, 0, 1))
+    stderr = np.where(
+        tmpl["perplexity"], np.nan, np.sqrt(np.clip(value, 0, 1) * (1 - np.clip(value, 0, 1)) / tmpl["n_samples"])
+    )
+    columns = {
+        "schema_version": _const(SCHEMA_VERSION, n, pa.int32()),
+        "run_id": _const(spec.run_id, n, pa.string()),
+        "model_id": _const(spec.model_id, n, pa.string()),
+        "revision": _const(spec.revision, n, pa.string()),
+        "suite": _const(SUITE, n, pa.string()),
+        "task": tmpl["task"],
+        "task_group": tmpl["task_group"],
+        "task_version": tmpl["task_version"],
+        "metric": tmpl["metric"],
+        "filter": tmpl["filter"],
+        "value": pa.array(value, pa.float64()),
+        "stderr": pa.array(stderr, pa.float64(), from_pandas=True),
+        "n_samples": tmpl["n_samples_arrow"],
+        "num_fewshot": tmpl["num_fewshot"],
+        "higher_is_better": tmpl["higher_is_better"],
+    }
+    schema = _G["schemas"]["accuracy"]
+    return pa.Table.from_arrays([columns[f.name] for f in schema], schema=schema)
+
+
+def _latency_tables(spec: RunSpec, rng: np.random.Generator) -> tuple[pa.Table, pa.Table]:
+    per = _G["samples_per_level"]
+    levels = len(LOADS)
+    n = per * levels
+    load = np.repeat(np.array(LOADS), per).reshape(levels, per)
+    prompt = rng.integers(64, 2048, (levels, per))
+    output = rng.integers(16, 512, (levels, per))
+    pressure = 1 + load / 24
+    ttft = spec.ttft_ms * pressure**1.3 * (1 + prompt / 4096) * rng.lognormal(0, 0.35, (levels, per))
+    tpot = spec.tpot_ms * pressure**0.6 * rng.lognormal(0, 0.15, (levels, per))
+    ok = rng.random((levels, per)) > 0.003
+    e2e = ttft + tpot * (output - 1)
+    # Closed loop: each of `load` virtual users sends its next request when the previous one is done.
+    scheduled = np.zeros((levels, per))
+    for lv in range(levels):
+        c = int(LOADS[lv])
+        durations = (e2e[lv] / 1000).reshape(-1, c) if per % c == 0 else None
+        if durations is not None:
+            ends = np.cumsum(durations, axis=0)
+            scheduled[lv] = (ends - durations).reshape(-1)
+        else:
+            scheduled[lv] = np.cumsum(e2e[lv] / 1000) / c - e2e[lv] / 1000 / c
+    sent = scheduled + rng.uniform(0.0001, 0.0008, (levels, per))
+    first = np.where(ok, sent + ttft / 1000, np.nan)
+    finished = np.where(ok, sent + e2e / 1000, np.nan)
+
+    samples_cols = {
+        "schema_version": _const(SCHEMA_VERSION, n, pa.int32()),
+        "run_id": _const(spec.run_id, n, pa.string()),
+        "model_id": _const(spec.model_id, n, pa.string()),
+        "revision": _const(spec.revision, n, pa.string()),
+        "scenario": _const(SCENARIO, n, pa.string()),
+        "load_type": _const("concurrency", n, pa.string()),
+        "load": pa.array(load.reshape(-1), pa.float64()),
+        "request_index": pa.array(np.tile(np.arange(per, dtype=np.int64), levels)),
+        "scheduled_s": pa.array(scheduled.reshape(-1)),
+        "sent_s": pa.array(sent.reshape(-1)),
+        "first_token_s": pa.array(first.reshape(-1), from_pandas=True),
+        "finished_s": pa.array(finished.reshape(-1), from_pandas=True),
+        "prompt_tokens": pa.array(prompt.reshape(-1).astype(np.int64)),
+        "output_tokens": pa.array(np.where(ok, output, -1).reshape(-1).astype(np.int64), mask=~ok.reshape(-1)),
+        "itl_ms": pa.nulls(n, pa.list_(pa.float32())),  # left null to keep the size sane
+        "ok": pa.array(ok.reshape(-1)),
+        "error": pa.array(np.where(ok.reshape(-1), None, "timeout"), pa.string()),
+    }
+    schema = _G["schemas"]["latency_samples"]
+    samples = pa.Table.from_arrays([samples_cols[f.name] for f in schema], schema=schema)
+
+    # Per level aggregates, from the same samples (failed requests excluded from the percentiles).
+    def stats(x: np.ndarray) -> dict[str, np.ndarray]:
+        masked = np.where(ok, x, np.nan)
+        out = {"mean": np.nanmean(masked, axis=1)}
+        for q in (50, 90, 95, 99):
+            out[f"p{q}"] = np.nanpercentile(masked, q, axis=1)
+        return out
+
+    n_ok = ok.sum(axis=1)
+    duration = np.nanmax(finished, axis=1) - scheduled.min(axis=1)
+    out_tokens = np.where(ok, output, 0).sum(axis=1)
+    otps = out_tokens / duration
+    good = (ok & (ttft <= SLO["ttft_ms"]) & (tpot <= SLO["tpot_ms"])).sum(axis=1) / per
+    gpu_hour_usd = 2.5
+    lat_cols: dict[str, Any] = {
+        "schema_version": _const(SCHEMA_VERSION, levels, pa.int32()),
+        "run_id": _const(spec.run_id, levels, pa.string()),
+        "model_id": _const(spec.model_id, levels, pa.string()),
+        "revision": _const(spec.revision, levels, pa.string()),
+        "scenario": _const(SCENARIO, levels, pa.string()),
+        "load_type": _const("concurrency", levels, pa.string()),
+        "load": pa.array(np.array(LOADS)),
+        "n_requests": pa.array(np.full(levels, per, dtype=np.int64)),
+        "n_failed": pa.array((per - n_ok).astype(np.int64)),
+        "duration_s": pa.array(duration),
+        "output_tokens_per_s": pa.array(otps),
+        "requests_per_s": pa.array(n_ok / duration),
+        "goodput": pa.array(good),
+        "slo": _const(json.dumps(SLO, sort_keys=True), levels, pa.string()),
+        "gpu_hour_usd": _const(gpu_hour_usd, levels, pa.float64()),
+        "gpu_count": _const(spec.gpu_count, levels, pa.int32()),
+        "usd_per_1m_output_tokens": pa.array(gpu_hour_usd * spec.gpu_count / (otps * 3600) * 1e6),
+    }
+    for metric, values in (("ttft", ttft), ("tpot", tpot), ("e2e", e2e)):
+        for stat, column in stats(values).items():
+            lat_cols[f"{metric}_{stat}_ms"] = pa.array(column)
+    schema = _G["schemas"]["latency"]
+    for f in schema:  # itl_* stats: null, like itl_ms
+        lat_cols.setdefault(f.name, pa.nulls(levels, f.type))
+    latency = pa.Table.from_arrays([lat_cols[f.name] for f in schema], schema=schema)
+    return latency, samples
+
+
+def _write(root: str, table_name: str, spec: RunSpec, table: pa.Table) -> int:
+    path = f"{root}/{keys.run_file(table_name, spec.eval_date, spec.run_id)}"
+    pq.write_table(table, path, compression="zstd")
+    return os.path.getsize(path)
+
+
+def _generate_chunk(bounds: tuple[int, int]) -> tuple[int, int, int, int]:
+    """Write the data files (accuracy, latency, latency_samples) of runs[lo:hi]; runs rows come later."""
+    root, specs = _G["root"], _G["specs"]
+    acc_rows = lat_rows = sample_rows = size = 0
+    for spec in specs[bounds[0] : bounds[1]]:
+        rng = np.random.default_rng([_G["seed"], spec.index])
+        accuracy = _accuracy_table(spec, rng)
+        latency, samples = _latency_tables(spec, rng)
+        size += _write(root, "accuracy", spec, accuracy)
+        size += _write(root, "latency", spec, latency)
+        size += _write(root, "latency_samples", spec, samples)
+        acc_rows += accuracy.num_rows
+        lat_rows += latency.num_rows
+        sample_rows += samples.num_rows
+    return acc_rows, lat_rows, sample_rows, size
+
+
+def _write_runs_chunk(bounds: tuple[int, int]) -> int:
+    root, specs, runs = _G["root"], _G["specs"], _G["runs_table"]
+    size = 0
+    for i in range(bounds[0], bounds[1]):
+        size += _write(root, "runs", specs[i], runs.slice(i, 1))
+    return size
+
+
+def _run_records(specs: list[RunSpec], scale: Scale) -> pa.Table:
+    rows = []
+    for spec in specs:
+        record = RunRecord(
+            model_id=spec.model_id,
+            revision=spec.revision,
+            logical_date=spec.logical_date,
+            source="hf",
+            suite=SUITE,
+            suite_version=SUITE_VERSION,
+            scenario=SCENARIO,
+            scenario_version=SCENARIO_VERSION,
+            status="published",
+            dag_id="evals_nightly",
+            dag_run_id=f"scheduled__{spec.logical_date.isoformat()}",
+            started_at=spec.logical_date + dt.timedelta(minutes=3),
+            finished_at=spec.logical_date + dt.timedelta(minutes=50 + spec.index % 60),
+            checkpoint_uri=f"hf://{spec.model_id}@{spec.revision}",
+            dtype="bfloat16",
+            backend="vllm",
+            hardware={"gpu_name": "NVIDIA H100 80GB HBM3", "gpu_count": spec.gpu_count, "cpu": "x86_64"},
+            versions={"checkpoint_evals": "0.1.0", "vllm": "0.11.0", "lm_eval": "0.4.13"},
+            config_hash=spec.run_id[:16],
+            row_counts={
+                "accuracy": scale.acc_rows_per_run,
+                "latency": len(LOADS),
+                "latency_samples": scale.samples_per_run,
+            },
+        )
+        assert record.run_id == spec.run_id
+        rows.append(record.to_row())
+    return conform("runs", rows).drop_columns(["eval_date"])
+
+
+def generate(root: Path, scale: Scale, seed: int, workers: int) -> dict[str, Any]:
+    specs = plan(scale, seed)
+    template = task_template(scale)
+    difficulty = np.random.default_rng(seed + 1).uniform(-0.25, 0.2, len(template))
+    _G.update(
+        root=str(root),
+        specs=specs,
+        seed=seed,
+        samples_per_level=scale.samples_per_level,
+        schemas={t: arrow_schema(t, with_partition=False) for t in ("accuracy", "latency", "latency_samples")},
+        template={
+            "n": len(template),
+            "difficulty": difficulty,
+            "perplexity": np.array([not r["higher_is_better"] for r in template]),
+            "n_samples": np.array([r["n_samples"] for r in template], dtype=float),
+            "n_samples_arrow": pa.array([r["n_samples"] for r in template], pa.int64()),
+            "task": pa.array([r["task"] for r in template], pa.string()),
+            "task_group": pa.array([r["task_group"] for r in template], pa.string()),
+            "task_version": pa.array(["1.0"] * len(template), pa.string()),
+            "metric": pa.array([r["metric"] for r in template], pa.string()),
+            "filter": pa.array([r["filter"] for r in template], pa.string()),
+            "num_fewshot": pa.array([r["num_fewshot"] for r in template], pa.int32()),
+            "higher_is_better": pa.array([r["higher_is_better"] for r in template], pa.bool_()),
+        },
+    )
+    for table in ("runs", "accuracy", "latency", "latency_samples"):
+        for day in sorted({s.day for s in specs}):
+            (root / keys.partition_dir(table, START + dt.timedelta(days=day))).mkdir(parents=True, exist_ok=True)
+    step = max(1, min(200, len(specs) // (workers * 8) or 1))
+    chunks = [(lo, min(lo + step, len(specs))) for lo in range(0, len(specs), step)]
+    ctx = mp.get_context("fork")
+    totals = np.zeros(4, dtype=np.int64)
+    started = time.perf_counter()
+    with ctx.Pool(workers) as pool:
+        for done, result in enumerate(pool.imap_unordered(_generate_chunk, chunks), 1):
+            totals += np.array(result)
+            if done % max(1, len(chunks) // 10) == 0:
+                elapsed = time.perf_counter() - started
+                print(f"  data files: {done}/{len(chunks)} chunks, {elapsed:.0f} s", flush=True)
+    # Commit records last, as the warehouse does: a run is visible only once its runs row exists.
+    _G["runs_table"] = _run_records(specs, scale)
+    with ctx.Pool(workers) as pool:
+        runs_size = sum(pool.imap_unordered(_write_runs_chunk, chunks))
+    return {
+        "specs": specs,
+        "rows": {
+            "runs": len(specs),
+            "accuracy": int(totals[0]),
+            "latency": int(totals[1]),
+            "latency_samples": int(totals[2]),
+        },
+        "bytes": int(totals[3]) + runs_size,
+        "seconds": time.perf_counter() - started,
+    }
+
+
+# ---------------------------------------------------------------------------------------------- the queries
+
+TREND_SQL = """
+with r as (
+    select run_id, revision, eval_date, logical_date from runs where model_id = $model
+), head as (
+    select run_id, task, value from accuracy
+    where model_id = $model and task_group is null and coalesce(higher_is_better, true)
+    qualify row_number() over (
+        partition by run_id, task
+        order by coalesce(list_position({metrics}, metric), 99), metric, filter) = 1
+), acc as (
+    select run_id, avg(value) as accuracy, count(*) as n_tasks from head group by run_id
+), lat as (
+    select run_id, arg_min(ttft_p95_ms, load) as ttft_p95_ms_light, arg_max(ttft_p95_ms, load) as ttft_p95_ms_heavy
+    from latency where model_id = $model group by run_id
+)
+select r.eval_date, r.revision, acc.accuracy, acc.n_tasks, lat.ttft_p95_ms_light, lat.ttft_p95_ms_heavy
+from r left join acc using (run_id) left join lat using (run_id)
+order by r.logical_date
+""".format(metrics="[" + ", ".join(f"'{m}'" for m in HEADLINE_METRICS) + "]")
+
+LEADERBOARD_COLUMNS = [
+    "model_id",
+    "revision",
+    "eval_date",
+    "suite",
+    "accuracy",
+    "n_tasks",
+    "scenario",
+    "load_type",
+    "load",
+    "ttft_p95_ms",
+    "e2e_p95_ms",
+    "output_tokens_per_s",
+    "goodput",
+    "usd_per_1m_output_tokens",
+]
+TREND_COLUMNS = ["eval_date", "revision", "accuracy", "n_tasks", "ttft_p95_ms_light", "ttft_p95_ms_heavy"]
+
+
+def duck_leaderboard(con: Any) -> pd.DataFrame:
+    rows = con.execute(f"select {', '.join(LEADERBOARD_COLUMNS)} from leaderboard").fetchall()
+    return pd.DataFrame(rows, columns=LEADERBOARD_COLUMNS)
+
+
+def duck_trend(con: Any, model_id: str) -> pd.DataFrame:
+    rows = con.execute(TREND_SQL, {"model": model_id}).fetchall()
+    return pd.DataFrame(rows, columns=TREND_COLUMNS)
+
+
+def _read(root: Path, table: str, columns: list[str], filters: Any = None) -> pd.DataFrame:
+    return pd.read_parquet(root / table, columns=columns, filters=filters, engine="pyarrow")
+
+
+def _published_runs(root: Path, filters: Any = None) -> pd.DataFrame:
+    columns = ["run_id", "model_id", "revision", "eval_date", "logical_date", "finished_at", "status"]
+    runs = _read(root, "runs", [*columns, "suite", "scenario"], filters)
+    runs = runs[runs["status"] == "published"].copy()
+    runs["eval_date"] = pd.to_datetime(runs["eval_date"].astype(str)).dt.date
+    return runs
+
+
+def _headline(acc: pd.DataFrame) -> pd.DataFrame:
+    """Per (run_id, task): the first available headline metric, as the SQL's qualify row_number() = 1."""
+    h = acc[acc["task_group"].isna() & acc["higher_is_better"].fillna(True).astype(bool)].copy()
+    h["_pos"] = h["metric"].map({m: i + 1 for i, m in enumerate(HEADLINE_METRICS)}).fillna(99)
+    h = h.sort_values(["run_id", "task", "_pos", "metric", "filter"]).drop_duplicates(["run_id", "task"])
+    return h.groupby("run_id", sort=False)["value"].agg(accuracy="mean", n_tasks="count").reset_index()
+
+
+def _latest_per_model(runs: pd.DataFrame) -> pd.DataFrame:
+    ordered = runs.sort_values(["model_id", "logical_date", "finished_at"], ascending=[True, False, False])
+    return ordered.drop_duplicates("model_id")
+
+
+def pandas_leaderboard(root: Path, min_goodput: float) -> pd.DataFrame:
+    runs = _published_runs(root)
+    acc = _read(root, "accuracy", ["run_id", "task", "task_group", "metric", "filter", "value", "higher_is_better"])
+    acc = acc[acc["run_id"].isin(runs["run_id"])]
+    lat_cols = ["run_id", "scenario", "load_type", "load", "ttft_p95_ms", "e2e_p95_ms", "output_tokens_per_s"]
+    lat = _read(root, "latency", [*lat_cols, "goodput", "usd_per_1m_output_tokens"])
+    lat = lat[lat["run_id"].isin(runs["run_id"])]
+
+    acc_runs = _latest_per_model(runs[runs["suite"].notna() & runs["run_id"].isin(acc["run_id"].unique())])
+    head = _headline(acc[acc["run_id"].isin(acc_runs["run_id"])])
+    acc_part = acc_runs[["run_id", "model_id", "revision", "eval_date", "suite"]].merge(head, on="run_id")
+
+    lat_runs = _latest_per_model(runs[runs["scenario"].notna() & runs["run_id"].isin(lat["run_id"].unique())])
+    levels = lat[lat["run_id"].isin(lat_runs["run_id"])].copy()
+    levels["_meets"] = (levels["goodput"].fillna(0) >= min_goodput).astype(int)
+    levels["_tps"] = levels["output_tokens_per_s"].where(levels["_meets"] == 1)
+    levels = levels.sort_values(["run_id", "_meets", "_tps", "load"], ascending=[True, False, False, True])
+    levels = levels.drop_duplicates("run_id")
+    lat_part = lat_runs[["run_id", "model_id", "revision", "eval_date"]].merge(levels, on="run_id")
+
+    board = acc_part.drop(columns="run_id").merge(
+        lat_part.drop(columns="run_id"), on="model_id", how="outer", suffixes=("", "_lat")
+    )
+    board["revision"] = board["revision"].fillna(board["revision_lat"])
+    board["eval_date"] = [
+        max(d for d in pair if isinstance(d, dt.date))
+        for pair in zip(board["eval_date"], board["eval_date_lat"], strict=True)
+    ]
+    board = board.sort_values(["accuracy", "ttft_p95_ms", "model_id"], ascending=[False, True, True])
+    return board[LEADERBOARD_COLUMNS].reset_index(drop=True)
+
+
+def pandas_trend(root: Path, model_id: str, *, pushdown: bool) -> pd.DataFrame:
+    filters = [("model_id", "==", model_id)] if pushdown else None
+    runs = _published_runs(root, filters)
+    runs = runs[runs["model_id"] == model_id]
+    acc = _read(
+        root,
+        "accuracy",
+        ["run_id", "model_id", "task", "task_group", "metric", "filter", "value", "higher_is_better"],
+        filters,
+    )
+    acc = acc[(acc["model_id"] == model_id) & acc["run_id"].isin(runs["run_id"])]
+    lat = _read(root, "latency", ["run_id", "model_id", "load", "ttft_p95_ms"], filters)
+    lat = lat[(lat["model_id"] == model_id) & lat["run_id"].isin(runs["run_id"])].sort_values(["run_id", "load"])
+    light = lat.drop_duplicates("run_id", keep="first").set_index("run_id")["ttft_p95_ms"]
+    heavy = lat.drop_duplicates("run_id", keep="last").set_index("run_id")["ttft_p95_ms"]
+    out = runs.sort_values("logical_date").merge(_headline(acc), on="run_id", how="left")
+    out["ttft_p95_ms_light"] = out["run_id"].map(light)
+    out["ttft_p95_ms_heavy"] = out["run_id"].map(heavy)
+    return out[TREND_COLUMNS].reset_index(drop=True)
+
+
+def assert_same(name: str, duck: pd.DataFrame, pandas: pd.DataFrame, keys_: list[str]) -> None:
+    """The two engines must give the same answer: same keys, same numbers (to float rounding)."""
+    assert len(duck) == len(pandas), f"{name}: duckdb {len(duck)} rows, pandas {len(pandas)} rows"
+    assert len(duck) > 0, f"{name}: empty answer"
+    d = duck.sort_values(keys_).reset_index(drop=True)
+    p = pandas.sort_values(keys_).reset_index(drop=True)
+    for column in duck.columns:
+        left, right = d[column].to_numpy(), p[column].to_numpy()
+        if column == "eval_date":
+            left = np.array([str(v) for v in left])
+            right = np.array([str(v) for v in right])
+        if np.issubdtype(np.asarray(left).dtype, np.number) or column in ("accuracy", "load", "goodput"):
+            lf, rf = np.asarray(left, dtype=float), np.asarray(right, dtype=float)
+            ok = np.allclose(lf, rf, rtol=1e-9, atol=1e-12, equal_nan=True)
+        else:
+            ok = [None if pd.isna(v) else v for v in left] == [None if pd.isna(v) else v for v in right]
+        assert ok, f"{name}: column {column} differs between duckdb and pandas"
+
+
+# ---------------------------------------------------------------------------------------------- timing
+
+
+@dataclass
+class Timing:
+    name: str
+    rows: int
+    files: int
+    duck: list[float] = field(default_factory=list)
+    pandas: float = 0.0
+
+    @property
+    def duck_best(self) -> float:
+        return min(self.duck)
+
+    @property
+    def ratio(self) -> float:
+        return self.pandas / self.duck_best
+
+
+def timed(fn: Any, *args: Any, **kwargs: Any) -> tuple[Any, float]:
+    started = time.perf_counter()
+    result = fn(*args, **kwargs)
+    return result, time.perf_counter() - started
+
+
+def count_files(wh: Warehouse, tables: tuple[str, ...]) -> int:
+    total = 0
+    for table in tables:
+        files = wh.table_files(table)
+        total += len(files.per_run) + len(files.compacted)
+    return total
+
+
+def measure(wh: Warehouse, root: Path, model_id: str, repeat: int, phase: str) -> tuple[list[Timing], float]:
+    con, connect_s = timed(connect, wh)
+    for _ in range(repeat - 1):  # connect is cheap to repeat; report the best, like the queries
+        c2, s = timed(connect, wh)
+        c2.close()
+        connect_s = min(connect_s, s)
+    min_goodput = wh.settings.leaderboard_min_goodput
+    queried = ("runs", "accuracy", "latency")
+    files = count_files(wh, queried)
+
+    timings = []
+    board = Timing("leaderboard", 0, files)
+    for _ in range(repeat):
+        duck, s = timed(duck_leaderboard, con)
+        board.duck.append(s)
+        if s > SLOW_SECONDS:  # far off the goal: repeating it only costs time
+            break
+    pdf, board.pandas = timed(pandas_leaderboard, root, min_goodput)
+    assert_same(f"{phase} leaderboard", duck, pdf, ["model_id"])
+    board.rows = len(duck)
+    timings.append(board)
+
+    for pushdown in (False, True):
+        label = "trend 1 model" + (" (pandas filters=)" if pushdown else "")
+        trend = Timing(label, 0, files)
+        for _ in range(repeat):
+            duck, s = timed(duck_trend, con, model_id)
+            trend.duck.append(s)
+            if s > SLOW_SECONDS:
+                break
+        pdf, trend.pandas = timed(pandas_trend, root, model_id, pushdown=pushdown)
+        assert_same(f"{phase} {label}", duck, pdf, ["eval_date"])
+        trend.rows = len(duck)
+        timings.append(trend)
+    con.close()
+    return timings, connect_s
+
+
+def report(phase: str, timings: list[Timing], connect_s: float) -> None:
+    print(f"\n== {phase}")
+    print(f"  connect(wh): list files + pyarrow datasets + views: {connect_s:.3f} s")
+    header = (
+        f"  {'query':<32}{'rows':>6}{'files':>8}{'duckdb 1st':>12}{'best':>8}{'pandas':>9}{'pandas/duck':>13}  goal"
+    )
+    print(header)
+    for t in timings:
+        met = t.duck_best <= GOAL_SECONDS and t.ratio >= GOAL_RATIO
+        print(
+            f"  {t.name:<32}{t.rows:>6}{t.files:>8}{t.duck[0]:>11.3f}s{t.duck_best:>7.3f}s{t.pandas:>8.2f}s"
+            f"{t.ratio:>12.1f}x  {'met' if met else 'MISSED'}"
+        )
+
+
+def profile(wh: Warehouse, model_id: str) -> None:
+    """Where the DuckDB time goes: listing, pyarrow dataset scans (fragments), filter pushdown."""
+    import pyarrow.dataset as pads
+
+    print("  profile:")
+    for table in ("runs", "accuracy", "latency", "latency_samples"):
+        files, s = timed(wh.table_files, table)
+        print(f"    list {table:<16} {len(files.per_run) + len(files.compacted):>7} files  {s:.3f} s")
+    per_run, compacted, _ = wh.datasets("accuracy")
+    for label, ds in (("per-run", per_run), ("compacted", compacted)):
+        n = len(ds.files) if hasattr(ds, "files") else 0
+        if not n:
+            continue
+        t, s = timed(ds.to_table, columns=["run_id"])
+        print(f"    pyarrow scan accuracy.run_id ({label}, {n} files): {t.num_rows:,} rows  {s:.3f} s")
+        expr = pads.field("model_id") == model_id
+        t, s = timed(ds.to_table, columns=["run_id", "value"], filter=expr)
+        print(f"    pyarrow scan accuracy where model_id = one model ({label}): {t.num_rows:,} rows  {s:.3f} s")
+        fragments, s = timed(lambda d=ds: list(d.get_fragments()))
+        print(f"    pyarrow enumerate {len(fragments)} fragments ({label}): {s:.3f} s")
+    con = connect(wh)
+    for label, sql in (
+        (
+            "run_ids of accuracy (leaderboard's `run_id in (select run_id from accuracy)`)",
+            "select count(*) from (select run_id from accuracy)",
+        ),
+        ("runs view", "select count(*) from runs"),
+        ("one model's accuracy rows", f"select count(*) from accuracy where model_id = '{model_id}'"),
+    ):
+        _, s = timed(lambda q=sql: con.execute(q).fetchall())
+        print(f"    duckdb {label}: {s:.3f} s")
+    con.close()
+
+
+# ---------------------------------------------------------------------------------------------- main
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--small", action="store_true", help="a quick check (600 runs) instead of the full goal")
+    parser.add_argument("--models", type=int, help=f"models (full: {FULL.models})")
+    parser.add_argument("--runs", type=int, help=f"runs over all models (full: {FULL.runs})")
+    parser.add_argument("--days", type=int, help=f"days of history (full: {FULL.days})")
+    parser.add_argument(
+        "--samples-per-level", type=int, help=f"latency samples per load level (full: {FULL.samples_per_level})"
+    )
+    parser.add_argument("--workers", type=int, default=max(1, min(4, os.cpu_count() or 1)), help="generator processes")
+    parser.add_argument("--repeat", type=int, default=3, help="DuckDB repetitions (best is reported)")
+    parser.add_argument("--seed", type=int, default=20261129)
+    parser.add_argument("--dir", type=Path, help="parent directory of the temp warehouse (default: $TMPDIR)")
+    parser.add_argument("--keep", action="store_true", help="keep the generated warehouse")
+    parser.add_argument("--no-compact", action="store_true", help="skip compaction and the second round")
+    parser.add_argument("--reuse", type=Path, help="measure an existing warehouse (from --keep) with the same scale")
+    parser.add_argument("--generate-only", action="store_true", help="generate (implies --keep), measure nothing")
+    parser.add_argument("--profile", action="store_true", help="always print the profile (else only on a miss)")
+    args = parser.parse_args(argv)
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]  # progress shows up when piped
+
+    base = SMALL if args.small else FULL
+    scale = Scale(
+        models=args.models or base.models,
+        days=args.days or base.days,
+        runs=args.runs or base.runs,
+        acc_groups=base.acc_groups,
+        acc_subtasks=base.acc_subtasks,
+        samples_per_level=args.samples_per_level or base.samples_per_level,
+    )
+    if args.reuse:
+        root = args.reuse.resolve()
+        tmp = root
+        args.keep = True
+    else:
+        tmp = Path(tempfile.mkdtemp(prefix="evals-bench-", dir=args.dir))
+        root = tmp / "warehouse"
+        root.mkdir()
+    args.keep = args.keep or args.generate_only
+    os.environ.setdefault("EVALS_WAREHOUSE", f"file://{root}")
+    try:
+        print(
+            f"== generate {scale.models} models x {scale.days} days ({START} ..."
+            f" {START + dt.timedelta(days=scale.days - 1)}), {scale.runs:,} runs, {scale.acc_rows_per_run}"
+            f" accuracy rows + {len(LOADS)} latency levels + {scale.samples_per_run:,} latency samples per run"
+            f" (itl_ms null) into {root}, {args.workers} workers"
+        )
+        if args.reuse:
+            gen = {"specs": plan(scale, args.seed), "bytes": 0, "seconds": 0.0}
+            gen["rows"] = {
+                t: sum(pq.read_metadata(f).num_rows for f in (root / t).rglob("*.parquet"))
+                for t in ("runs", "accuracy", "latency", "latency_samples")
+            }
+            print(f"  reused {root}")
+        else:
+            gen = generate(root, scale, args.seed, args.workers)
+        rows = gen["rows"]
+        for table, n in rows.items():
+            print(f"  {table:<16} {n:>12,} rows  {gen['rows']['runs']:>7,} files")
+        if args.generate_only:
+            return 0
+        partitions = len({s.day for s in gen["specs"]})
+        print(
+            f"  {partitions} eval_date partitions, {gen['bytes'] / 2**30:.2f} GiB on disk, generated in"
+            f" {gen['seconds']:.1f} s"
+        )
+        if not args.small and args.runs is None and args.samples_per_level is None:
+            assert rows["accuracy"] >= 10_000_000 and rows["latency_samples"] >= 50_000_000, rows
+            assert scale.models >= 200
+
+        wh = Warehouse(f"file://{root}")
+        per_model: dict[str, int] = {}
+        for spec in gen["specs"]:
+            per_model[spec.model_id] = per_model.get(spec.model_id, 0) + 1
+        model_id = max(per_model, key=lambda m: (per_model[m], m))
+        print(f"  trend model: {model_id} ({per_model[model_id]} runs)")
+
+        before, connect_before = measure(wh, root, model_id, args.repeat, "before compaction")
+        report("before compaction (one file per run per table)", before, connect_before)
+        missed = any(t.duck_best > GOAL_SECONDS or t.ratio < GOAL_RATIO for t in before)
+        if args.profile or missed:
+            profile(wh, model_id)
+
+        if not args.no_compact:
+            results, compact_s = timed(compact_all, wh)
+            merged = sum(r.files_merged for r in results)
+            parts = sum(r.partitions for r in results)
+            print(f"\n== compact_all(wh): {merged:,} files -> {parts:,} files in {compact_s:.1f} s")
+            after, connect_after = measure(wh, root, model_id, args.repeat, "after compaction")
+            report("after compaction (one file per partition per table)", after, connect_after)
+            missed_after = any(t.duck_best > GOAL_SECONDS or t.ratio < GOAL_RATIO for t in after)
+            if args.profile or missed_after:
+                profile(wh, model_id)
+            print("\n== summary (duckdb best, pandas/duckdb)")
+            for b, a in zip(before, after, strict=True):
+                print(
+                    f"  {b.name:<32} before {b.duck_best:.3f} s {b.ratio:>6.1f}x   after {a.duck_best:.3f} s"
+                    f" {a.ratio:>6.1f}x"
+                )
+        print("\nanswers of duckdb and pandas agree (asserted)")
+    finally:
+        if args.keep:
+            print(f"kept {root}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
