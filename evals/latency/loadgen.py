@@ -20,8 +20,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Below this, sleeping would overshoot (epoll rounds timeouts up to whole milliseconds): send at once.
-_MIN_SLEEP_S = 0.0005
+# epoll rounds timeouts up to whole milliseconds, so a plain sleep sends up to 1 ms late: sleep until this
+# close to the due time, then yield to the loop (other streams keep being read) until it is due.
+_SPIN_S = 0.002
 _WARMUP_RATE_CONCURRENCY = 16
 
 
@@ -156,8 +157,10 @@ async def _open_loop(
     for index, offset in enumerate(offsets):
         scheduled = start + offset
         delay = scheduled - time.perf_counter()
-        if delay > _MIN_SLEEP_S:
-            await asyncio.sleep(delay)
+        if delay > _SPIN_S:
+            await asyncio.sleep(delay - _SPIN_S)
+        while time.perf_counter() < scheduled:
+            await asyncio.sleep(0)
         tasks.append(asyncio.ensure_future(due(index, scheduled)))
     return start, list(await asyncio.gather(*tasks))
 

@@ -58,8 +58,14 @@ def sample_lengths(spec: TokenLength, count: int, rng: random.Random) -> list[in
     return [min(spec.high, max(spec.low, round(rng.gauss(spec.mean, stddev)))) for _ in range(count)]
 
 
+_WORDS_CACHE: dict[int, tuple[PreTrainedTokenizerBase, list[int]]] = {}
+
+
 def _word_tokens(tokenizer: PreTrainedTokenizerBase) -> list[int]:
     """Token ids that decode to one plain word with a leading space: they re-encode to themselves."""
+    cached = _WORDS_CACHE.get(id(tokenizer))
+    if cached is not None and cached[0] is tokenizer:
+        return cached[1]
     special = set(tokenizer.all_special_ids)
     ids = [i for i in range(len(tokenizer)) if i not in special]
     texts = tokenizer.batch_decode([[i] for i in ids])
@@ -70,6 +76,7 @@ def _word_tokens(tokenizer: PreTrainedTokenizerBase) -> list[int]:
     ]
     if len(words) < 100:
         raise ConfigError(f"tokenizer {tokenizer.name_or_path!r} has too few plain word tokens for synthetic prompts")
+    _WORDS_CACHE[id(tokenizer)] = (tokenizer, words)
     return words
 
 

@@ -185,6 +185,21 @@ class Simulator:
             await asyncio.sleep(3600)
 
 
+def fetch_truth(endpoint: str) -> dict[str, Any]:
+    """The truth records of a running simulator, keyed by X-Request-Id (client side, for tests and benches)."""
+    import urllib.request
+
+    with urllib.request.urlopen(f"{endpoint}/truth", timeout=30) as response:
+        return dict(json.loads(response.read()))
+
+
+def reset_truth(endpoint: str) -> None:
+    import urllib.request
+
+    request = urllib.request.Request(f"{endpoint}/truth/reset", method="POST")
+    urllib.request.urlopen(request, timeout=30).close()
+
+
 def _floats(text: str) -> list[float]:
     return [float(part) for part in text.split(",") if part.strip()]
 

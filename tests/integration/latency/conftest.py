@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import json
-import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
-from typing import Any
 
 import pytest
 
@@ -25,16 +22,6 @@ def start_simulator(
     return launch(
         command, port=port, model="simulator", backend="simulator", accepts_ignore_eos=True, ready_timeout_s=30
     )
-
-
-def truth_of(handle: ServerHandle) -> dict[str, Any]:
-    with urllib.request.urlopen(f"{handle.endpoint}/truth", timeout=30) as response:
-        return dict(json.loads(response.read()))
-
-
-def reset_truth(handle: ServerHandle) -> None:
-    request = urllib.request.Request(f"{handle.endpoint}/truth/reset", method="POST")
-    urllib.request.urlopen(request, timeout=30).close()
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,9 @@ TPOT = (E2E − TTFT)/(tokens − 1). What remains between the two is the genera
 token leaving the server to its timestamp on the client, plus any mistake in the metric code.
 
 Other processes on a shared machine can deschedule the client for milliseconds, which no generator can hide;
-each comparison therefore gets up to three attempts. A mistake in the metric code fails all three.
+each comparison therefore gets up to three attempts. A mistake in the metric code fails all three; only when
+the machine is visibly overloaded (load average above its core count) is that reported as a skip, not a
+failure. The metric formulas themselves are checked without any timing in tests/unit/latency.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import itertools
+import os
 
 import pytest
 
@@ -24,13 +27,20 @@ from evals.latency.metrics import percentile, summarize, summarize_level
 from evals.latency.prompts import Prompt
 from evals.latency.scenario import ConcurrencyLevel, RateLevel
 from evals.latency.server import ServerHandle
+from evals.latency.simulator import fetch_truth, reset_truth
 from evals.schemas import conform
-from tests.integration.latency.conftest import reset_truth, truth_of
 
 pytestmark = pytest.mark.integration
 
 TOLERANCE_MS = 1.0
 MAX_TOKENS = 8
+
+
+def _give_up(message: str) -> None:
+    load, cores = os.getloadavg()[0], os.cpu_count() or 1
+    if load > cores:
+        pytest.skip(f"machine overloaded (load {load:.1f} on {cores} cores), timing not trustworthy: {message}")
+    pytest.fail(message)
 
 
 def _truth_metrics(run, truth):  # type: ignore[no-untyped-def]
@@ -48,13 +58,13 @@ def _truth_metrics(run, truth):  # type: ignore[no-untyped-def]
 
 
 def _run(simulator: ServerHandle, level: ConcurrencyLevel | RateLevel, requests: int):  # type: ignore[no-untyped-def]
-    reset_truth(simulator)
+    reset_truth(simulator.endpoint)
     target = Target(simulator.endpoint, simulator.model, "completions", max_tokens=MAX_TOKENS)
     prompts = [Prompt(text=f"prompt {i}") for i in range(16)]
     run = asyncio.run(
         run_level(target, prompts, level, requests=requests, duration_s=None, warmup_requests=4, timeout_s=30, tag="t")
     )
-    return run, truth_of(simulator)
+    return run, fetch_truth(simulator.endpoint)
 
 
 def _read_delay_p99(run, truth) -> float:  # type: ignore[no-untyped-def]
@@ -88,7 +98,7 @@ def test_percentiles_match_the_servers_truth(simulator: ServerHandle, concurrenc
         if abs(errors[worst]) <= TOLERANCE_MS:
             return
         attempts.append(f"{worst} off by {errors[worst]:.3f} ms (read delay p99 {_read_delay_p99(run, truth):.2f} ms)")
-    pytest.fail(f"measured percentiles off the truth by more than {TOLERANCE_MS} ms: {attempts}")
+    _give_up(f"measured percentiles off the truth by more than {TOLERANCE_MS} ms: {attempts}")
 
 
 def test_injected_delays_are_what_is_measured(simulator: ServerHandle) -> None:
@@ -114,7 +124,7 @@ def test_injected_delays_are_what_is_measured(simulator: ServerHandle) -> None:
         if all(abs(error) <= 5.0 for error in errors.values()):
             return
         attempts.append(errors)
-    pytest.fail(f"measured percentiles far from the injected delays: {attempts}")
+    _give_up(f"measured percentiles far from the injected delays: {attempts}")
 
 
 def test_open_loop_poisson_level_is_exact_and_on_schedule(simulator: ServerHandle) -> None:
@@ -129,7 +139,8 @@ def test_open_loop_poisson_level_is_exact_and_on_schedule(simulator: ServerHandl
         }
         if all(abs(error) <= TOLERANCE_MS for error in errors.values()):
             break
-        assert attempt < 2, f"open-loop percentiles off the truth: {errors}"
+        if attempt == 2:
+            _give_up(f"open-loop percentiles off the truth: {errors}")
     offsets = [r.scheduled - run.start for r in run.results]
     assert offsets == sorted(offsets) and offsets[0] == 0.0
     # 60 exponential gaps at 40/s: the span is ~1.5 s; a broken schedule (all at once, or 1/s) is far off.

@@ -1,0 +1,140 @@
+"""``evals latency`` against a running endpoint (the simulator): table, --json rows, --publish, early stop, errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from evals.cli import app
+from evals.latency.server import ServerHandle
+from evals.schemas import column_names
+
+pytestmark = pytest.mark.integration
+
+
+def _scenario(tmp_path: Path, prompts: list[str], levels: list[dict[str, Any]], **extra: Any) -> Path:
+    (tmp_path / "prompts.jsonl").write_text("".join(json.dumps({"prompt": p}) + "\n" for p in prompts))
+    data = {
+        "name": "cli-test",
+        "version": "3",
+        "api": "completions",
+        "prompts": {"source": "jsonl", "path": "prompts.jsonl"},
+        "output": {"max_tokens": 4},
+        "levels": levels,
+        "requests_per_level": 8,
+        "warmup_requests": 2,
+        "timeout_s": 10,
+        "slo": {"ttft_p95_ms": 1000, "tpot_p95_ms": 200},
+        "gpu_hour_usd": 2.0,
+        **extra,
+    }
+    path = tmp_path / "scenario.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def _invoke(*args: str) -> Any:
+    return CliRunner().invoke(app, ["latency", *args], catch_exceptions=False)
+
+
+def test_endpoint_benchmark_prints_levels_writes_json_and_publishes(
+    simulator: ServerHandle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EVALS_WAREHOUSE", f"file://{tmp_path / 'warehouse'}")
+    scenario = _scenario(
+        tmp_path,
+        [f"hello {i}" for i in range(4)],
+        [{"concurrency": 1}, {"concurrency": 4}, {"rate": 20, "arrival": "constant"}],
+    )
+    out = tmp_path / "rows.json"
+    result = _invoke(
+        "--endpoint",
+        simulator.endpoint,
+        "--model",
+        "simulator",
+        "--scenario",
+        str(scenario),
+        "--json",
+        str(out),
+        "--publish",
+        "--revision",
+        "a" * 40,
+        "--model-id",
+        "org/sim",
+    )
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert "TTFT p50/p95/p99 ms" in lines[0]
+    assert [line.split()[:2] for line in lines[1:4]] == [["concurrency", "1"], ["concurrency", "4"], ["rate", "20"]]
+    rows = json.loads(out.read_text())
+    assert len(rows) == 3
+    expected_columns = set(column_names("latency")) - {"run_id", "eval_date", "schema_version"}
+    assert set(rows[0]) == expected_columns
+    assert all(row["n_failed"] == 0 and row["goodput"] == 1.0 for row in rows)
+    assert rows[0]["ttft_p50_ms"] >= 20.0  # the simulator's smallest injected TTFT
+
+    from evals.warehouse import Warehouse
+
+    store = Warehouse.from_settings()
+    runs = store.read_table("runs").to_pylist()
+    assert len(runs) == 1 and runs[0]["scenario"] == "cli-test" and runs[0]["scenario_version"] == "3"
+    assert runs[0]["revision"] == "a" * 40 and runs[0]["backend"] == "external"
+    assert json.loads(runs[0]["row_counts"]) == {"latency": 3, "latency_samples": 24}
+    assert runs[0]["hardware"]["cpu"]
+    published = store.read_table("latency").to_pylist()
+    assert sorted(r["load"] for r in published) == [1.0, 4.0, 20.0]
+    assert all(r["model_id"] == "org/sim" and r["run_id"] == runs[0]["run_id"] for r in published)
+
+
+def test_a_saturated_sweep_stops_early_and_says_why(simulator: ServerHandle, tmp_path: Path) -> None:
+    scenario = _scenario(
+        tmp_path, ["<<fault:http500>>"], [{"rate": 50}, {"rate": 100}, {"concurrency": 2}], warmup_requests=0
+    )
+    out = tmp_path / "rows.json"
+    result = _invoke(
+        "--endpoint", simulator.endpoint, "--model", "simulator", "--scenario", str(scenario), "--json", str(out)
+    )
+    assert result.exit_code == 0, result.output
+    assert "note: rate 50: saturated: error rate 100% above 5% (HTTP 500 x8)" in result.stdout
+    assert "note: skipped after saturation: rate 100" in result.stdout
+    rows = json.loads(out.read_text())
+    assert [(r["load_type"], r["load"]) for r in rows] == [("rate", 50.0), ("concurrency", 2.0)]
+    assert all(r["goodput"] == 0.0 and r["n_failed"] == 8 for r in rows)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--scenario", "smoke"], "give exactly one of --endpoint URL or --checkpoint DIR"),
+        (["--scenario", "smoke", "--endpoint", "http://127.0.0.1:1"], "--endpoint needs --model"),
+        (["--scenario", "nope", "--endpoint", "http://127.0.0.1:1", "--model", "m"], "unknown scenario 'nope'"),
+    ],
+)
+def test_usage_errors(args: list[str], message: str) -> None:
+    result = CliRunner().invoke(app, ["latency", *args])
+    assert result.exit_code == 2
+    assert message in " ".join(result.output.split())
+
+
+def test_bad_scenario_file_is_reported(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "name": "b",
+                "version": 1,
+                "api": "completions",
+                "output": {"max_tokens": 1},
+                "prompts": {"source": "synthetic", "input_tokens": 4},
+                "levels": [{"concurrency": -1}],
+            }
+        )
+    )
+    result = CliRunner().invoke(app, ["latency", "--scenario", str(path), "--endpoint", "http://x", "--model", "m"])
+    assert result.exit_code == 2
+    assert "levels[0].concurrency: Input should be greater than 0 (got -1)" in result.output
