@@ -21,8 +21,8 @@ _uploaded: dict[tuple[str, str], int] = {}
 _lock = threading.Lock()
 
 
-def publish_data_docs(warehouse: Warehouse) -> str:
-    """Render the Data Docs of this process's validations and upload what changed; returns the index path.
+def publish_data_docs(warehouse: Warehouse, run_id: str) -> str:
+    """Render the Data Docs of one run's validations and upload what changed; returns the index path.
 
     Validation pages accumulate under the prefix; ``index.html`` lists the validations of the latest process
     that validated (GX keeps results in memory). Static assets (~4 MB of fonts) are uploaded once per warehouse.
@@ -31,7 +31,7 @@ def publish_data_docs(warehouse: Warehouse) -> str:
 
     gx = runtime()
     with gx.lock:
-        site = gx.build_docs()
+        site = gx.build_docs(run_id)
     with _lock:
         static_present = warehouse.storage.exists(f"{DOCS_PREFIX}/{_STATIC_MARKER}")
         for path in sorted(p for p in site.rglob("*") if p.is_file()):

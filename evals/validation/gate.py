@@ -115,7 +115,7 @@ def validate_and_write(
     try:
         return _write(warehouse, record, report, conformed)
     finally:
-        _publish_docs(warehouse)
+        _publish_docs(warehouse, record.run_id)
 
 
 def revalidate(run_id: str, *, warehouse: Warehouse | None = None) -> tuple[RunRecord, bool]:
@@ -148,7 +148,7 @@ def revalidate(run_id: str, *, warehouse: Warehouse | None = None) -> tuple[RunR
     try:
         return _write(warehouse, record.replace(error=None), report, conformed), True
     finally:
-        _publish_docs(warehouse)
+        _publish_docs(warehouse, record.run_id)
 
 
 def quarantined_runs(warehouse: Warehouse | None = None) -> list[RunRecord]:
@@ -191,13 +191,13 @@ def _previous_report(warehouse: Warehouse, run_id: str) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def _publish_docs(warehouse: Warehouse) -> None:
+def _publish_docs(warehouse: Warehouse, run_id: str) -> None:
     if not warehouse.settings.validation_data_docs:
         return
     from evals.validation.docs import publish_data_docs
 
     try:
-        publish_data_docs(warehouse)
+        publish_data_docs(warehouse, run_id)
     except Exception:
         # Data Docs are a convenience view; the JSON result and the runs row already hold the outcome.
         log.warning("could not publish GX Data Docs to %s", warehouse.uri, exc_info=True)

@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 
 DATASOURCE = "evals"
 DOCS_SITE = "evals"
+MAX_KEPT_RESULTS = 200  # validation results (4 per run) listed on the Data Docs index of one process
 
 
 def quiet_gx() -> None:
@@ -137,14 +138,24 @@ class Runtime:
             gx.ValidationDefinition(name=table, data=batch_definition, suite=suite)
         )
 
-    def build_docs(self) -> Path:
-        """Render the pages of validations not rendered yet, and the index of all of this process's ones."""
-        keys = set(self.context.validation_results_store.list_keys())
-        new: list[Any] = list(keys - self._rendered)
+    def build_docs(self, run_name: str) -> Path:
+        """Render the pages of one run's validations (once) and the index of this process's validations."""
+        store = self.context.validation_results_store
+        keys = list(store.list_keys())
+        # Results kept in memory are bounded: a long-lived worker validating many runs must not grow forever.
+        for key in sorted(keys, key=lambda k: str(_run_id(k).run_time))[:-MAX_KEPT_RESULTS]:
+            store.remove_key(key)
+            self._rendered.discard(key)
+        new: list[Any] = [k for k in store.list_keys() if _run_id(k).run_name == run_name and k not in self._rendered]
         if new:
             self.context.build_data_docs(site_names=[DOCS_SITE], resource_identifiers=new)
-            self._rendered |= keys
+            self._rendered.update(new)
         return self.docs_dir
+
+
+def _run_id(key: Any) -> Any:
+    """The RunIdentifier of a validation result key (typed as a generic store key by GX)."""
+    return key.run_id
 
 
 @functools.cache
