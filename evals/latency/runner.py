@@ -199,17 +199,30 @@ def run_scenario(
     tokenizer_dir: str | Path | PreTrainedTokenizerBase | None = None,
     prompts: Sequence[Prompt] | None = None,
     settings: Settings | None = None,
+    server: ServerHandle | None = None,
 ) -> LatencyResult:
     """Benchmark an already-running OpenAI-compatible ``endpoint`` serving ``model_name`` with ``scenario``.
 
     ``scenario`` is a :class:`Scenario`, a shipped scenario name or a YAML path. Synthetic prompts are made
-    with ``tokenizer_dir`` (the checkpoint's tokenizer). Blocking; usable without Airflow.
+    with ``tokenizer_dir`` (the checkpoint's tokenizer). Pass ``server`` (a handle from :func:`serve`) to keep
+    what the launcher knows (backend, GPUs priced, ignore_eos support). Blocking; usable without Airflow.
     """
     from evals.settings import get_settings
 
     settings = settings or get_settings()
     loaded, base_dir = _scenario(scenario, settings)
     prompt_list = list(prompts) if prompts is not None else scenario_prompts(loaded, base_dir, tokenizer_dir)
+    if server is not None:
+        return asyncio.run(
+            run_scenario_async(
+                loaded,
+                server,
+                prompt_list,
+                model_id=model_id or model_name,
+                revision=revision,
+                gpu_hour_usd=settings.latency_gpu_hour_usd,
+            )
+        )
     with serve(endpoint=endpoint, model_name=model_name, settings=settings) as handle:
         return asyncio.run(
             run_scenario_async(

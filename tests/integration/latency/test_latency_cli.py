@@ -138,3 +138,40 @@ def test_bad_scenario_file_is_reported(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["latency", "--scenario", str(path), "--endpoint", "http://x", "--model", "m"])
     assert result.exit_code == 2
     assert "levels[0].concurrency: Input should be greater than 0 (got -1)" in result.output
+
+
+def test_run_scenario_with_a_launched_server_handle(simulator: ServerHandle) -> None:
+    """The pipeline's entry point: a Scenario object, given prompts, and the handle its launcher returned."""
+    import datetime as dt
+
+    from evals.latency import run_scenario
+    from evals.latency.prompts import Prompt
+    from evals.latency.scenario import parse_scenario
+
+    scenario = parse_scenario(
+        {
+            "name": "api",
+            "version": 1,
+            "api": "chat",
+            "prompts": {"source": "synthetic", "input_tokens": 8},
+            "output": {"max_tokens": 3},
+            "levels": [{"concurrency": 2}],
+            "requests_per_level": 4,
+            "warmup_requests": 0,
+            "gpu_hour_usd": 4.0,
+        }
+    )
+    result = run_scenario(
+        scenario,
+        simulator.endpoint,
+        simulator.model,
+        model_id="org/m",
+        revision="b" * 40,
+        prompts=[Prompt(text="x")],
+        server=simulator,
+    )
+    assert result.backend == "simulator" and result.notes == [] and result.skipped == []
+    assert [r["n_requests"] for r in result.latency_rows] == [4] and len(result.sample_rows) == 4
+    record = result.run_record(logical_date=dt.datetime(2026, 1, 2, tzinfo=dt.UTC), source="hf")
+    assert (record.scenario, record.scenario_version, record.backend) == ("api", "1", "simulator")
+    assert record.config is not None and record.config["server_backend"] == "simulator"
