@@ -93,7 +93,7 @@ def main() -> None:
         for i in range(args.repeats):
             for name, run in (
                 ("direct", lambda: direct(checkpoint, args.suite, limit)),
-                ("ours", lambda: ours(checkpoint, args.suite, limit, Path(tmp), i)),
+                ("ours", lambda i=i: ours(checkpoint, args.suite, limit, Path(tmp), i)),
             ):
                 w, c = run()
                 wall[name].append(w)
