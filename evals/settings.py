@@ -128,6 +128,35 @@ class Settings(BaseSettings):
     vllm_extra_args: list[str] = Field(default_factory=list, description="More vllm serve flags, JSON list.")
     transformers_serve_dtype: str = Field("auto", description="transformers serve --dtype on CPU workers.")
 
+    # --- comparison ---
+    compare_baselines: list[str] = Field(
+        default_factory=list,
+        description="Baseline model ids every run is also compared with (e.g. production's model); JSON list in env.",
+    )
+    compare_alpha: float = Field(0.05, gt=0, lt=1, description="Two-sided significance level of comparison CIs.")
+    compare_min_effect_accuracy_points: float = Field(
+        1.0, ge=0, description="Smallest accuracy change that counts, in absolute percentage points."
+    )
+    compare_min_effect_latency: float = Field(
+        0.05, ge=0, description="Smallest relative change of P95 TTFT/E2E or throughput that counts (0.05 = 5 %)."
+    )
+    compare_min_effect_cost: float = Field(
+        0.05, ge=0, description="Smallest relative change of USD per 1M output tokens that counts (no CI: alone)."
+    )
+    compare_bootstrap_resamples: int = Field(2000, ge=100, description="Bootstrap resamples of latency CIs.")
+    compare_seed: int = Field(0, description="Seed of the latency bootstrap (reruns give identical CIs).")
+    fail_on_regression: bool = Field(
+        False, description="Fail the compare step (a terminal error) when any regression is found."
+    )
+    notify_backend: str = Field(
+        "auto", description="Regression notifier: auto (webhook when configured, else log) | log | webhook | mod:Class."
+    )
+    notify_webhook_url: SecretStr | None = Field(None, description="Slack-style webhook URL (JSON POST).")
+    notify_conn_id: str | None = Field(
+        None, description="Airflow connection of the webhook: extra webhook_url, or host (+ password as the path)."
+    )
+    notify_timeout_s: float = Field(10.0, gt=0, description="Timeout of one webhook POST.")
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("warehouse")

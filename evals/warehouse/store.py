@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DATA_TABLES = tuple(t for t in TABLES if t != "runs")
+DERIVED_TABLES = ("comparisons",)  # computed from published runs, added to them later by write_table
 _STATUS_RANK = {"published": 0, "quarantined": 1, "failed": 2}
 
 
@@ -106,6 +107,23 @@ class Warehouse:
             record.row_counts,
         )
         return record
+
+    def write_table(self, record: RunRecord, table: str, frame: Frame) -> int:
+        """Add or replace a derived table (``comparisons``) of an already-published run; returns the row count.
+
+        The run is committed already, so the file is visible as soon as it lands; a rerun overwrites the same
+        key. The run's other files and its ``runs`` row are left alone (a re-publication drops this file again).
+        """
+        if table not in DERIVED_TABLES:
+            raise SchemaViolation(table, "-", f"only derived tables are added after publication: {DERIVED_TABLES}")
+        existing = self.find_run(record.run_id, area="published", eval_date=record.eval_date)
+        if existing is None or existing.status != "published":
+            raise RunNotFound(f"no published run {record.run_id} in {self.uri}")
+        conformed = self._conform_for_run(table, frame, record)
+        self.storage.write_parquet(
+            keys.run_file(table, record.eval_date, record.run_id), conformed.drop_columns([PARTITION_COLUMN])
+        )
+        return conformed.num_rows
 
     def record_failure(self, record: RunRecord, error: str) -> RunRecord:
         """Record a run that failed (status ``failed``), without hiding an earlier published result."""

@@ -1,0 +1,146 @@
+"""compare_run / compare_night on synthetic histories in a file:// warehouse: verdicts, kinds, writes, policy."""
+
+from pathlib import Path
+
+import pytest
+from analysis_history import publish_night, true_ttft_p95
+from factories import all_tables, run_record
+
+from evals.analysis.compare import compare_models, compare_night, compare_run
+from evals.analysis.notify import RegressionDetected, apply_policy
+from evals.analysis.views import connect
+from evals.errors import RunNotFound, SchemaViolation
+from evals.settings import get_settings
+from evals.warehouse import Warehouse
+
+LEVEL = "@concurrency=4"
+
+
+@pytest.fixture
+def wh(tmp_path: Path) -> Warehouse:
+    return Warehouse(f"file://{tmp_path / 'wh'}")
+
+
+def by_metric(rows: list[dict], kind: str | None = None) -> dict[str, dict]:
+    return {r["metric"]: r for r in rows if kind is None or r["kind"] == kind}
+
+
+def test_injected_regression_is_flagged_with_cis_containing_the_truth(wh: Warehouse) -> None:
+    publish_night(wh, "org/a", 1, seed=11)
+    # Seed 7 is one of the ~2 in 3 draws where a 5-point drop at n=1000 is significant (see test_stats for power).
+    tonight = publish_night(wh, "org/a", 2, seed=7, accuracy=0.65, ttft_scale=1.3, n_requests=1000)
+    rows = by_metric(compare_run(tonight.run_id, warehouse=wh, baselines=[]), "previous_revision")
+
+    acc = rows["accuracy:arc_easy/acc"]
+    assert acc["verdict"] == "regression"
+    assert acc["ci_low"] <= -0.05 <= acc["ci_high"] < 0
+    assert rows["accuracy:headline"]["verdict"] == "regression"
+
+    ttft = rows[f"latency:ttft_p95_ms{LEVEL}"]
+    assert ttft["verdict"] == "regression"
+    truth = true_ttft_p95(1.3) - true_ttft_p95(1.0)
+    assert 0 < ttft["ci_low"] <= truth <= ttft["ci_high"]
+    assert ttft["alpha"] == 0.05
+    # The value is the P95 the latency table stores (same interpolation), recomputed from the samples.
+    con = connect(wh)
+    stored = con.execute("select ttft_p95_ms from latency where run_id = ?", [tonight.run_id]).fetchall()[0][0]
+    assert ttft["value"] == pytest.approx(stored)
+    cost = rows[f"cost:usd_per_1m_output_tokens{LEVEL}"]
+    assert cost["ci_low"] is None and cost["alpha"] is None  # no CI: the practical threshold decides
+
+
+def test_identical_distributions_give_no_change(wh: Warehouse) -> None:
+    # Each CI-bearing metric has a 5 % false-positive chance (test_stats measures it); these seeds draw none.
+    publish_night(wh, "org/a", 1, seed=1)
+    tonight = publish_night(wh, "org/a", 2, seed=2)
+    rows = compare_run(tonight.run_id, warehouse=wh, baselines=[])
+    assert {r["verdict"] for r in rows} == {"no_change"}
+    assert len(rows) == 6  # headline, one task, P95 TTFT, P95 E2E, throughput, cost
+
+
+def test_missing_baselines_give_one_no_baseline_row_each(wh: Warehouse) -> None:
+    first = publish_night(wh, "org/a", 1, seed=1)
+    rows = compare_run(first.run_id, warehouse=wh, baselines=["org/prod"])
+    assert [(r["kind"], r["metric"], r["verdict"], r["baseline_model_id"]) for r in rows] == [
+        ("previous_revision", "*", "no_baseline", None),
+        ("baseline_model", "*", "no_baseline", "org/prod"),
+    ]
+    assert all(r["baseline_run_id"] is None and r["delta"] is None for r in rows)
+
+
+def test_kinds_and_baselines_use_the_right_runs(wh: Warehouse) -> None:
+    prod = publish_night(wh, "org/prod", 1, seed=1)
+    publish_night(wh, "org/prod", 3, seed=2)  # after tonight: a rerun of night 2 must not see it
+    old = publish_night(wh, "org/a", 1, seed=3, revision="a" * 40)
+    tonight = publish_night(wh, "org/a", 2, seed=4, revision="a" * 40)
+    rows = compare_run(tonight.run_id, warehouse=wh, baselines=["org/prod", "org/a"])
+    kinds = {(r["kind"], r["baseline_run_id"]) for r in rows}
+    assert kinds == {("previous_run", old.run_id), ("baseline_model", prod.run_id)}  # itself is no baseline
+
+
+def test_rows_are_written_and_a_rerun_overwrites(wh: Warehouse) -> None:
+    publish_night(wh, "org/a", 1, seed=1)
+    tonight = publish_night(wh, "org/a", 2, seed=2)
+    compare_night([tonight.run_id], warehouse=wh, baselines=[])
+    compare_night([tonight.run_id], warehouse=wh, baselines=["org/missing"])
+    con = connect(wh)
+    stored = con.execute("select kind, verdict from comparisons where run_id = ?", [tonight.run_id]).fetchall()
+    assert len(stored) == 7 and ("baseline_model", "no_baseline") in stored
+    # The run's other tables are untouched, and the report's reads still work.
+    assert (
+        con.execute("select count(*) from latency_samples where run_id = ?", [tonight.run_id]).fetchall()[0][0] == 400
+    )
+
+
+def test_write_table_refuses_unpublished_runs_and_primary_tables(wh: Warehouse) -> None:
+    record = run_record("org/q")
+    wh.write_run(record, all_tables(record), status="quarantined")
+    with pytest.raises(RunNotFound):
+        wh.write_table(record, "comparisons", [])
+    with pytest.raises(SchemaViolation):
+        wh.write_table(record, "accuracy", [])
+    with pytest.raises(RunNotFound):
+        compare_run(record.run_id, warehouse=wh)
+
+
+def test_separate_accuracy_and_latency_runs_are_matched_by_suite_and_scenario(wh: Warehouse) -> None:
+    for day in (1, 2):
+        acc = run_record("org/a", day, scenario=None, scenario_version=None, revision=f"{day}" * 40)
+        wh.write_run(acc, {"accuracy": all_tables(acc, tasks={"arc_easy": 0.6 + day / 10})["accuracy"]})
+        lat = run_record("org/a", day, suite=None, suite_version=None, revision=f"{day}" * 40)
+        tables = all_tables(lat)
+        wh.write_run(lat, {"latency": tables["latency"], "latency_samples": tables["latency_samples"]})
+    rows = compare_night([acc.run_id, lat.run_id], warehouse=wh, baselines=[])
+    metrics = {run: {r["metric"].split(":")[0] for r in rows if r["run_id"] == run} for run in (acc.run_id, lat.run_id)}
+    assert metrics == {acc.run_id: {"accuracy"}, lat.run_id: {"latency", "cost"}}
+    improved = by_metric([r for r in rows if r["run_id"] == acc.run_id])["accuracy:arc_easy/acc"]
+    assert improved["verdict"] == "improvement"  # +10 points, stderr 0.01
+
+
+def test_policy_logs_notifies_and_fails_when_configured(wh: Warehouse, caplog: pytest.LogCaptureFixture) -> None:
+    publish_night(wh, "org/a", 1, seed=11)
+    tonight = publish_night(wh, "org/a", 2, seed=7, accuracy=0.65, ttft_scale=1.3, n_requests=1000)
+    rows = compare_run(tonight.run_id, warehouse=wh, baselines=[], write=False)
+    sent: list = []
+
+    class Recorder:
+        def send(self, notice: object) -> None:
+            sent.append(notice)
+
+    found = apply_policy(rows, settings=get_settings(fail_on_regression=False), notifier=Recorder())
+    assert len(found) >= 3 and len(sent) == 1
+    assert "CI [" in caplog.text and "latency:ttft_p95_ms@concurrency=4" in caplog.text
+    with pytest.raises(RegressionDetected) as raised:
+        apply_policy(rows, settings=get_settings(fail_on_regression=True), notifier=Recorder())
+    assert raised.value.retryable is False and "accuracy:arc_easy/acc" in str(raised.value)
+
+
+def test_compare_models_latest_runs(wh: Warehouse) -> None:
+    publish_night(wh, "org/a", 1, seed=1)
+    publish_night(wh, "org/a", 2, seed=2, ttft_scale=1.5)
+    publish_night(wh, "org/b", 1, seed=3)
+    rows = by_metric(compare_models("org/a", "org/b", warehouse=wh))
+    assert rows[f"latency:ttft_p95_ms{LEVEL}"]["verdict"] == "regression"
+    assert {r["kind"] for r in rows.values()} == {"baseline_model"}
+    with pytest.raises(RunNotFound):
+        compare_models("org/none", "org/b", warehouse=wh)
