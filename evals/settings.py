@@ -95,7 +95,9 @@ class Settings(BaseSettings):
     hf_max_wait_s: float = Field(60.0, ge=0, description="Cap of one wait, including a server's Retry-After.")
 
     # --- accuracy ---
-    accuracy_device: str | None = Field(None, description="torch device of the hf backend; unset: cuda if any, else cpu.")
+    accuracy_device: str | None = Field(
+        None, description="torch device of the hf backend; unset: cuda if any, else cpu."
+    )
     accuracy_dtype: str = Field("auto", description="Weights dtype (hf, vllm); auto: bfloat16 on GPU, float32 on CPU.")
     accuracy_batch_size: int | None = Field(None, ge=1, description="Overrides the suite's batch size when set.")
     accuracy_vllm_gpu_memory_utilization: float = Field(0.85, gt=0, le=1, description="vLLM gpu_memory_utilization.")

@@ -160,3 +160,23 @@ def tiny_model_dir() -> Path:
     from evals.checkpoints.models import tiny_model_checkpoint
 
     return tiny_model_checkpoint(_test_models_dir())[0]
+
+
+# --- Airflow: a throwaway AIRFLOW_HOME with a SQLite metadata DB, set before anything imports airflow ---
+_AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="airflow-home-"))
+_REPO = Path(__file__).resolve().parent.parent
+os.environ.setdefault("AIRFLOW_HOME", str(_AIRFLOW_HOME))
+os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(_REPO / "dags"))
+os.environ.setdefault("AIRFLOW__CORE__PLUGINS_FOLDER", str(_REPO / "plugins"))
+os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "False")
+os.environ.setdefault("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{_AIRFLOW_HOME / 'airflow.db'}")
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Path:
+    """A migrated Airflow metadata DB (what ``dag.test()`` needs), created once per test session."""
+    from airflow.utils import db
+
+    db.initdb()
+    return _AIRFLOW_HOME

@@ -122,5 +122,5 @@ def all_tables(record: RunRecord, **kwargs: Any) -> dict[str, list[dict[str, Any
     return {
         "accuracy": accuracy_rows(record, kwargs.get("tasks")),
         "latency": latency_rows(record),
-        "latency_samples": sample_rows(record),
+        "latency_samples": [row for load in (1, 8) for row in sample_rows(record, load=float(load))],
     }

@@ -275,10 +275,19 @@ def serve(
             accepts_ignore_eos=False,
             ready_timeout_s=settings.latency_ready_timeout_s,
             log_dir=log_dir,
-            env={"HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1")},
+            env={"HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"), **cpu_server_threads()},
             gpu_count=0,
         ) as handle:
             yield handle
+
+
+def cpu_server_threads() -> dict[str, str]:
+    """Leave one core to the load generator: a CPU server using every core makes its own client late, and
+    OpenMP's spinning threads then turn contention into seconds per token. An explicit OMP_NUM_THREADS wins."""
+    if "OMP_NUM_THREADS" in os.environ:
+        return {}
+    threads = max(1, (os.cpu_count() or 2) - 1)
+    return {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
 
 
 def simulator_command(

@@ -10,6 +10,7 @@ RUN_ID_LENGTH = 32
 COMPACTED_PREFIX = "compacted-g"
 QUARANTINE_PREFIX = "_quarantine"
 REPORTS_PREFIX = "_reports"
+STAGING_PREFIX = "_staging"
 
 
 def make_run_id(

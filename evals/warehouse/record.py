@@ -80,6 +80,22 @@ class RunRecord:
                 kwargs[key] = json.loads(kwargs[key])
         return cls(**kwargs)
 
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-safe dict (for XCom and manifests); :meth:`from_json` reverses it."""
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        for key in ("logical_date", "started_at", "finished_at"):
+            if out[key] is not None:
+                out[key] = out[key].isoformat()
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RunRecord:
+        fields = dict(data)
+        for key in ("logical_date", "started_at", "finished_at"):
+            if isinstance(fields.get(key), str):
+                fields[key] = dt.datetime.fromisoformat(fields[key])
+        return cls(**fields)
+
     def replace(self, **changes: Any) -> RunRecord:
         return dataclasses.replace(self, **changes)
 

@@ -170,6 +170,32 @@ class Warehouse:
                 )
         return table
 
+    # ------------------------------------------------------------------ staging
+
+    def stage(self, run_id: str, tables: Mapping[str, Sequence[Mapping[str, Any]]]) -> dict[str, str]:
+        """Keep a run's raw rows between the evaluate and publish tasks (``_staging/<run_id>/``).
+
+        Rows are kept as JSON exactly as produced — NaN, inf and wrong types included — so the validation gate
+        sees what the evaluation really returned, and a publish retry never re-runs the GPU work.
+        """
+        import json
+
+        staged = {}
+        for name, rows in tables.items():
+            relative = f"{keys.STAGING_PREFIX}/{run_id}/{name}.json"
+            self.storage.write_bytes(relative, json.dumps(list(rows), default=str).encode())
+            staged[name] = relative
+        return staged
+
+    def read_staged(self, staged: Mapping[str, str]) -> dict[str, list[dict[str, Any]]]:
+        import json
+
+        return {name: json.loads(self.storage.read_bytes(relative)) for name, relative in staged.items()}
+
+    def clear_staged(self, staged: Mapping[str, str]) -> None:
+        for relative in staged.values():
+            self.storage.delete(relative)
+
     # ------------------------------------------------------------------ reading
 
     def table_files(self, table: str, *, area: str = "published") -> TableFiles:

@@ -40,7 +40,7 @@ def test_round_trip(warehouse_uri: str) -> None:
     wh = Warehouse(warehouse_uri)
     record = run_record()
     written = wh.write_run(record, all_tables(record))
-    assert written.row_counts == {"accuracy": 2, "latency": 2, "latency_samples": 20}
+    assert written.row_counts == {"accuracy": 2, "latency": 2, "latency_samples": 40}
     con = connect(wh)
     acc = con.execute("select task, metric, filter, value, stderr from accuracy order by task").fetchall()
     assert acc == [
@@ -60,7 +60,7 @@ def test_idempotent_rewrite_leaves_one_copy(warehouse_uri: str) -> None:
     record = run_record()
     wh.write_run(record, all_tables(record))
     wh.write_run(record, all_tables(record, tasks={"arc_easy": 0.7, "gsm8k": 0.2}))
-    assert counts(wh) == {"runs": 1, "accuracy": 2, "latency": 2, "latency_samples": 20, "all_runs": 1}
+    assert counts(wh) == {"runs": 1, "accuracy": 2, "latency": 2, "latency_samples": 40, "all_runs": 1}
     values = connect(wh).execute("select value from accuracy order by task").fetchall()
     assert values == [(0.7,), (0.2,)]
 
@@ -99,7 +99,7 @@ def test_crash_between_data_and_commit_leaves_nothing_visible(
 
     monkeypatch.setattr(Storage, "write_parquet", real_write)
     wh.write_run(record, all_tables(record))  # the retry completes it
-    assert counts(wh) == {"runs": 1, "accuracy": 2, "latency": 2, "latency_samples": 20, "all_runs": 1}
+    assert counts(wh) == {"runs": 1, "accuracy": 2, "latency": 2, "latency_samples": 40, "all_runs": 1}
 
 
 def test_concurrent_writers_of_different_runs(warehouse_uri: str) -> None:
@@ -119,7 +119,7 @@ def test_concurrent_writers_of_different_runs(warehouse_uri: str) -> None:
     for t in threads:
         t.join()
     assert not errors
-    assert counts(wh) == {"runs": 8, "accuracy": 16, "latency": 16, "latency_samples": 160, "all_runs": 8}
+    assert counts(wh) == {"runs": 8, "accuracy": 16, "latency": 16, "latency_samples": 320, "all_runs": 8}
 
 
 def test_compaction_preserves_query_results_at_every_step(warehouse_uri: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -182,7 +182,7 @@ def test_quarantined_runs_are_invisible_but_readable(warehouse_uri: str) -> None
 
     published = wh.publish_quarantined(bad.run_id)  # e.g. after a threshold change
     assert published.status == "published"
-    assert counts(wh) == {"runs": 2, "accuracy": 4, "latency": 4, "latency_samples": 40, "all_runs": 2}
+    assert counts(wh) == {"runs": 2, "accuracy": 4, "latency": 4, "latency_samples": 80, "all_runs": 2}
     assert connect(wh).execute("select count(*) from quarantined_runs").fetchone() == (0,)
 
 

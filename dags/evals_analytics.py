@@ -1,0 +1,45 @@
+"""Analytics: when new results land, compact old partitions, refresh the leaderboard and the HTML report."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from airflow.sdk import dag, task
+
+from evals.orchestration.group import RESULTS
+from evals.orchestration.policy import default_args
+from evals.orchestration.routing import Routing
+
+routing = Routing.from_settings()
+
+
+@dag(
+    dag_id="evals_analytics",
+    schedule=[RESULTS],
+    start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+    catchup=False,
+    max_active_runs=1,
+    default_args=default_args(routing.retries),
+    tags=["checkpoint-evals", "analytics"],
+    doc_md=__doc__,
+)
+def evals_analytics() -> None:
+    @task(task_id="compact")
+    def compact() -> dict[str, Any]:
+        """Merge per-run files of partitions older than EVALS_COMPACT_AFTER_DAYS (results unchanged)."""
+        from evals.pipeline import compact_step
+
+        return compact_step()
+
+    @task(task_id="refresh_report")
+    def refresh_report() -> dict[str, Any]:
+        """Rebuild the leaderboard and the HTML report under the warehouse's _reports/."""
+        from evals.pipeline import report_step
+
+        return report_step()
+
+    compact() >> refresh_report()
+
+
+evals_analytics()

@@ -1,0 +1,343 @@
+"""Evaluate checkpoints end to end — plan, materialize, evaluate, publish, compare — for DAG tasks and the CLI.
+
+Each step takes and returns small JSON-safe dicts (what XCom may carry); frames travel through the warehouse's
+staging area. A step that fails records the run as ``failed`` (with the error) before re-raising, so one bad
+checkpoint is visible in the ``runs`` table and never stops the others.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from evals.errors import ConfigError, TerminalError, ValidationFailed
+
+if TYPE_CHECKING:
+    from evals.checkpoints import CheckpointRef
+    from evals.warehouse import RunRecord
+
+log = logging.getLogger(__name__)
+progress = logging.getLogger("evals.progress")  # one line per step: the demo and the Airflow log show these
+
+NONE = "none"
+
+
+class RunFailures(TerminalError):
+    """Some checkpoints of a DAG run failed or were quarantined (the others were published)."""
+
+
+@dataclass(frozen=True)
+class Options:
+    """What to run on each checkpoint; every field is JSON-safe (it rides in XCom)."""
+
+    suite: str | None = "smoke"
+    scenario: str | None = "smoke"
+    limit: int | None = None
+    backend: str = "auto"
+    endpoint: str | None = None
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> Options:
+        def chosen(name: str) -> str | None:
+            value = params.get(name, getattr(cls, name))
+            return None if value in (None, "", NONE) else str(value)
+
+        options = cls(
+            suite=chosen("suite"),
+            scenario=chosen("scenario"),
+            limit=int(params["limit"]) if params.get("limit") is not None else None,
+            backend=str(params.get("backend") or "auto"),
+            endpoint=params.get("endpoint") or None,
+        )
+        if options.suite is None and options.scenario is None:
+            raise ConfigError("nothing to run: both suite and scenario are 'none'")
+        options.versions()  # unknown suite/scenario names fail here, before any checkpoint is touched
+        return options
+
+    def versions(self) -> tuple[str | None, str | None]:
+        """(suite version, scenario version), loading the definitions (clear errors for unknown names)."""
+        suite_version = scenario_version = None
+        if self.suite:
+            from evals.accuracy.suites import load_suite
+
+            suite_version = load_suite(self.suite).version
+        if self.scenario:
+            from evals.latency.scenario import load_scenario
+
+            scenario_version = load_scenario(self.scenario)[0].version
+        return suite_version, scenario_version
+
+
+# ---------------------------------------------------------------------------------------------------- plan
+
+
+def plan_nightly(params: Mapping[str, Any], context: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The watch-list's checkpoints still to evaluate (or all of them with ``reevaluate``), one item each."""
+    from evals.checkpoints import discover
+    from evals.checkpoints.discover import collect_refs
+    from evals.checkpoints.watchlist import load_watchlist
+    from evals.settings import get_settings
+
+    options = Options.from_params(params)
+    suite_version, scenario_version = options.versions()
+    settings = get_settings()
+    watchlist = load_watchlist(params.get("watchlist") or settings.watchlist)
+    found = discover(
+        watchlist,
+        settings=settings,
+        suite=options.suite,
+        suite_version=suite_version,
+        scenario=options.scenario,
+        scenario_version=scenario_version,
+    )
+    for error in found.errors:
+        log.warning("watch-list entry skipped: %s", error.to_dict())
+    for exhausted in found.exhausted:
+        log.warning("not retried any more: %s", exhausted.to_dict())
+    refs = found.new
+    if params.get("reevaluate"):
+        # A longitudinal canary: the same revisions again catch regressions of the serving stack itself.
+        refs = collect_refs(watchlist, settings, [])
+    progress.info("plan: %d checkpoint(s) to evaluate: %s", len(refs), ", ".join(map(short, refs)) or "-")
+    return [{"ref": ref.to_dict(), "options": asdict(options)} for ref in refs]
+
+
+def plan_manual(params: Mapping[str, Any], context: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The checkpoints typed in the trigger form (refs or local directories), each checked and pinned."""
+    options = Options.from_params(params)
+    entries = params.get("checkpoints") or []
+    if not entries:
+        raise ConfigError("no checkpoints given: set 'checkpoints' to refs (hf:org/name@sha) or local paths")
+    items = [{"ref": resolve_checkpoint(str(entry)).to_dict(), "options": asdict(options)} for entry in entries]
+    progress.info("plan: %d checkpoint(s) to evaluate", len(items))
+    return items
+
+
+def resolve_checkpoint(text: str) -> CheckpointRef:
+    """A ref string (``source:model_id@revision``) or an existing local checkpoint directory, pinned."""
+    from evals.checkpoints import CheckpointRef
+    from evals.checkpoints.sources.local import LocalOptions, LocalSource
+    from evals.settings import get_settings
+
+    path = Path(text).expanduser()
+    if ":" not in text or path.is_dir():
+        if not path.is_dir():
+            raise ConfigError(f"{text!r} is neither a ref (source:model_id@revision) nor a directory")
+        directory = path.resolve()
+        source = LocalSource(get_settings(), LocalOptions(path=directory.parent))
+        for ref in source.discover():
+            if ref.uri == directory.as_uri():
+                return ref
+        problems = "; ".join(source.problems) or "no config.json with weights found"
+        raise ConfigError(f"{directory} is not a usable checkpoint directory: {problems}")
+    ref = CheckpointRef.parse(text)
+    if ref.revision is None:
+        # Pin now: the run id, the watermark and the cache are all keyed by the exact revision.
+        from evals.checkpoints.materialize import source_for
+
+        settings = get_settings()
+        ref = source_for(ref, settings).resolve(ref)
+    return ref
+
+
+# ---------------------------------------------------------------------------------------------------- steps
+
+
+def materialize_step(item: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, Any]:
+    """Safe fetch into the local cache; returns the item with ``path`` and the pinned ref."""
+    from evals.checkpoints import CheckpointRef, materialize
+
+    ref = CheckpointRef.from_dict(item["ref"])
+    with _step("materialize", ref, item, context):
+        path = materialize(ref)
+    return {**item, "path": str(path)}
+
+
+def evaluate_step(manifest: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, Any]:
+    """Serve the checkpoint once, run the suite and the scenario, stage the rows; returns what publish needs."""
+    from evals.checkpoints import CheckpointRef
+    from evals.evaluation import evaluate_checkpoint
+    from evals.warehouse import Warehouse
+
+    ref = CheckpointRef.from_dict(manifest["ref"])
+    options = Options(**manifest["options"])
+    with _step("evaluate", ref, manifest, context):
+        outcome = evaluate_checkpoint(
+            Path(manifest["path"]),
+            ref,
+            suite=options.suite,
+            scenario=options.scenario,
+            limit=options.limit,
+            backend=options.backend,
+            endpoint=options.endpoint,
+        )
+        record = _record(ref, options, context).replace(**outcome.record_fields)
+        staged = Warehouse.from_settings().stage(record.run_id, outcome.tables)
+    return {
+        "ref": manifest["ref"],
+        "options": manifest["options"],
+        "record": record.to_json(),
+        "staged": staged,
+        "expected": outcome.expected.to_json(),
+    }
+
+
+def publish_step(evaluation: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate the staged rows; publish them (data, then the runs row) or quarantine them."""
+    from evals.checkpoints import CheckpointRef
+    from evals.validation import Expected, validate_and_write
+    from evals.warehouse import RunRecord, Warehouse
+
+    warehouse = Warehouse.from_settings()
+    record = RunRecord.from_json(evaluation["record"])
+    ref = CheckpointRef.from_dict(evaluation["ref"])
+    tables = warehouse.read_staged(evaluation["staged"])
+    started = time.monotonic()
+    try:
+        published = validate_and_write(
+            record.replace(finished_at=dt.datetime.now(dt.UTC)),
+            tables,
+            expected=Expected.from_json(evaluation["expected"]),
+            warehouse=warehouse,
+        )
+    except ValidationFailed:
+        progress.info("publish: %s QUARANTINED (%.1fs)", short(ref), time.monotonic() - started)
+        warehouse.clear_staged(evaluation["staged"])
+        raise
+    except Exception as exc:
+        warehouse.record_failure(record, f"publish: {type(exc).__name__}: {exc}")
+        raise
+    warehouse.clear_staged(evaluation["staged"])
+    progress.info("publish: %s published as run %s (%.1fs)", short(ref), published.run_id, time.monotonic() - started)
+    return {"run_id": published.run_id, "model_id": published.model_id, "status": published.status}
+
+
+def summarize_step(plan: Sequence[Mapping[str, Any]], context: Mapping[str, Any]) -> dict[str, Any]:
+    """The night's outcome per checkpoint; raises :class:`RunFailures` if any was not published."""
+    from evals.checkpoints import CheckpointRef
+    from evals.warehouse import Warehouse
+
+    warehouse = Warehouse.from_settings()
+    statuses: dict[str, str] = {}
+    for item in plan or []:
+        ref = CheckpointRef.from_dict(item["ref"])
+        record = _record(ref, Options(**item["options"]), context)
+        found = warehouse.find_run(record.run_id, eval_date=record.eval_date)
+        statuses[str(ref)] = found.status if found else "missing (see the task logs)"
+    bad = {ref: status for ref, status in statuses.items() if status != "published"}
+    progress.info("summary: %d published, %d not: %s", len(statuses) - len(bad), len(bad), bad or "")
+    if bad:
+        raise RunFailures("; ".join(f"{ref}: {status}" for ref, status in bad.items()))
+    return {"published": len(statuses)}
+
+
+def compare_step(plan: Sequence[Mapping[str, Any]], context: Mapping[str, Any]) -> dict[str, Any]:
+    """Compare the night's published runs with their baselines, refresh the report, apply the regression policy."""
+    from evals.analysis.night import compare_and_report
+    from evals.checkpoints import CheckpointRef
+    from evals.warehouse import Warehouse
+
+    warehouse = Warehouse.from_settings()
+    run_ids = []
+    for item in plan or []:
+        record = _record(CheckpointRef.from_dict(item["ref"]), Options(**item["options"]), context)
+        found = warehouse.find_run(record.run_id, eval_date=record.eval_date)
+        if found is not None and found.status == "published":
+            run_ids.append(found.run_id)
+    summary = compare_and_report(run_ids, warehouse=warehouse)
+    progress.info(
+        "compare: %d run(s) compared, verdicts %s; report: %s", len(run_ids), summary["verdicts"], summary["report"]
+    )
+    return summary
+
+
+def compact_step() -> dict[str, Any]:
+    """Compact partitions older than ``EVALS_COMPACT_AFTER_DAYS`` (query results unchanged)."""
+    from evals.warehouse import Warehouse
+    from evals.warehouse.compaction import compact_all
+
+    warehouse = Warehouse.from_settings()
+    until = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=warehouse.settings.compact_after_days)
+    results = compact_all(warehouse, end=until)
+    return {r.table: {"partitions": r.partitions, "files_merged": r.files_merged} for r in results}
+
+
+def report_step() -> dict[str, Any]:
+    """Rebuild the HTML report under the warehouse's ``_reports/`` and log the leaderboard."""
+    import tempfile
+
+    from evals.analysis.report import REPORT_KEY, build_report
+    from evals.analysis.views import connect
+    from evals.warehouse import Warehouse
+    from evals.warehouse.keys import REPORTS_PREFIX
+
+    warehouse = Warehouse.from_settings()
+    rows = connect(warehouse).execute("select model_id, accuracy, ttft_p95_ms from leaderboard").fetchall()
+    for row in rows:
+        log.info("leaderboard: %s accuracy=%s ttft_p95_ms=%s", *row)
+    with tempfile.TemporaryDirectory(prefix="evals-report-") as tmp:
+        build_report(warehouse, Path(tmp) / REPORT_KEY, publish=True)
+    return {"models": len(rows), "report": f"{warehouse.uri}/{REPORTS_PREFIX}/{REPORT_KEY}"}
+
+
+# ---------------------------------------------------------------------------------------------------- helpers
+
+
+def short(ref: CheckpointRef) -> str:
+    """``model_id@<12 hex>``: what a person reads in progress lines."""
+    return f"{ref.model_id}@{(ref.revision or '?')[:12]}"
+
+
+def _record(ref: CheckpointRef, options: Options, context: Mapping[str, Any]) -> RunRecord:
+    """The run record's keys for this (checkpoint, suite, scenario, logical date)."""
+    from evals.warehouse import RunRecord
+
+    if ref.revision is None:
+        raise ConfigError(f"{ref} is not pinned to a revision")
+    suite_version, scenario_version = options.versions()
+    return RunRecord(
+        model_id=ref.model_id,
+        revision=ref.revision,
+        logical_date=dt.datetime.fromisoformat(context["logical_date"]),
+        source=ref.source,
+        suite=options.suite,
+        suite_version=suite_version,
+        scenario=options.scenario,
+        scenario_version=scenario_version,
+        dag_id=context.get("dag_id"),
+        dag_run_id=context.get("dag_run_id"),
+        checkpoint_uri=ref.uri,
+        dtype=ref.meta.dtype,
+        params=ref.meta.params,
+        started_at=dt.datetime.now(dt.UTC),
+    )
+
+
+@contextlib.contextmanager
+def _step(name: str, ref: CheckpointRef, item: Mapping[str, Any], context: Mapping[str, Any]) -> Iterator[None]:
+    """Log progress; on failure record the run as ``failed`` with the error, then re-raise."""
+    started = time.monotonic()
+    progress.info("%s: %s ...", name, short(ref))
+    try:
+        yield
+    except Exception as exc:
+        progress.info("%s: %s FAILED after %.1fs: %s", name, short(ref), time.monotonic() - started, exc)
+        _record_failure(ref, item, context, f"{name}: {type(exc).__name__}: {exc}")
+        raise
+    progress.info("%s: %s done in %.1fs", name, short(ref), time.monotonic() - started)
+
+
+def _record_failure(ref: CheckpointRef, item: Mapping[str, Any], context: Mapping[str, Any], error: str) -> None:
+    from evals.warehouse import Warehouse
+
+    try:
+        record = _record(ref, Options(**item["options"]), context)
+        Warehouse.from_settings().record_failure(record.replace(finished_at=dt.datetime.now(dt.UTC)), error)
+    except Exception:  # the original error matters more than a failure to record it
+        log.exception("could not record the failure of %s", ref)
