@@ -13,7 +13,7 @@ export HF_HUB_DISABLE_UPDATE_CHECK := 1
 export TRANSFORMERS_NO_ADVISORY_WARNINGS := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: venv test lint fmt demo bench-query lock clean
+.PHONY: venv test lint fmt demo airflow bench-query lock clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -41,6 +41,22 @@ test: lint
 
 demo: venv
 	$(VENV)/bin/evals demo
+
+# Airflow on 127.0.0.1:8080 with the project's DAGs and the Results page; GPU pool of one slot.
+AIRFLOW_LOCAL_HOME := $(CURDIR)/.cache/airflow
+AIRFLOW_LOCAL_ENV := AIRFLOW_HOME=$(AIRFLOW_LOCAL_HOME) AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/dags \
+	AIRFLOW__CORE__PLUGINS_FOLDER=$(CURDIR)/plugins AIRFLOW__CORE__LOAD_EXAMPLES=False \
+	AIRFLOW__CORE__PARALLELISM=4 AIRFLOW__API__HOST=127.0.0.1 AIRFLOW__API__PORT=8080 \
+	AIRFLOW__CORE__EXECUTION_API_SERVER_URL=http://127.0.0.1:8080/execution/ \
+	AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS=admin:admin \
+	EVALS_WAREHOUSE=$${EVALS_WAREHOUSE:-file://$(CURDIR)/warehouse} EVALS_CACHE_DIR=$(CURDIR)/.cache/evals
+
+airflow: venv
+	$(AIRFLOW_LOCAL_ENV) $(VENV)/bin/airflow db migrate >/dev/null
+	$(AIRFLOW_LOCAL_ENV) $(VENV)/bin/airflow pools set gpu 1 "GPU slots (one per GPU)" >/dev/null
+	@echo "Airflow UI: http://127.0.0.1:8080  (user admin; password in $(AIRFLOW_LOCAL_HOME)/simple_auth_manager_passwords.json.generated)"
+	@echo "Results page: http://127.0.0.1:8080/plugin/evals-results"
+	$(AIRFLOW_LOCAL_ENV) $(VENV)/bin/airflow standalone
 
 bench-query: venv
 	$(PY) bench/query_scaling.py
