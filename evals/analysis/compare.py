@@ -342,7 +342,14 @@ def _headline(
 
 # ---------------------------------------------------------------------------------------------- latency and cost
 
-_LEVEL_COLUMNS = ("ttft_p95_ms", "e2e_p95_ms", "output_tokens_per_s", "usd_per_1m_output_tokens")
+_LEVEL_COLUMNS = (
+    "ttft_p95_ms",
+    "e2e_p95_ms",
+    "output_tokens_per_s",
+    "usd_per_1m_output_tokens",
+    "gpu_hour_usd",
+    "gpu_count",
+)
 
 
 def _latency(
@@ -371,7 +378,7 @@ def _latency(
                 est = stats.Estimate(a[column], b[column], a[column] - b[column])
             else:
                 continue
-            out.append((name, est, hib, opts.min_effect_latency * abs(est.baseline_value or 0.0)))
+            out.append((name, est, hib, _practical(est, opts.min_effect_latency)))
         throughput = _throughput(a, b, sa, sb, level[0], opts, _seed(opts, run, baseline, f"tps{suffix}"))
         if throughput is not None:
             out.append(
@@ -379,15 +386,34 @@ def _latency(
                     f"latency:output_tokens_per_s{suffix}",
                     throughput,
                     True,
-                    opts.min_effect_latency * abs(throughput.baseline_value or 0.0),
+                    _practical(throughput, opts.min_effect_latency),
                 )
             )
         cost_a, cost_b = a["usd_per_1m_output_tokens"], b["usd_per_1m_output_tokens"]
         if cost_a is not None and cost_b is not None:
-            # Price × GPUs / throughput: no sampling distribution is stored, so no CI — the threshold decides.
+            # Cost is price × GPUs / throughput: it has no sampling spread of its own. At an unchanged price it moved
+            # only if throughput moved significantly, so it is judged only when the throughput CI excludes 0.
             est = stats.Estimate(cost_a, cost_b, cost_a - cost_b)
-            out.append((f"cost:usd_per_1m_output_tokens{suffix}", est, False, opts.min_effect_cost * abs(cost_b)))
+            same_price = (a["gpu_hour_usd"], a["gpu_count"]) == (b["gpu_hour_usd"], b["gpu_count"])
+            significant = throughput is not None and _excludes_zero(throughput)
+            threshold = opts.min_effect_cost * abs(cost_b) if (significant or not same_price) else math.inf
+            out.append((f"cost:usd_per_1m_output_tokens{suffix}", est, False, threshold))
     return out
+
+
+def _practical(est: stats.Estimate, relative: float) -> float:
+    """The minimum practical effect in metric units; infinite when the estimate has no CI.
+
+    A latency level with fewer than MIN_BOOTSTRAP_SAMPLES ok requests gives no CI: its stored percentiles are
+    reported, but too few requests cannot show a change, so the verdict is no_change rather than a guess.
+    """
+    if est.ci_low is None or est.ci_high is None:
+        return math.inf
+    return relative * abs(est.baseline_value or 0.0)
+
+
+def _excludes_zero(est: stats.Estimate) -> bool:
+    return est.ci_low is not None and est.ci_high is not None and not (est.ci_low <= 0.0 <= est.ci_high)
 
 
 def _throughput(

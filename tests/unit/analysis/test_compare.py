@@ -144,3 +144,30 @@ def test_compare_models_latest_runs(wh: Warehouse) -> None:
     assert {r["kind"] for r in rows.values()} == {"baseline_model"}
     with pytest.raises(RunNotFound):
         compare_models("org/none", "org/b", warehouse=wh)
+
+
+def test_too_few_requests_cannot_claim_a_latency_change(wh: Warehouse) -> None:
+    # 6 requests per level (the smoke scenario's size): even a 2x slower TTFT is not called a regression,
+    # because no CI can be bootstrapped from so few requests. The stored numbers are still reported.
+    publish_night(wh, "org/a", 1, seed=1, n_requests=6)
+    tonight = publish_night(wh, "org/a", 2, seed=2, n_requests=6, ttft_scale=2.0)
+    rows = by_metric(compare_run(tonight.run_id, warehouse=wh, baselines=[]))
+    for metric in ("ttft_p95_ms", "e2e_p95_ms", "output_tokens_per_s"):
+        row = rows[f"latency:{metric}{LEVEL}"]
+        assert row["ci_low"] is None and row["delta"] is not None
+        assert row["verdict"] == "no_change"
+    assert rows[f"cost:usd_per_1m_output_tokens{LEVEL}"]["verdict"] == "no_change"
+
+
+def test_cost_is_judged_only_when_throughput_moved_significantly(wh: Warehouse) -> None:
+    publish_night(wh, "org/a", 1, seed=11)
+    tonight = publish_night(wh, "org/a", 2, seed=12, ttft_scale=3.0)
+    rows = by_metric(compare_run(tonight.run_id, warehouse=wh, baselines=[]))
+    throughput = rows[f"latency:output_tokens_per_s{LEVEL}"]
+    cost = rows[f"cost:usd_per_1m_output_tokens{LEVEL}"]
+    assert cost["delta"] != 0  # the stored costs differ...
+    if throughput["ci_low"] <= 0 <= throughput["ci_high"]:
+        assert cost["verdict"] == "no_change"  # ...but not significantly: throughput did not move
+    else:
+        expected = {"improvement": "improvement", "regression": "regression"}.get(throughput["verdict"], "no_change")
+        assert cost["verdict"] == expected
