@@ -38,6 +38,22 @@ def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug log
     )
 
 
+@app.command("settings")
+def show_settings() -> None:
+    """Every setting: its EVALS_ variable, current value (secrets masked) and meaning."""
+    from pydantic import SecretStr
+
+    from evals.settings import Settings, get_settings
+
+    current = get_settings()
+    for name, field in Settings.model_fields.items():
+        value = getattr(current, name)
+        shown = "********" if isinstance(value, SecretStr) else value
+        typer.echo(f"EVALS_{name.upper()}={shown}")
+        if field.description:
+            typer.echo(f"    {field.description}")
+
+
 def _register_all() -> None:
     for name in COMMAND_MODULES:
         try:
