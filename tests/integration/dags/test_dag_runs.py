@@ -116,3 +116,10 @@ def test_nightly_dag_discovers_evaluates_and_emits_the_asset(evals_env: str) -> 
     again = dag.test(logical_date=when + dt.timedelta(days=1))
     assert str(again.state) == "success"
     assert counts(evals_env)["runs"] == 1
+
+    # The analytics DAG (scheduled on that Asset): compaction leaves the results as they were; report refreshed.
+    before = counts(evals_env)
+    analytics = load_dag("evals_analytics").test(logical_date=when + dt.timedelta(days=30))
+    assert str(analytics.state) == "success", states(analytics)
+    assert counts(evals_env) == before
+    assert Warehouse(evals_env).storage.exists("_reports/report.html")
