@@ -1,30 +1,78 @@
-"""DuckDB views over the warehouse: committed runs only, per table, plus the leaderboard."""
+"""DuckDB views over the warehouse: committed runs only, per table, plus the leaderboard.
+
+How the views stay fast on a long history (issue 2, item 9; ``bench/query_scaling.py`` measures it): the cost of a
+query is dominated by how many Parquet files it opens, not by rows. So
+
+- the file listing is taken once, at :func:`connect` (the connection is a snapshot), and kept in the table
+  ``_files``;
+- the commit records (``all_runs``) are read once per connection into a table: every data view filters on
+  ``runs`` and would otherwise re-read every ``runs`` file each time;
+- file:// roots are scanned by DuckDB's own multi-threaded Parquet reader over the explicit file list (no
+  globbing: a file written after the snapshot stays invisible); s3:// roots through ``pyarrow.dataset`` objects,
+  because DuckDB 2.x cannot install httpfs offline;
+- queries that need a few runs read only those runs' files: a per-run file is found by name
+  (``eval_date=D/<run_id>.parquet``), a compacted file by its partition. The ``leaderboard`` view is built that
+  way at connect (the latest run per model comes from ``runs`` and its ``row_counts``, not from a scan of the
+  data), and :func:`scope` gives the same for the runs of chosen models (e.g. a model's 3-year trend).
+  A fixed view cannot do this itself: DuckDB does not push join-derived filters into a file list.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import itertools
+import weakref
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
-from evals.schemas import TABLES
+from evals.schemas import PARTITION_COLUMN, TABLES
+from evals.warehouse import keys
 
 if TYPE_CHECKING:
+    import datetime as dt
+
     import duckdb
 
     from evals.warehouse import Warehouse
+    from evals.warehouse.store import TableFiles
 
 _STATUS_ORDER = "case status when 'published' then 0 when 'quarantined' then 1 else 2 end"
+_AREAS = ("published", "quarantine")
+_DATA_TABLES = tuple(t for t in TABLES if t != "runs")
+_GLOB_CHARACTERS = frozenset("*?[]{}")
 
 # Headline accuracy of a run: mean over its top-level tasks of each task's first available metric in this
 # order (higher-is-better metrics only), so MC tasks (acc) and generation tasks (exact_match) both count.
 HEADLINE_METRICS = ("acc", "exact_match", "acc_norm", "f1", "bleu", "rouge1")
 
+# The latest published run per model that has accuracy (resp. latency) rows. ``row_counts`` is written by
+# write_run in the same commit record (a table it lacks has no rows), so it says whether a run has rows without
+# reading its data; a run whose record has no row_counts is looked up in the data (``_has_rows``, at connect).
+LEADERBOARD_RUNS_SQL = """
+create or replace table _leaderboard_runs as
+with counted as (
+    select run_id, eval_date, model_id, logical_date, finished_at, suite, scenario,
+           {accuracy_rows} as accuracy_rows, {latency_rows} as latency_rows
+    from runs
+)
+(select 'accuracy' as tbl, run_id, eval_date from counted
+ where suite is not null
+   and coalesce(accuracy_rows > 0, run_id in (select run_id from _has_rows where tbl = 'accuracy'))
+ qualify row_number() over (partition by model_id order by logical_date desc, finished_at desc nulls last) = 1)
+union all
+(select 'latency' as tbl, run_id, eval_date from counted
+ where scenario is not null
+   and coalesce(latency_rows > 0, run_id in (select run_id from _has_rows where tbl = 'latency'))
+ qualify row_number() over (partition by model_id order by logical_date desc, finished_at desc nulls last) = 1)
+"""
+
 LEADERBOARD_SQL = """
 create or replace view leaderboard as
 with acc_runs as (
-    select * from runs where suite is not null and run_id in (select run_id from accuracy)
-    qualify row_number() over (partition by model_id order by logical_date desc, finished_at desc nulls last) = 1
+    select * from runs where run_id in (select run_id from _leaderboard_runs where tbl = 'accuracy')
 ), headline as (
     select a.run_id, a.task, a.value
-    from accuracy a join acc_runs r using (run_id)
+    from _leaderboard_accuracy a join acc_runs r using (run_id)
     where a.task_group is null and coalesce(a.higher_is_better, true)
     qualify row_number() over (
         partition by a.run_id, a.task
@@ -34,14 +82,13 @@ with acc_runs as (
     from headline h join acc_runs r using (run_id)
     group by all
 ), lat_runs as (
-    select * from runs where scenario is not null and run_id in (select run_id from latency)
-    qualify row_number() over (partition by model_id order by logical_date desc, finished_at desc nulls last) = 1
+    select * from runs where run_id in (select run_id from _leaderboard_runs where tbl = 'latency')
 ), lat as (
     -- The headline load level: the most throughput among levels meeting the SLO for most requests; if none
     -- does, the lightest load (what a single user would see).
     select r.model_id, r.revision, r.eval_date, l.scenario, l.load_type, l.load, l.ttft_p95_ms, l.e2e_p95_ms,
            l.output_tokens_per_s, l.goodput, l.usd_per_1m_output_tokens
-    from latency l join lat_runs r using (run_id)
+    from _leaderboard_latency l join lat_runs r using (run_id)
     qualify row_number() over (
         partition by l.run_id
         order by (coalesce(l.goodput, 0) >= {min_goodput}) desc,
@@ -59,46 +106,65 @@ order by accuracy desc nulls last, ttft_p95_ms asc nulls last, model_id
 """
 
 
+@dataclass
+class _Snapshot:
+    """What a connection was opened on: the warehouse and its file listing at that moment."""
+
+    warehouse: Warehouse
+    files: dict[tuple[str, str], TableFiles]  # (area, table) -> files
+    native: bool  # DuckDB reads the files itself (file://) rather than through pyarrow datasets
+    names: Iterator[int] = field(default_factory=itertools.count)
+
+    def unique(self, prefix: str) -> str:
+        return f"{prefix}{next(self.names)}"
+
+
+# The snapshot behind each open connection (for scope()); entries go away with their connection.
+_SNAPSHOTS: weakref.WeakKeyDictionary[duckdb.DuckDBPyConnection, _Snapshot] = weakref.WeakKeyDictionary()
+
+
 def connect(warehouse: Warehouse | None = None, *, min_goodput: float | None = None) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection whose views read a snapshot of the warehouse taken now.
 
     Views: ``runs``, ``accuracy``, ``latency``, ``latency_samples``, ``comparisons`` (published runs only),
     ``all_runs`` (every run record: published, quarantined, failed), ``quarantined_<table>`` (quarantined data)
-    and ``leaderboard``. DuckDB scans pyarrow datasets, so the same code serves file:// and s3:// without httpfs.
+    and ``leaderboard``. The same code serves file:// (DuckDB's Parquet reader) and s3:// (pyarrow datasets).
     """
     import duckdb
-    import pyarrow as pa
 
+    from evals.schemas import arrow_schema
     from evals.warehouse import Warehouse
 
     warehouse = warehouse or Warehouse.from_settings()
     if min_goodput is None:
         min_goodput = warehouse.settings.leaderboard_min_goodput
+    snap = _Snapshot(
+        warehouse,
+        {(area, table): warehouse.table_files(table, area=area) for area in _AREAS for table in TABLES},
+        native=warehouse.location.scheme == "file" and not _GLOB_CHARACTERS & set(warehouse.location.root),
+    )
     con = duckdb.connect()
-    for area in ("published", "quarantine"):
-        for table in TABLES:
-            per_run, compacted, overridden = warehouse.datasets(table, area=area)
-            name = f"_{area}_{table}"
-            con.register(f"{name}_files", per_run)
-            con.register(f"{name}_compacted", compacted)
-            con.register(f"{name}_overridden", pa.table({"run_id": pa.array(overridden, pa.string())}))
-            # A per-run file wins over a compacted copy of the same run (see warehouse.compaction).
-            con.execute(
-                f"create view {name} as select * from {name}_files union all by name "
-                f"select * from {name}_compacted where run_id not in (select run_id from {name}_overridden)"
-            )
+    _SNAPSHOTS[con] = snap
+    for table in TABLES:
+        con.register(f"_empty_{table}", arrow_schema(table).empty_table())
+    con.register("_files", _files_table(snap))
+
+    for area in _AREAS:
+        for table in _DATA_TABLES:
+            con.execute(f"create view _{area}_{table} as {_table_sql(con, snap, area, table)}")
+    # The commit records, read once: every other view filters on them.
     con.execute(
-        f"""create view all_runs as
+        f"""create table _all_runs as
         select * exclude (_rank) from (
             select *, row_number() over (partition by run_id order by {_STATUS_ORDER}) as _rank
-            from (select * from _published_runs union all by name select * from _quarantine_runs)
+            from ({_table_sql(con, snap, "published", "runs")}
+                  union all {_table_sql(con, snap, "quarantine", "runs")})
         ) where _rank = 1"""
     )
+    con.execute("create view all_runs as select * from _all_runs")
     con.execute("create view runs as select * from all_runs where status = 'published'")
     con.execute("create view quarantined_runs as select * from all_runs where status = 'quarantined'")
-    for table in TABLES:
-        if table == "runs":
-            continue
+    for table in _DATA_TABLES:
         con.execute(
             f"create view {table} as select * from _published_{table} where run_id in (select run_id from runs)"
         )
@@ -106,6 +172,147 @@ def connect(warehouse: Warehouse | None = None, *, min_goodput: float | None = N
             f"create view quarantined_{table} as select * from _quarantine_{table} "
             f"where run_id in (select run_id from quarantined_runs)"
         )
+
+    # The leaderboard reads only the files of the latest run per model.
+    con.execute("create table _has_rows (tbl varchar, run_id varchar)")
+    for table, column in (("accuracy", "suite"), ("latency", "scenario")):
+        unknown = _run_keys(
+            con, f"select run_id, eval_date from runs where {column} is not null and {_row_count(table)} is null"
+        )
+        if unknown:
+            con.execute(
+                f"insert into _has_rows select distinct '{table}', run_id from "
+                f"({_runs_sql(con, snap, 'published', table, unknown)})"
+            )
+    con.execute(LEADERBOARD_RUNS_SQL.format(accuracy_rows=_row_count("accuracy"), latency_rows=_row_count("latency")))
+    for table in ("accuracy", "latency"):
+        runs = _run_keys(con, f"select run_id, eval_date from _leaderboard_runs where tbl = '{table}'")
+        con.execute(f"create view _leaderboard_{table} as {_runs_sql(con, snap, 'published', table, runs)}")
     metrics = "[" + ", ".join(f"'{m}'" for m in HEADLINE_METRICS) + "]"
     con.execute(LEADERBOARD_SQL.format(metrics=metrics, min_goodput=float(min_goodput)))
     return con
+
+
+def scope(con: duckdb.DuckDBPyConnection, model_ids: Sequence[str], *, schema: str = "scoped") -> str:
+    """Views of the published runs of ``model_ids`` only, in schema ``schema`` (returned), reading only their files.
+
+    ``<schema>.runs``, ``<schema>.accuracy``, ``<schema>.latency``, ``<schema>.latency_samples`` and
+    ``<schema>.comparisons`` hold exactly the rows of the same views of ``con`` for those models, but open only the
+    files of those runs (per-run files by name, compacted files by partition) instead of every file of the table:
+    e.g. one model's 3-year trend reads a few hundred files rather than the whole history. Calling it again
+    replaces the schema's views.
+    """
+    snap = _SNAPSHOTS.get(con)
+    if snap is None:
+        raise ValueError("scope() needs a connection opened by evals.analysis.views.connect()")
+    if not schema.isidentifier():
+        raise ValueError(f"schema must be a plain identifier, got {schema!r}")
+    con.execute(f"create schema if not exists {schema}")
+    models = sorted(set(model_ids))
+    con.execute(
+        f"create or replace table {schema}.runs as select * from main.runs where model_id in (select unnest($1))",
+        [models],
+    )
+    runs = _run_keys(con, f"select run_id, eval_date from {schema}.runs")
+    for table in _DATA_TABLES:
+        con.execute(
+            f"create or replace view {schema}.{table} as select * from "
+            f"({_runs_sql(con, snap, 'published', table, runs)}) where run_id in (select run_id from {schema}.runs)"
+        )
+    return schema
+
+
+# ---------------------------------------------------------------------------------------------- building blocks
+
+
+def _table_sql(con: duckdb.DuckDBPyConnection, snap: _Snapshot, area: str, table: str) -> str:
+    """Every row of ``table`` in ``area`` in the snapshot; a per-run file wins over a compacted copy of its run."""
+    files = snap.files[area, table]
+    return _union_sql(con, snap, area, table, files.per_run, files.compacted)
+
+
+def _runs_sql(
+    con: duckdb.DuckDBPyConnection, snap: _Snapshot, area: str, table: str, runs: Sequence[tuple[str, dt.date]]
+) -> str:
+    """The rows of ``table`` in ``area`` that may belong to ``runs`` (run_id, eval_date), opening only their files.
+
+    Exact for those runs (callers filter on run_id): a run's rows are in its per-run file if it has one, else
+    in the newest compacted file of its eval_date partition.
+    """
+    files = snap.files[area, table]
+    run_ids = {run_id for run_id, _ in runs}
+    dates = {eval_date for _, eval_date in runs}
+    per_run = [path for path, run_id in zip(files.per_run, files.per_run_ids, strict=True) if run_id in run_ids]
+    compacted = [path for path in files.compacted if keys.partition_date(path) in dates]
+    return _union_sql(con, snap, area, table, per_run, compacted)
+
+
+def _union_sql(
+    con: duckdb.DuckDBPyConnection,
+    snap: _Snapshot,
+    area: str,
+    table: str,
+    per_run: Sequence[str],
+    compacted: Sequence[str],
+) -> str:
+    parts = []
+    if per_run or not compacted:
+        parts.append(_files_sql(con, snap, area, table, per_run))
+    if compacted:
+        # Compaction writes the merged file before it deletes the per-run ones (see warehouse.compaction).
+        parts.append(
+            f"select * from ({_files_sql(con, snap, area, table, compacted)}) where run_id not in "
+            f"(select run_id from _files where area = '{area}' and tbl = '{table}' and kind = 'run')"
+        )
+    return " union all ".join(parts)
+
+
+def _files_sql(con: duckdb.DuckDBPyConnection, snap: _Snapshot, area: str, table: str, paths: Sequence[str]) -> str:
+    """A select of ``table``'s columns (in schema order, partition column included) over these files."""
+    from evals.schemas import column_names
+
+    columns = ", ".join(f'"{name}"' for name in column_names(table))
+    if not paths:
+        return f"select {columns} from _empty_{table}"
+    if snap.native:
+        listing = ", ".join(_literal(path) for path in paths)
+        return (
+            f"select {columns} from read_parquet([{listing}], hive_partitioning = true, "
+            f"hive_types = {{'{PARTITION_COLUMN}': 'DATE'}})"
+        )
+    name = snap.unique("_dataset")
+    con.register(name, snap.warehouse.dataset(table, paths, area=area))
+    return f"select {columns} from {name}"
+
+
+def _files_table(snap: _Snapshot) -> Any:
+    """The snapshot's file listing as an Arrow table: area, tbl, kind (run | compacted), eval_date, run_id, path."""
+    import pyarrow as pa
+
+    rows: dict[str, list[Any]] = {name: [] for name in ("area", "tbl", "kind", "eval_date", "run_id", "path")}
+    for (area, table), files in snap.files.items():
+        for kind, paths, run_ids in (
+            ("run", files.per_run, files.per_run_ids),
+            ("compacted", files.compacted, [None] * len(files.compacted)),
+        ):
+            for path, run_id in zip(paths, run_ids, strict=True):
+                for name, value in zip(rows, (area, table, kind, keys.partition_date(path), run_id, path), strict=True):
+                    rows[name].append(value)
+    types = {"eval_date": pa.date32()}
+    return pa.table({name: pa.array(values, types.get(name, pa.string())) for name, values in rows.items()})
+
+
+def _row_count(table: str) -> str:
+    """SQL: the rows ``table`` got in a run according to its ``row_counts``; null when the record has none."""
+    return (
+        f"(case when try(json_type(row_counts)) = 'OBJECT' "
+        f"then coalesce(try(json_extract_string(row_counts, '$.{table}')::bigint), 0) end)"
+    )
+
+
+def _run_keys(con: duckdb.DuckDBPyConnection, sql: str) -> list[tuple[str, dt.date]]:
+    return [(str(run_id), eval_date) for run_id, eval_date in con.execute(sql).fetchall()]
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"

@@ -1,4 +1,11 @@
-"""Compaction: merge a partition's per-run files into one file, never exposing missing or doubled rows."""
+"""Compaction: merge a partition's per-run files into one file, never exposing missing or doubled rows.
+
+Granularity stays one file per ``eval_date=YYYY-MM-DD`` partition on purpose: Trino, Athena and Spark take
+eval_date from the directory, so a file may only hold rows of its own day, and mixing partition schemes (e.g.
+``eval_month=``) under one table location breaks their partition discovery. Coarser files would cut the file
+count further, but only through a side index outside the table locations, which this layout does not need: the
+DuckDB views open only the files of the runs a query needs (see ``evals.analysis.views``).
+"""
 
 from __future__ import annotations
 

@@ -11,6 +11,7 @@ COMPACTED_PREFIX = "compacted-g"
 QUARANTINE_PREFIX = "_quarantine"
 REPORTS_PREFIX = "_reports"
 STAGING_PREFIX = "_staging"
+PARTITION_PREFIX = "eval_date="  # Hive partition directory: <table>/eval_date=YYYY-MM-DD/
 
 
 def make_run_id(
@@ -49,7 +50,7 @@ def eval_date_of(logical_date: dt.datetime) -> dt.date:
 def partition_dir(table: str, eval_date: dt.date, *, quarantine: bool = False) -> str:
     """Relative directory of one partition, e.g. ``accuracy/eval_date=2026-11-29``."""
     prefix = f"{QUARANTINE_PREFIX}/" if quarantine else ""
-    return f"{prefix}{table}/eval_date={eval_date.isoformat()}"
+    return f"{prefix}{table}/{PARTITION_PREFIX}{eval_date.isoformat()}"
 
 
 def run_file(table: str, eval_date: dt.date, run_id: str, *, quarantine: bool = False) -> str:
@@ -58,6 +59,17 @@ def run_file(table: str, eval_date: dt.date, run_id: str, *, quarantine: bool = 
 
 def compacted_file(table: str, eval_date: dt.date, generation: int) -> str:
     return f"{partition_dir(table, eval_date)}/{COMPACTED_PREFIX}{generation:06d}.parquet"
+
+
+def partition_date(path: str) -> dt.date | None:
+    """The eval_date of a file from its partition directory (``.../eval_date=YYYY-MM-DD/<name>``), else None."""
+    parts = path.rsplit("/", 2)
+    if len(parts) < 2 or not parts[-2].startswith(PARTITION_PREFIX):
+        return None
+    try:
+        return dt.date.fromisoformat(parts[-2][len(PARTITION_PREFIX) :])
+    except ValueError:
+        return None
 
 
 def compacted_generation(filename: str) -> int | None:

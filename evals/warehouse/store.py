@@ -29,7 +29,10 @@ _STATUS_RANK = {"published": 0, "quarantined": 1, "failed": 2}
 
 @dataclass
 class TableFiles:
-    """The files that make up one table in one area: per-run files and the newest compacted file per partition."""
+    """The files that make up one table in one area: per-run files and the newest compacted file per partition.
+
+    ``per_run_ids[i]`` is the run id of ``per_run[i]``.
+    """
 
     per_run: list[str] = field(default_factory=list)
     compacted: list[str] = field(default_factory=list)
@@ -214,7 +217,9 @@ class Warehouse:
             elif partition not in newest or generation > newest[partition][0]:
                 newest[partition] = (generation, info.path)
         files.compacted = sorted(path for _, path in newest.values())
-        files.per_run.sort()
+        order = sorted(range(len(files.per_run)), key=files.per_run.__getitem__)  # keep ids aligned with paths
+        files.per_run = [files.per_run[i] for i in order]
+        files.per_run_ids = [files.per_run_ids[i] for i in order]
         return files
 
     def datasets(self, table: str, *, area: str = "published") -> tuple[pads.Dataset, pads.Dataset, list[str]]:
@@ -224,9 +229,14 @@ class Warehouse:
         run_id is in the third element, so there is no moment during compaction with rows missing or doubled.
         """
         files = self.table_files(table, area=area)
-        return self._dataset(table, files.per_run, area), self._dataset(table, files.compacted, area), files.per_run_ids
+        return (
+            self.dataset(table, files.per_run, area=area),
+            self.dataset(table, files.compacted, area=area),
+            files.per_run_ids,
+        )
 
-    def _dataset(self, table: str, paths: Sequence[str], area: str) -> pads.Dataset:
+    def dataset(self, table: str, paths: Sequence[str], *, area: str = "published") -> pads.Dataset:
+        """A pyarrow dataset of these files of ``table`` (full paths, as listed), eval_date from the path."""
         import pyarrow as pa
         import pyarrow.dataset as pads
 

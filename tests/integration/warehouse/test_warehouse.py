@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 from factories import accuracy_rows, all_tables, latency_rows, run_record
 
-from evals.analysis.views import connect
+from evals.analysis.views import connect, scope
 from evals.errors import SchemaViolation
 from evals.warehouse import Warehouse
 from evals.warehouse.compaction import compact, compact_all
@@ -215,3 +215,54 @@ def test_failure_record_never_hides_a_published_run(warehouse_uri: str) -> None:
     wh.write_run(record, all_tables(record))
     assert wh.record_failure(record, "flaky rerun").status == "published"
     assert counts(wh)["runs"] == 1
+
+
+def scoped_snapshot(wh: Warehouse, model_id: str) -> dict[str, list[Any]]:
+    con = connect(wh)
+    schema = scope(con, [model_id])
+    out = {}
+    for table in ("runs", "accuracy", "latency", "latency_samples"):
+        order = "run_id" if table == "runs" else "all"
+        full = con.execute(f"select * from {table} where model_id = $m order by {order}", {"m": model_id}).fetchall()
+        assert con.execute(f"select * from {schema}.{table} order by {order}").fetchall() == full, table
+        out[table] = full
+    return out
+
+
+def test_scope_reads_only_the_models_runs_and_matches_the_views(warehouse_uri: str) -> None:
+    wh = Warehouse(warehouse_uri)
+    for i in range(3):
+        for day in (1, 2, 3):
+            record = run_record(f"org/model-{i}", day=day)
+            wh.write_run(record, all_tables(record, tasks={"arc_easy": 0.5 + i / 10 + day / 100}))
+    bad = run_record("org/model-1", day=4)
+    wh.write_run(bad, all_tables(bad), status="quarantined")  # never in scope: not published
+    before = scoped_snapshot(wh, "org/model-1")
+    assert len(before["runs"]) == 3 and len(before["accuracy"]) == 3
+    compact_all(wh, end=run_record(day=2).eval_date)  # days 1-2 compacted, day 3 per-run files
+    rerun = run_record("org/model-1", day=1)  # a rerun after compaction: its per-run file wins
+    wh.write_run(rerun, all_tables(rerun, tasks={"arc_easy": 0.99}))
+    after = scoped_snapshot(wh, "org/model-1")
+    assert len(after["accuracy"]) == 3
+    con = connect(wh)
+    scope(con, ["org/model-1"], schema="one")
+    assert con.execute(f"select value from one.accuracy where run_id = '{rerun.run_id}'").fetchall() == [(0.99,)]
+
+
+def test_leaderboard_without_row_counts_looks_at_the_data(warehouse_uri: str) -> None:
+    wh = Warehouse(warehouse_uri)
+    a, b = run_record("org/a"), run_record("org/b")
+    wh.write_run(a, all_tables(a))
+    wh.write_run(b, {"latency": latency_rows(b)})
+    # A hand-written commit record without row_counts: the leaderboard checks the data instead.
+    import pyarrow.parquet as pq
+
+    from evals.warehouse import keys
+
+    path = wh.storage.path(keys.run_file("runs", a.eval_date, a.run_id))
+    row = pq.read_table(path, filesystem=wh.fs)
+    pq.write_table(
+        row.set_column(row.schema.get_field_index("row_counts"), "row_counts", [[None]]), path, filesystem=wh.fs
+    )
+    board = connect(wh).execute("select model_id, accuracy is not null, load from leaderboard order by 1").fetchall()
+    assert board == [("org/a", True, 8.0), ("org/b", False, 8.0)]

@@ -42,3 +42,14 @@ def test_hive_paths() -> None:
     name = compacted_file("latency", WHEN.date(), 3).rsplit("/", 1)[1]
     assert compacted_generation(name) == 3
     assert compacted_generation("abc.parquet") is None
+
+
+def test_partition_date_of_a_path() -> None:
+    import datetime as dt
+
+    from evals.warehouse.keys import partition_date
+
+    assert partition_date("/w/accuracy/eval_date=2026-11-29/abc.parquet") == dt.date(2026, 11, 29)
+    assert partition_date("bucket/p/runs/eval_date=2026-11-29/compacted-g000001.parquet") == dt.date(2026, 11, 29)
+    assert partition_date("/w/accuracy/abc.parquet") is None
+    assert partition_date("/w/accuracy/eval_date=soon/abc.parquet") is None
