@@ -168,8 +168,14 @@ def evaluate_step(manifest: Mapping[str, Any], context: Mapping[str, Any]) -> di
     ref = CheckpointRef.from_dict(manifest["ref"])
     options = Options(**manifest["options"])
     with _step("evaluate", ref, manifest, context):
+        path = Path(manifest["path"])
+        if not path.is_dir():
+            # Materialized on another worker (no shared cache): fetch it here, pinned to the same revision.
+            from evals.checkpoints import materialize
+
+            path = materialize(ref)
         outcome = evaluate_checkpoint(
-            Path(manifest["path"]),
+            path,
             ref,
             suite=options.suite,
             scenario=options.scenario,

@@ -210,6 +210,8 @@ def launch(
             yield handle
         finally:
             stop_process_group(process)
+            if log_dir is None:  # a log nobody asked to keep: it served the readiness error message, if any
+                shutil.rmtree(folder, ignore_errors=True)
 
 
 @contextlib.contextmanager

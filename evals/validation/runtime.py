@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import functools
 import logging
 import os
+import shutil
 import tempfile
 import threading
 from collections.abc import Callable, Sequence
@@ -47,6 +49,8 @@ class Runtime:
 
         self.lock = threading.Lock()
         self.docs_dir = Path(tempfile.mkdtemp(prefix="evals-gx-docs-"))
+        # Rendered pages are uploaded to the warehouse; the local copy lives as long as the process.
+        atexit.register(shutil.rmtree, self.docs_dir, ignore_errors=True)
         config = DataContextConfig(
             store_backend_defaults=InMemoryStoreBackendDefaults(),
             analytics_enabled=False,
