@@ -275,6 +275,9 @@ def _files_sql(con: duckdb.DuckDBPyConnection, snap: _Snapshot, area: str, table
     if not paths:
         return f"select {columns} from _empty_{table}"
     if snap.native:
+        # Every file of a table is written with the table's schema (conform() before any write). No
+        # union_by_name: it would open every listed file at each bind. A schema version that adds columns must
+        # turn it on (or rewrite old partitions), or DuckDB refuses files that lack the new columns.
         listing = ", ".join(_literal(path) for path in paths)
         return (
             f"select {columns} from read_parquet([{listing}], hive_partitioning = true, "
