@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from evals.errors import RunNotFound, SchemaViolation, ValidationFailed
-from evals.schemas import PARTITION_COLUMN, Frame
+from evals.schemas import Frame
 from evals.validation.expected import Expected
 from evals.validation.report import Failure, ValidationReport, failures_of, json_safe
 
@@ -32,6 +32,7 @@ def conform_tables(
 ) -> tuple[dict[str, pa.Table], list[Failure], dict[str, Any]]:
     """(tables conformed to their schema, schema failures, raw rows of the tables that did not conform)."""
     from evals.warehouse import DATA_TABLES
+    from evals.warehouse.store import conform_run_table
 
     conformed: dict[str, pa.Table] = {}
     failures: list[Failure] = []
@@ -40,7 +41,7 @@ def conform_tables(
         try:
             if name not in DATA_TABLES:
                 raise SchemaViolation(name, "-", f"not a data table; data tables: {', '.join(DATA_TABLES)}")
-            conformed[name] = _conform_for_run(name, frame, record)
+            conformed[name] = conform_run_table(name, frame, record)
         except SchemaViolation as exc:
             failures.append(
                 Failure(
@@ -201,34 +202,6 @@ def _publish_docs(warehouse: Warehouse, run_id: str) -> None:
     except Exception:
         # Data Docs are a convenience view; the JSON result and the runs row already hold the outcome.
         log.warning("could not publish GX Data Docs to %s", warehouse.uri, exc_info=True)
-
-
-def _conform_for_run(name: str, frame: Frame, record: RunRecord) -> pa.Table:
-    """Conform like the warehouse does: fill run_id/eval_date from the record, refuse rows of another run."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    from evals.schemas import conform
-
-    table = conform(name, _with_run_keys(frame, record))
-    for column, value in (("run_id", record.run_id), (PARTITION_COLUMN, record.eval_date)):
-        if table.num_rows and not pc.all(pc.equal(table.column(column), pa.scalar(value))).as_py():
-            raise SchemaViolation(name, column, f"every row must belong to run {record.run_id} ({column}={value})")
-    return table
-
-
-def _with_run_keys(frame: Frame, record: RunRecord) -> Frame:
-    import pyarrow as pa
-
-    keys = {"run_id": record.run_id, PARTITION_COLUMN: record.eval_date}
-    if isinstance(frame, pa.Table):
-        for column, value in keys.items():
-            if column not in frame.column_names:
-                frame = frame.append_column(column, pa.array([value] * frame.num_rows))
-        return frame
-    if hasattr(frame, "columns") and hasattr(frame, "assign"):
-        return frame.assign(**{k: v for k, v in keys.items() if k not in frame.columns})
-    return [{**keys, **row} if isinstance(row, Mapping) else row for row in frame]
 
 
 def _rows_of(frame: Frame) -> Any:

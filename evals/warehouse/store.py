@@ -81,7 +81,7 @@ class Warehouse:
         unknown = set(tables) - set(DATA_TABLES)
         if unknown:
             raise SchemaViolation(sorted(unknown)[0], "-", f"not a data table; data tables: {', '.join(DATA_TABLES)}")
-        conformed = {name: self._conform_for_run(name, frame, record) for name, frame in tables.items()}
+        conformed = {name: conform_run_table(name, frame, record) for name, frame in tables.items()}
         record = record.replace(status=status, row_counts={name: t.num_rows for name, t in conformed.items()})
         runs_row = conform("runs", [record.to_row()])
         quarantine = status == "quarantined"
@@ -122,7 +122,7 @@ class Warehouse:
         existing = self.find_run(record.run_id, area="published", eval_date=record.eval_date)
         if existing is None or existing.status != "published":
             raise RunNotFound(f"no published run {record.run_id} in {self.uri}")
-        conformed = self._conform_for_run(table, frame, record)
+        conformed = conform_run_table(table, frame, record)
         self.storage.write_parquet(
             keys.run_file(table, record.eval_date, record.run_id), conformed.drop_columns([PARTITION_COLUMN])
         )
@@ -160,18 +160,6 @@ class Warehouse:
         self.storage.delete(keys.run_file("runs", record.eval_date, record.run_id, quarantine=True))
         for name in DATA_TABLES:
             self.storage.delete(keys.run_file(name, record.eval_date, record.run_id, quarantine=True))
-
-    def _conform_for_run(self, name: str, frame: Frame, record: RunRecord) -> pa.Table:
-        import pyarrow as pa
-        import pyarrow.compute as pc
-
-        table = conform(name, _with_run_keys(frame, record))
-        for column, expected in (("run_id", record.run_id), (PARTITION_COLUMN, record.eval_date)):
-            if table.num_rows and not pc.all(pc.equal(table.column(column), pa.scalar(expected))).as_py():
-                raise SchemaViolation(
-                    name, column, f"every row must belong to run {record.run_id} ({column}={expected})"
-                )
-        return table
 
     # ------------------------------------------------------------------ staging
 
@@ -317,6 +305,18 @@ def _run_filter(record: RunRecord) -> Any:
     return (pads.field("run_id") == record.run_id) & (pads.field(PARTITION_COLUMN) == record.eval_date)
 
 
+def conform_run_table(name: str, frame: Frame, record: RunRecord) -> pa.Table:
+    """``frame`` as ``name``'s Arrow table for this run: run_id/eval_date filled in, rows of another run refused."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    table = conform(name, _with_run_keys(frame, record))
+    for column, expected in (("run_id", record.run_id), (PARTITION_COLUMN, record.eval_date)):
+        if table.num_rows and not pc.all(pc.equal(table.column(column), pa.scalar(expected))).as_py():
+            raise SchemaViolation(name, column, f"every row must belong to run {record.run_id} ({column}={expected})")
+    return table
+
+
 def _with_run_keys(frame: Frame, record: RunRecord) -> Frame:
     """Fill run_id and eval_date from the record where the frame leaves them out."""
     import pyarrow as pa
@@ -329,4 +329,5 @@ def _with_run_keys(frame: Frame, record: RunRecord) -> Frame:
         return frame
     if hasattr(frame, "columns") and hasattr(frame, "assign"):  # pandas
         return frame.assign(**{k: v for k, v in keys_.items() if k not in frame.columns})
-    return [{**keys_, **row} for row in frame]
+    # A row that is not a mapping is left for conform() to refuse with a clear message.
+    return [{**keys_, **row} if isinstance(row, Mapping) else row for row in frame]
