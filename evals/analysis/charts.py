@@ -74,10 +74,11 @@ class Frame:
         return "".join(parts)
 
 
-def _bounds(values: Sequence[float], pad: float = 0.05) -> tuple[float, float]:
+def _bounds(values: Sequence[float], pad: float = 0.05, single: float | None = None) -> tuple[float, float]:
+    """Axis bounds with a margin; ``single`` is the half-width used when every value is the same."""
     lo, hi = min(values), max(values)
     if hi == lo:  # a single value still needs a visible band
-        spread = abs(hi) * 0.1 or 1.0
+        spread = single if single is not None else (abs(hi) * 0.1 or 1.0)
         return lo - spread, hi + spread
     margin = (hi - lo) * pad
     return lo - margin, hi + margin
@@ -188,6 +189,7 @@ def multi_line(
     height: int = 260,
     step: bool = False,
     markers: bool = True,
+    x_single: float | None = None,
 ) -> str:
     """One line per series (``{name: [(x, y), ...]}``), coloured from the palette, with a legend below the title."""
     points = [pt for values in series.values() for pt in values]
@@ -201,7 +203,7 @@ def multi_line(
         12,
         28 + 14 * legend_rows,
         36,
-        *_bounds([p[0] for p in points], 0.02),
+        *_bounds([p[0] for p in points], 0.02, x_single),
         *_bounds([p[1] for p in points]),
     )
     parts = [_svg_open(width, height, title, "chart lines"), frame.axes(x_label, y_label, x_fmt, y_fmt)]

@@ -258,7 +258,9 @@ def _trends(trends: Mapping[str, Sequence[Mapping[str, Any]]]) -> str:
             for model, points in trends.items()
         }
         series = {k: v for k, v in series.items() if v}
-        charts_html.append(charts.multi_line(title, series, x_label="eval date", y_label=unit, x_fmt=day_fmt))
+        charts_html.append(
+            charts.multi_line(title, series, x_label="eval date", y_label=unit, x_fmt=day_fmt, x_single=3.0)
+        )
     return f'<div class="grid-charts">{"".join(charts_html)}</div>'
 
 
