@@ -43,7 +43,8 @@ TREND_COLUMNS = (
 # One point per (model, eval date, revision), using the leaderboard's definitions per run: headline accuracy is
 # the mean over top-level tasks of each task's preferred metric; latency and cost come from the headline load
 # level (the most throughput among levels meeting the goodput bar, else the lightest load). A night with
-# separate accuracy and latency runs of the same revision merges into one point.
+# separate accuracy and latency runs of the same revision merges into one point; when a revision ran more than
+# once that day, its latest run counts (as on the leaderboard; arg_max skips runs without the metric).
 TRENDS_SQL = """
 with headline as (
     select run_id, task, value from accuracy
@@ -62,8 +63,9 @@ with headline as (
                  load) = 1
 )
 select r.model_id, r.eval_date, r.revision,
-       avg(acc.accuracy), avg(lat.ttft_p95_ms), avg(lat.e2e_p95_ms), avg(lat.output_tokens_per_s),
-       avg(lat.usd_per_1m_output_tokens)
+       arg_max(acc.accuracy, r.logical_date), arg_max(lat.ttft_p95_ms, r.logical_date),
+       arg_max(lat.e2e_p95_ms, r.logical_date), arg_max(lat.output_tokens_per_s, r.logical_date),
+       arg_max(lat.usd_per_1m_output_tokens, r.logical_date)
 from runs r left join acc using (run_id) left join lat using (run_id)
 where ($model_id is null or r.model_id = $model_id)
 group by r.model_id, r.eval_date, r.revision
