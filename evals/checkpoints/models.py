@@ -73,9 +73,15 @@ def gguf_to_safetensors(gguf: Path, dest: Path, *, dtype: str = "float32") -> No
 
     float32 by default: on CPU it runs faster than bfloat16 and the model is small (538 MB).
     """
+    import sys
+
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
+    if not sys.stderr.isatty():
+        # Progress bars go to stderr, which Airflow logs at error level, one line per refresh.
+        hf_logging.disable_progress_bar()
     torch_dtype = getattr(torch, dtype)
     log.info("converting %s to safetensors (%s) in %s", gguf.name, dtype, dest)
     tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
