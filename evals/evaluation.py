@@ -210,9 +210,8 @@ def merge(accuracy: AccuracyResult | None, latency: LatencyResult | None) -> Out
     return Outcome(tables, {k: v for k, v in fields.items() if k in _RECORD_FIELDS}, expected, notes)
 
 
-_RECORD_FIELDS = {
-    "suite", "suite_version", "backend", "dtype", "versions", "hardware", "config_hash", "config", "started_at",
-}  # fmt: skip
+# suite/suite_version are keys of the run id: they come from the plan, never from the evaluation's result.
+_RECORD_FIELDS = {"backend", "dtype", "versions", "hardware", "config_hash", "config", "started_at"}
 
 
 def _issued_requests(latency: LatencyResult) -> dict[tuple[str, float], int]:

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from evals.errors import ConfigError, TerminalError, ValidationFailed
+from evals.errors import ConfigError, EvalsError, TerminalError, ValidationFailed
 
 if TYPE_CHECKING:
     from evals.checkpoints import CheckpointRef
@@ -69,8 +69,9 @@ class Options:
             suite_version = load_suite(self.suite).version
         if self.scenario:
             from evals.latency.scenario import load_scenario
+            from evals.settings import get_settings
 
-            scenario_version = load_scenario(self.scenario)[0].version
+            scenario_version = load_scenario(self.scenario, get_settings().latency_scenario_dir)[0].version
         return suite_version, scenario_version
 
 
@@ -104,6 +105,7 @@ def plan_nightly(params: Mapping[str, Any], context: Mapping[str, Any]) -> list[
     if params.get("reevaluate"):
         # A longitudinal canary: the same revisions again catch regressions of the serving stack itself.
         refs = collect_refs(watchlist, settings, [])
+    refs = _unique(refs)
     progress.info("plan: %d checkpoint(s) to evaluate: %s", len(refs), ", ".join(map(short, refs)) or "-")
     return [{"ref": ref.to_dict(), "options": asdict(options)} for ref in refs]
 
@@ -114,9 +116,30 @@ def plan_manual(params: Mapping[str, Any], context: Mapping[str, Any]) -> list[d
     entries = params.get("checkpoints") or []
     if not entries:
         raise ConfigError("no checkpoints given: set 'checkpoints' to refs (hf:org/name@sha) or local paths")
-    items = [{"ref": resolve_checkpoint(str(entry)).to_dict(), "options": asdict(options)} for entry in entries]
+    refs: list[CheckpointRef] = []
+    items: list[dict[str, Any]] = []
+    for entry in entries:
+        try:
+            refs.append(resolve_checkpoint(str(entry)))
+        except EvalsError as exc:
+            # One bad entry must not stop the others: it fails its own mapped tasks and the summary.
+            log.error("checkpoint %r refused: %s", entry, exc)
+            items.append({"ref": None, "entry": str(entry), "error": str(exc), "options": asdict(options)})
+    items = [{"ref": ref.to_dict(), "options": asdict(options)} for ref in _unique(refs)] + items
     progress.info("plan: %d checkpoint(s) to evaluate", len(items))
     return items
+
+
+def _unique(refs: Sequence[CheckpointRef]) -> list[CheckpointRef]:
+    """One item per (model, revision): two sources of the same revision would share a run id and its files."""
+    seen: dict[tuple[str, str | None], CheckpointRef] = {}
+    for ref in refs:
+        key = (ref.model_id, ref.revision)
+        if key in seen:
+            log.warning("%s is the same checkpoint as %s: evaluated once", ref, seen[key])
+            continue
+        seen[key] = ref
+    return list(seen.values())
 
 
 def resolve_checkpoint(text: str) -> CheckpointRef:
@@ -153,10 +176,12 @@ def materialize_step(item: Mapping[str, Any], context: Mapping[str, Any]) -> dic
     """Safe fetch into the local cache; returns the item with ``path`` and the pinned ref."""
     from evals.checkpoints import CheckpointRef, materialize
 
+    if item.get("ref") is None:
+        raise ConfigError(f"checkpoint {item.get('entry')!r}: {item.get('error')}")
     ref = CheckpointRef.from_dict(item["ref"])
     with _step("materialize", ref, item, context):
         path = materialize(ref)
-    return {**item, "path": str(path)}
+    return json_safe({**item, "path": str(path)})
 
 
 def evaluate_step(manifest: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, Any]:
@@ -185,13 +210,15 @@ def evaluate_step(manifest: Mapping[str, Any], context: Mapping[str, Any]) -> di
         )
         record = _record(ref, options, context).replace(**outcome.record_fields)
         staged = Warehouse.from_settings().stage(record.run_id, outcome.tables)
-    return {
-        "ref": manifest["ref"],
-        "options": manifest["options"],
-        "record": record.to_json(),
-        "staged": staged,
-        "expected": outcome.expected.to_json(),
-    }
+    return json_safe(
+        {
+            "ref": manifest["ref"],
+            "options": manifest["options"],
+            "record": record.to_json(),
+            "staged": staged,
+            "expected": outcome.expected.to_json(),
+        }
+    )
 
 
 def publish_step(evaluation: Mapping[str, Any]) -> dict[str, Any]:
@@ -200,12 +227,20 @@ def publish_step(evaluation: Mapping[str, Any]) -> dict[str, Any]:
     from evals.validation import Expected, validate_and_write
     from evals.warehouse import RunRecord, Warehouse
 
-    warehouse = Warehouse.from_settings()
     record = RunRecord.from_json(evaluation["record"])
     ref = CheckpointRef.from_dict(evaluation["ref"])
-    tables = warehouse.read_staged(evaluation["staged"])
     started = time.monotonic()
+    warehouse: Warehouse | None = None
     try:
+        warehouse = Warehouse.from_settings()
+        try:
+            tables = warehouse.read_staged(evaluation["staged"])
+        except FileNotFoundError:
+            # An earlier attempt published and cleared the staging area, then died before reporting it.
+            done = warehouse.find_run(record.run_id, eval_date=record.eval_date)
+            if done is not None and done.status == "published":
+                return {"run_id": done.run_id, "model_id": done.model_id, "status": done.status}
+            raise TerminalError(f"{short(ref)}: staged results are gone; clear the evaluate task to redo it") from None
         published = validate_and_write(
             record.replace(finished_at=dt.datetime.now(dt.UTC)),
             tables,
@@ -214,10 +249,11 @@ def publish_step(evaluation: Mapping[str, Any]) -> dict[str, Any]:
         )
     except ValidationFailed:
         progress.info("publish: %s QUARANTINED (%.1fs)", short(ref), time.monotonic() - started)
-        warehouse.clear_staged(evaluation["staged"])
+        if warehouse is not None:
+            warehouse.clear_staged(evaluation["staged"])
         raise
-    except Exception as exc:
-        warehouse.record_failure(record, f"publish: {type(exc).__name__}: {exc}")
+    except BaseException as exc:
+        _record_failure(ref, evaluation, {}, f"publish: {type(exc).__name__}: {exc}", record=record)
         raise
     warehouse.clear_staged(evaluation["staged"])
     progress.info("publish: %s published as run %s (%.1fs)", short(ref), published.run_id, time.monotonic() - started)
@@ -232,10 +268,18 @@ def summarize_step(plan: Sequence[Mapping[str, Any]], context: Mapping[str, Any]
     warehouse = Warehouse.from_settings()
     statuses: dict[str, str] = {}
     for item in plan or []:
+        if item.get("ref") is None:
+            statuses[str(item.get("entry"))] = f"refused: {item.get('error')}"
+            continue
         ref = CheckpointRef.from_dict(item["ref"])
         record = _record(ref, Options(**item["options"]), context)
         found = warehouse.find_run(record.run_id, eval_date=record.eval_date)
-        statuses[str(ref)] = found.status if found else "missing (see the task logs)"
+        if found is None:
+            # Killed worker, task timeout, upstream failure: no step could say so. Record it, so the watermark
+            # counts the attempt (a checkpoint that kills its worker must not be retried forever).
+            error = "no result: a task was killed, timed out or failed upstream (see the Airflow task logs)"
+            found = warehouse.record_failure(record.replace(finished_at=dt.datetime.now(dt.UTC)), error)
+        statuses[str(ref)] = found.status if found.status != "failed" else f"failed: {found.error}"
     bad = {ref: status for ref, status in statuses.items() if status != "published"}
     progress.info("summary: %d published, %d not: %s", len(statuses) - len(bad), len(bad), bad or "")
     if bad:
@@ -252,6 +296,8 @@ def compare_step(plan: Sequence[Mapping[str, Any]], context: Mapping[str, Any]) 
     warehouse = Warehouse.from_settings()
     run_ids = []
     for item in plan or []:
+        if item.get("ref") is None:
+            continue
         record = _record(CheckpointRef.from_dict(item["ref"]), Options(**item["options"]), context)
         found = warehouse.find_run(record.run_id, eval_date=record.eval_date)
         if found is not None and found.status == "published":
@@ -295,6 +341,17 @@ def report_step() -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------------- helpers
 
 
+def json_safe(value: dict[str, Any]) -> dict[str, Any]:
+    """``value`` if it is strict JSON (what XCom accepts); NaN/inf or objects fail here, naming the problem."""
+    import json
+
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise TerminalError(f"a step result is not strict JSON (NaN, inf or an object): {exc}") from exc
+    return value
+
+
 def short(ref: CheckpointRef) -> str:
     """``model_id@<12 hex>``: what a person reads in progress lines."""
     return f"{ref.model_id}@{(ref.revision or '?')[:12]}"
@@ -332,18 +389,25 @@ def _step(name: str, ref: CheckpointRef, item: Mapping[str, Any], context: Mappi
     progress.info("%s: %s ...", name, short(ref))
     try:
         yield
-    except Exception as exc:
+    except BaseException as exc:  # task timeouts and terminations are BaseExceptions in Airflow
         progress.info("%s: %s FAILED after %.1fs: %s", name, short(ref), time.monotonic() - started, exc)
         _record_failure(ref, item, context, f"{name}: {type(exc).__name__}: {exc}")
         raise
     progress.info("%s: %s done in %.1fs", name, short(ref), time.monotonic() - started)
 
 
-def _record_failure(ref: CheckpointRef, item: Mapping[str, Any], context: Mapping[str, Any], error: str) -> None:
+def _record_failure(
+    ref: CheckpointRef,
+    item: Mapping[str, Any],
+    context: Mapping[str, Any],
+    error: str,
+    *,
+    record: RunRecord | None = None,
+) -> None:
     from evals.warehouse import Warehouse
 
     try:
-        record = _record(ref, Options(**item["options"]), context)
+        record = record or _record(ref, Options(**item["options"]), context)
         Warehouse.from_settings().record_failure(record.replace(finished_at=dt.datetime.now(dt.UTC)), error)
     except Exception:  # the original error matters more than a failure to record it
         log.exception("could not record the failure of %s", ref)

@@ -21,7 +21,6 @@ def run(
 ) -> None:
     """Evaluate checkpoints end to end without Airflow: materialize, evaluate, validate, publish, compare."""
     from evals import pipeline
-    from evals.errors import EvalsError
 
     when = dt.datetime.fromisoformat(logical_date) if logical_date else dt.datetime.now(dt.UTC)
     if when.tzinfo is None:
@@ -33,8 +32,9 @@ def run(
     for item in items:
         try:
             pipeline.publish_step(pipeline.evaluate_step(pipeline.materialize_step(item, context), context))
-        except EvalsError as exc:
-            typer.echo(f"error: {item['ref']['ref']}: {exc}", err=True)  # recorded as failed; go on
+        except Exception as exc:  # recorded as failed by the step; the other checkpoints go on
+            name = item["ref"]["ref"] if item.get("ref") else item.get("entry")
+            typer.echo(f"error: {name}: {type(exc).__name__}: {exc}", err=True)
     pipeline.compare_step(items, context)
     pipeline.summarize_step(items, context)
 

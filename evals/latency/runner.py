@@ -154,10 +154,10 @@ async def run_scenario_async(
     config = {
         "scenario": scenario.model_dump(mode="json"),
         "scenario_hash": scenario.config_hash(),
-        "endpoint": server.endpoint,
+        "endpoint": redact_url(server.endpoint),
         "served_model": server.model,
         "server_backend": server.backend,
-        "server_command": server.command,
+        "server_command": redact_command(server.command),
         "server_load_s": server.load_s,
         "ignore_eos_sent": target.ignore_eos,
         "prompts": len(prompts),
@@ -179,6 +179,39 @@ async def run_scenario_async(
         finished_at=dt.datetime.now(dt.UTC),
         skipped=skipped,
     )
+
+
+_SECRET_FLAGS = ("--api-key", "--hf-token", "--token")
+
+
+def redact_url(url: str) -> str:
+    """``url`` without user:password (runs.config is stored in Parquet; credentials never are)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def redact_command(command: Sequence[str]) -> list[str]:
+    """The server command line with the values of secret-bearing flags masked."""
+    out: list[str] = []
+    hide_next = False
+    for arg in command:
+        if hide_next:
+            out.append("********")
+            hide_next = False
+        elif arg in _SECRET_FLAGS:
+            out.append(arg)
+            hide_next = True
+        elif any(arg.startswith(f"{flag}=") for flag in _SECRET_FLAGS):
+            out.append(arg.split("=", 1)[0] + "=********")
+        else:
+            out.append(arg)
+    return out
 
 
 def _scenario(scenario: Scenario | str | Path, settings: Settings | None) -> tuple[Scenario, Path]:

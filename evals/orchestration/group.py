@@ -78,5 +78,6 @@ def wire(plan: Any, routing: Routing) -> None:
     """plan (one item per checkpoint: its ref and the run's options) → checkpoint group per item → report, summary."""
     evaluate_checkpoint = checkpoint_group(routing)
     results = evaluate_checkpoint.expand(item=plan)
-    report = compare_and_report(plan)
-    results >> report >> summarize(plan)
+    # Both are leaves, so either one failing (a checkpoint not published; a regression under
+    # EVALS_FAIL_ON_REGRESSION) fails the DAG run.
+    results >> [compare_and_report(plan), summarize(plan)]

@@ -86,14 +86,30 @@ class Warehouse:
         runs_row = conform("runs", [record.to_row()])
         quarantine = status == "quarantined"
 
+        if not quarantine:
+            # Uncommit first: while the data files are being replaced, an earlier published copy of this run
+            # must not show a mix of old and new files. A crash from here on leaves the run `failed` (visible as
+            # such, counted as an attempt) until the retry commits it again.
+            in_progress = record.replace(
+                status="failed", row_counts={}, error=f"interrupted while publishing (started {_now_iso()})"
+            )
+            self.storage.write_parquet(
+                keys.run_file("runs", record.eval_date, record.run_id),
+                conform("runs", [in_progress.to_row()]).drop_columns([PARTITION_COLUMN]),
+            )
         for name, table in conformed.items():
             self.storage.write_parquet(
                 keys.run_file(name, record.eval_date, record.run_id, quarantine=quarantine),
                 table.drop_columns([PARTITION_COLUMN]),
             )
-        # A rerun that produced fewer tables must not leave an earlier attempt's rows behind.
+        # A rerun that produced fewer tables must not leave an earlier attempt's rows behind, nor let a compacted
+        # copy of them show through: where the partition is compacted, an empty per-run file overrides it.
         for name in set(DATA_TABLES) - set(conformed):
-            self.storage.delete(keys.run_file(name, record.eval_date, record.run_id, quarantine=quarantine))
+            relative = keys.run_file(name, record.eval_date, record.run_id, quarantine=quarantine)
+            if not quarantine and self._has_compacted(name, record.eval_date):
+                self.storage.write_parquet(relative, arrow_schema(name, with_partition=False).empty_table())
+            else:
+                self.storage.delete(relative)
         self.storage.write_parquet(
             keys.run_file("runs", record.eval_date, record.run_id, quarantine=quarantine),
             runs_row.drop_columns([PARTITION_COLUMN]),
@@ -127,6 +143,12 @@ class Warehouse:
             keys.run_file(table, record.eval_date, record.run_id), conformed.drop_columns([PARTITION_COLUMN])
         )
         return conformed.num_rows
+
+    def _has_compacted(self, table: str, eval_date: dt.date) -> bool:
+        return any(
+            keys.compacted_generation(info.base_name) is not None
+            for info in self.storage.list_files(keys.partition_dir(table, eval_date))
+        )
 
     def record_failure(self, record: RunRecord, error: str) -> RunRecord:
         """Record a run that failed (status ``failed``), without hiding an earlier published result."""
@@ -303,6 +325,10 @@ def _run_filter(record: RunRecord) -> Any:
     import pyarrow.dataset as pads
 
     return (pads.field("run_id") == record.run_id) & (pads.field(PARTITION_COLUMN) == record.eval_date)
+
+
+def _now_iso() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 def conform_run_table(name: str, frame: Frame, record: RunRecord) -> pa.Table:

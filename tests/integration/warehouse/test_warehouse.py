@@ -73,33 +73,61 @@ def test_rerun_with_fewer_tables_drops_the_stale_ones(warehouse_uri: str) -> Non
     assert counts(wh)["latency"] == 0 and counts(wh)["latency_samples"] == 0
 
 
+def crash_on_commit(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Make the commit (the final runs row) fail as if the worker died; returns the real write to restore."""
+    real_write = Storage.write_parquet
+
+    def write(self: Storage, relative: str, table: Any, **kw: Any) -> None:
+        if relative.startswith("runs/") and table.column("status").to_pylist() == ["published"]:
+            raise RuntimeError("worker killed")
+        real_write(self, relative, table, **kw)
+
+    monkeypatch.setattr(Storage, "write_parquet", write)
+    return real_write
+
+
 def test_crash_between_data_and_commit_leaves_nothing_visible(
     warehouse_uri: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     wh = Warehouse(warehouse_uri)
     record = run_record()
-    real_write = Storage.write_parquet
-
-    def crash_on_commit(self: Storage, relative: str, table: Any, **kw: Any) -> None:
-        if relative.startswith("runs/"):
-            raise RuntimeError("worker killed")
-        real_write(self, relative, table, **kw)
-
-    monkeypatch.setattr(Storage, "write_parquet", crash_on_commit)
+    real_write = crash_on_commit(monkeypatch)
     with pytest.raises(RuntimeError):
         wh.write_run(record, all_tables(record))
     assert wh.read_table("accuracy").num_rows == 2  # the data files are there...
-    assert counts(wh) == {
-        "runs": 0,
-        "accuracy": 0,
-        "latency": 0,
-        "latency_samples": 0,
-        "all_runs": 0,
-    }  # ...unseen
+    assert counts(wh) == {"runs": 0, "accuracy": 0, "latency": 0, "latency_samples": 0, "all_runs": 1}  # ...unseen
+    status = connect(wh).execute("select status, error from all_runs").fetchall()
+    assert status[0][0] == "failed" and "interrupted while publishing" in status[0][1]
 
     monkeypatch.setattr(Storage, "write_parquet", real_write)
     wh.write_run(record, all_tables(record))  # the retry completes it
     assert counts(wh) == {"runs": 1, "accuracy": 2, "latency": 2, "latency_samples": 40, "all_runs": 1}
+
+
+def test_a_rerun_that_dies_half_way_never_shows_a_mix(warehouse_uri: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    wh = Warehouse(warehouse_uri)
+    record = run_record()
+    wh.write_run(record, all_tables(record, tasks={"arc_easy": 0.5, "gsm8k": 0.1}))
+    real_write = crash_on_commit(monkeypatch)
+    with pytest.raises(RuntimeError):  # the rerun's new data files are written, its commit is not
+        wh.write_run(record, all_tables(record, tasks={"arc_easy": 0.9, "gsm8k": 0.9}))
+    assert counts(wh)["accuracy"] == 0  # not old, not new, not a mix: uncommitted until the retry
+    monkeypatch.setattr(Storage, "write_parquet", real_write)
+    wh.write_run(record, all_tables(record, tasks={"arc_easy": 0.9, "gsm8k": 0.9}))
+    assert connect(wh).execute("select value from accuracy order by task").fetchall() == [(0.9,), (0.9,)]
+
+
+def test_rerun_with_fewer_tables_after_compaction(warehouse_uri: str) -> None:
+    wh = Warehouse(warehouse_uri)
+    for model in ("org/a", "org/b"):
+        rec = run_record(model)
+        wh.write_run(rec, all_tables(rec))
+    compact_all(wh)
+    record = run_record("org/a")
+    wh.write_run(record, {"accuracy": accuracy_rows(record)})  # the rerun has no latency this time
+    con = connect(wh)
+    rows = con.execute("select model_id, count(*) from latency group by 1 order by 1").fetchall()
+    assert rows == [("org/b", 2)]  # org/a's compacted latency rows do not show through
 
 
 def test_concurrent_writers_of_different_runs(warehouse_uri: str) -> None:
