@@ -317,7 +317,9 @@ def compact_step() -> dict[str, Any]:
     warehouse = Warehouse.from_settings()
     until = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=warehouse.settings.compact_after_days)
     results = compact_all(warehouse, end=until)
-    return {r.table: {"partitions": r.partitions, "files_merged": r.files_merged} for r in results}
+    swept = warehouse.sweep_staging(dt.timedelta(days=max(1, warehouse.settings.compact_after_days)))
+    summary: dict[str, Any] = {r.table: {"partitions": r.partitions, "files_merged": r.files_merged} for r in results}
+    return {**summary, "staging_files_swept": swept}
 
 
 def report_step() -> dict[str, Any]:

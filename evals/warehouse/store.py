@@ -209,6 +209,16 @@ class Warehouse:
         for relative in staged.values():
             self.storage.delete(relative)
 
+    def sweep_staging(self, older_than: dt.timedelta) -> int:
+        """Delete staged rows older than ``older_than``: left by runs that died between evaluate and publish."""
+        cutoff = dt.datetime.now(dt.UTC) - older_than
+        swept = 0
+        for info in self.storage.list_files(keys.STAGING_PREFIX):
+            mtime = info.mtime
+            if mtime is not None and mtime.replace(tzinfo=mtime.tzinfo or dt.UTC) < cutoff:
+                swept += self.storage.delete(info.path.removeprefix(self.storage.path("")).lstrip("/"))
+        return swept
+
     # ------------------------------------------------------------------ reading
 
     def table_files(self, table: str, *, area: str = "published") -> TableFiles:

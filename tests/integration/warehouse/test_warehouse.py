@@ -294,3 +294,14 @@ def test_leaderboard_without_row_counts_looks_at_the_data(warehouse_uri: str) ->
     )
     board = connect(wh).execute("select model_id, accuracy is not null, load from leaderboard order by 1").fetchall()
     assert board == [("org/a", True, 8.0), ("org/b", False, 8.0)]
+
+
+def test_stale_staging_is_swept(warehouse_uri: str) -> None:
+    import datetime as dt
+
+    wh = Warehouse(warehouse_uri)
+    staged = wh.stage("abc", {"accuracy": [{"value": float("nan")}]})
+    assert wh.read_staged(staged)["accuracy"][0]["value"] != 0  # NaN survives staging as it was produced
+    assert wh.sweep_staging(dt.timedelta(days=1)) == 0  # fresh: kept
+    assert wh.sweep_staging(dt.timedelta(seconds=-60)) == 1  # "older than the future": swept
+    assert not wh.storage.exists(staged["accuracy"])
