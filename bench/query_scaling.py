@@ -48,6 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from evals.analysis.views import HEADLINE_METRICS, connect, scope
 from evals.schemas import SCHEMA_VERSION, arrow_schema, conform
+from evals.ui import queries as ui_queries
 from evals.warehouse import RunRecord, Warehouse, keys
 from evals.warehouse.compaction import compact_all
 
@@ -461,22 +462,7 @@ from r left join acc using (run_id) left join lat using (run_id)
 order by r.logical_date
 """.replace("{metrics}", "[" + ", ".join(f"'{m}'" for m in HEADLINE_METRICS) + "]")
 
-LEADERBOARD_COLUMNS = [
-    "model_id",
-    "revision",
-    "eval_date",
-    "suite",
-    "accuracy",
-    "n_tasks",
-    "scenario",
-    "load_type",
-    "load",
-    "ttft_p95_ms",
-    "e2e_p95_ms",
-    "output_tokens_per_s",
-    "goodput",
-    "usd_per_1m_output_tokens",
-]
+LEADERBOARD_COLUMNS = list(ui_queries.LEADERBOARD_COLUMNS)  # what the views promise, checked against pandas
 TREND_COLUMNS = ["eval_date", "revision", "accuracy", "n_tasks", "ttft_p95_ms_light", "ttft_p95_ms_heavy"]
 
 
