@@ -100,7 +100,10 @@ select coalesce(acc.model_id, lat.model_id) as model_id,
        greatest(acc.eval_date, lat.eval_date) as eval_date,
        acc.suite, acc.accuracy, acc.n_tasks,
        lat.scenario, lat.load_type, lat.load,
-       lat.ttft_p95_ms, lat.e2e_p95_ms, lat.output_tokens_per_s, lat.goodput, lat.usd_per_1m_output_tokens
+       lat.ttft_p95_ms, lat.e2e_p95_ms, lat.output_tokens_per_s, lat.goodput, lat.usd_per_1m_output_tokens,
+       -- Accuracy and latency come from each model's latest run of each kind; when those are different runs,
+       -- this says which revision the latency columns measured (revision is the accuracy run's).
+       lat.revision as latency_revision
 from acc full outer join lat on acc.model_id = lat.model_id
 order by accuracy desc nulls last, ttft_p95_ms asc nulls last, model_id
 """

@@ -305,3 +305,14 @@ def test_stale_staging_is_swept(warehouse_uri: str) -> None:
     assert wh.sweep_staging(dt.timedelta(days=1)) == 0  # fresh: kept
     assert wh.sweep_staging(dt.timedelta(seconds=-60)) == 1  # "older than the future": swept
     assert not wh.storage.exists(staged["accuracy"])
+
+
+def test_leaderboard_names_the_revision_latency_was_measured_on(warehouse_uri: str) -> None:
+    wh = Warehouse(warehouse_uri)
+    first = run_record("org/a", day=1)
+    wh.write_run(first, all_tables(first))
+    # A later latency-only run of a new revision: accuracy still comes from the first run.
+    later = run_record("org/a", day=2, revision="b" * 40, suite=None, suite_version=None)
+    wh.write_run(later, {"latency": latency_rows(later), "latency_samples": all_tables(later)["latency_samples"]})
+    row = connect(wh).execute("select revision, latency_revision from leaderboard").fetchall()
+    assert row == [(first.revision, "b" * 40)]
