@@ -26,6 +26,10 @@ LATENCY_STATS = ("mean", "p50", "p90", "p95", "p99")
 
 TABLES = ("runs", "accuracy", "latency", "latency_samples", "comparisons")
 
+# Fields of the runs table's struct columns (RunRecord fills missing ones with null).
+HARDWARE_FIELDS = ("gpu_name", "gpu_count", "gpu_driver", "cpu")
+VERSION_FIELDS = ("checkpoint_evals", "python", "lm_eval", "transformers", "torch", "vllm", "great_expectations")
+
 
 @dataclass(frozen=True)
 class Column:
@@ -175,28 +179,8 @@ def _arrow_type(name: str) -> pa.DataType:
         "date32": pa.date32(),
         "timestamp": pa.timestamp("us", tz="UTC"),
         "float_list": pa.list_(pa.float32()),
-        "hardware": pa.struct(
-            [
-                ("gpu_name", pa.string()),
-                ("gpu_count", pa.int32()),
-                ("gpu_driver", pa.string()),
-                ("cpu", pa.string()),
-            ]
-        ),
-        "versions": pa.struct(
-            [
-                (k, pa.string())
-                for k in (
-                    "checkpoint_evals",
-                    "python",
-                    "lm_eval",
-                    "transformers",
-                    "torch",
-                    "vllm",
-                    "great_expectations",
-                )
-            ]
-        ),
+        "hardware": pa.struct([(k, pa.int32() if k == "gpu_count" else pa.string()) for k in HARDWARE_FIELDS]),
+        "versions": pa.struct([(k, pa.string()) for k in VERSION_FIELDS]),
     }
     return types[name]
 

@@ -3,33 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
 import json
-import platform
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-
-# distribution name -> key in runs.versions
-_DISTRIBUTIONS = {
-    "checkpoint-evals": "checkpoint_evals",
-    "lm_eval": "lm_eval",
-    "transformers": "transformers",
-    "torch": "torch",
-    "vllm": "vllm",
-    "great_expectations": "great_expectations",
-}
-
-
-def package_versions() -> dict[str, str | None]:
-    """Installed versions (None when absent), read from package metadata without importing anything heavy."""
-    versions: dict[str, str | None] = {"python": platform.python_version()}
-    for dist, key in _DISTRIBUTIONS.items():
-        try:
-            versions[key] = importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            versions[key] = None
-    return versions
 
 
 def _stable(value: Any) -> str:

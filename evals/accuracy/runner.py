@@ -4,21 +4,20 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import platform
 import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
 
 from evals.accuracy import normalize, provenance
 from evals.accuracy.backends import Backend, ModelTarget, get_backend
 from evals.accuracy.preflight import BrokenCheckpoint, check_checkpoint
 from evals.accuracy.progress import ProgressHook, RequestCallback, install, quiet_bars, use_log_lines
 from evals.accuracy.suites import Suite, load_suite, output_types, task_manager, validate_tasks
+from evals.environment import package_versions
 from evals.errors import ConfigError, TerminalError, TransientError
+from evals.redact import redact_url
 
 if TYPE_CHECKING:
     from evals.settings import Settings
@@ -70,7 +69,7 @@ def request_cache_path(settings: Settings, *, revision: str, suite: Suite, backe
 
     Batch size is not part of the key, so a retry after an OOM with a smaller batch reuses what finished.
     """
-    versions = provenance.package_versions()
+    versions = package_versions()
     parts = [
         _safe(revision),
         _safe(suite.ref),
@@ -341,7 +340,7 @@ def _provenance(
     apply_chat_template: bool,
     model_calls: int,
 ) -> dict[str, Any]:
-    versions = provenance.package_versions()
+    versions = package_versions()
     task_hashes = provenance.task_hashes(results)
     chat_hash = provenance.chat_template_hash(target.checkpoint_dir)
     lm_config = results.get("config") or {}
@@ -369,7 +368,7 @@ def _provenance(
         "revision": revision,
         "backend": backend,
         "lm_eval_model": impl.lm_eval_model,
-        "base_url": _redact(target.base_url),
+        "base_url": redact_url(target.base_url),
         "served_model": target.served_model,
         "device": device,
         "dtype": dtype,
@@ -397,24 +396,11 @@ def _provenance(
 
 
 def _hardware(device: str | None) -> dict[str, Any]:
-    cpu = f"{platform.processor() or platform.machine()} ({os.cpu_count()} cores)"
-    info: dict[str, Any] = {"cpu": cpu, "gpu_name": None, "gpu_count": 0, "gpu_driver": None}
-    if device and device.startswith("cuda"):
-        import torch
+    """The runs table's hardware struct, detected as for latency runs; GPUs count only when lm-eval used CUDA."""
+    from evals.environment import cpu_model, detect_gpus
 
-        info["gpu_count"] = torch.cuda.device_count()
-        info["gpu_name"] = torch.cuda.get_device_name(0) if info["gpu_count"] else None
-    return info
-
-
-def _redact(url: str | None) -> str | None:
-    """A URL without user:password (credentials never go into Parquet)."""
-    if not url:
-        return url
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    gpus = detect_gpus() if device and device.startswith("cuda") else {}
+    return {"gpu_name": None, "gpu_count": 0, "gpu_driver": None, **gpus, "cpu": cpu_model()}
 
 
 def _safe(text: str) -> str:

@@ -10,13 +10,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from evals.environment import detect_hardware, package_versions
 from evals.latency.client import Target
-from evals.latency.hardware import detect_hardware, package_versions
 from evals.latency.loadgen import run_level
 from evals.latency.metrics import LevelSummary, sample_rows, saturation_reason, summarize_level
 from evals.latency.prompts import Prompt, scenario_prompts
 from evals.latency.scenario import ConcurrencyLevel, RateLevel, Scenario, load_scenario
 from evals.latency.server import ServerHandle, serve
+from evals.redact import redact_command, redact_url
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -179,39 +180,6 @@ async def run_scenario_async(
         finished_at=dt.datetime.now(dt.UTC),
         skipped=skipped,
     )
-
-
-_SECRET_FLAGS = ("--api-key", "--hf-token", "--token")
-
-
-def redact_url(url: str) -> str:
-    """``url`` without user:password (runs.config is stored in Parquet; credentials never are)."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
-def redact_command(command: Sequence[str]) -> list[str]:
-    """The server command line with the values of secret-bearing flags masked."""
-    out: list[str] = []
-    hide_next = False
-    for arg in command:
-        if hide_next:
-            out.append("********")
-            hide_next = False
-        elif arg in _SECRET_FLAGS:
-            out.append(arg)
-            hide_next = True
-        elif any(arg.startswith(f"{flag}=") for flag in _SECRET_FLAGS):
-            out.append(arg.split("=", 1)[0] + "=********")
-        else:
-            out.append(arg)
-    return out
 
 
 def _scenario(scenario: Scenario | str | Path, settings: Settings | None) -> tuple[Scenario, Path]:

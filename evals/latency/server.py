@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from evals.environment import detect_gpus
 from evals.errors import ConfigError, ServerNotReady
-from evals.latency.hardware import detect_gpus
 
 if TYPE_CHECKING:
     from evals.settings import Settings

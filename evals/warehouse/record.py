@@ -7,7 +7,7 @@ import datetime as dt
 import json
 from typing import Any
 
-from evals.schemas import COLUMNS, SCHEMA_VERSION
+from evals.schemas import COLUMNS, HARDWARE_FIELDS, SCHEMA_VERSION, VERSION_FIELDS
 from evals.warehouse.keys import eval_date_of, make_run_id
 
 
@@ -62,11 +62,8 @@ class RunRecord:
         row = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         row["config"] = json.dumps(self.config, sort_keys=True, default=str) if self.config is not None else None
         row["row_counts"] = json.dumps(self.row_counts, sort_keys=True) if self.row_counts is not None else None
-        row["hardware"] = _complete(self.hardware, ("gpu_name", "gpu_count", "gpu_driver", "cpu"))
-        row["versions"] = _complete(
-            self.versions,
-            ("checkpoint_evals", "python", "lm_eval", "transformers", "torch", "vllm", "great_expectations"),
-        )
+        row["hardware"] = _complete(self.hardware, HARDWARE_FIELDS)
+        row["versions"] = _complete(self.versions, VERSION_FIELDS)
         row["eval_date"] = self.eval_date
         row["schema_version"] = SCHEMA_VERSION
         return {name: row[name] for name in (c.name for c in COLUMNS["runs"])}

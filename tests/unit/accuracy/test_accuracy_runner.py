@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from evals.accuracy.progress import ProgressHook, install
-from evals.accuracy.runner import AccuracyOOM, _batch_size, _raise_classified, _redact, request_cache_path
+from evals.accuracy.runner import AccuracyOOM, _batch_size, _raise_classified, request_cache_path
 from evals.accuracy.suites import load_suite
 from evals.errors import TerminalError
 from evals.settings import get_settings
@@ -35,10 +35,6 @@ def test_oom_is_transient_once_with_half_the_batch(tmp_path: Path) -> None:
 def test_other_errors_are_left_alone(tmp_path: Path) -> None:
     _raise_classified(ValueError("bad doc"), batch_size=16, cache=tmp_path, suite=load_suite("smoke"))
     assert not (tmp_path / "oom.json").exists()
-
-
-def test_credentials_never_reach_provenance() -> None:
-    assert _redact("http://user:secret@host:8000/v1") == "http://host:8000/v1"
 
 
 class _FakeLM:

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from evals import environment as hardware
 from evals.errors import ConfigError, ServerNotReady
-from evals.latency import hardware, server
+from evals.latency import server
 from evals.latency.server import (
     choose_backend,
     free_port,

@@ -1,4 +1,4 @@
-"""Hardware and package-version detection: what produced a latency number (GPU via nvidia-smi, else the CPU)."""
+"""What produced a number: the runs table's ``hardware`` (GPU via nvidia-smi, CPU model) and ``versions`` structs."""
 
 from __future__ import annotations
 
@@ -11,17 +11,12 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from evals.schemas import VERSION_FIELDS
+
 log = logging.getLogger(__name__)
 
-# Keys of the runs table's ``versions`` struct, mapped to the distribution that provides them.
-_DISTRIBUTIONS = {
-    "checkpoint_evals": "checkpoint-evals",
-    "lm_eval": "lm_eval",
-    "transformers": "transformers",
-    "torch": "torch",
-    "vllm": "vllm",
-    "great_expectations": "great_expectations",
-}
+# Keys of the runs table's ``versions`` struct whose distribution is not named like the key.
+_DISTRIBUTIONS = {"checkpoint_evals": "checkpoint-evals"}
 
 
 def cpu_model() -> str:
@@ -79,9 +74,11 @@ def detect_hardware() -> dict[str, Any]:
 def package_versions() -> dict[str, str | None]:
     """The runs table's ``versions`` struct, read from installed metadata (imports nothing heavy)."""
     versions: dict[str, str | None] = {"python": sys.version.split()[0]}
-    for key, distribution in _DISTRIBUTIONS.items():
+    for key in VERSION_FIELDS:
+        if key == "python":
+            continue
         try:
-            versions[key] = metadata.version(distribution)
+            versions[key] = metadata.version(_DISTRIBUTIONS.get(key, key))
         except metadata.PackageNotFoundError:
             versions[key] = None
     return versions
