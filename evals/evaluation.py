@@ -25,7 +25,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 progress = logging.getLogger("evals.progress")
 
-SERVER_ACCURACY_BACKENDS = ("local-completions", "local-chat-completions")
+
+def is_server_backend(name: str | None) -> bool:
+    """Whether accuracy backend ``name`` talks to an OpenAI-compatible server (the registry's needs_url)."""
+    from evals.accuracy.backends import BACKENDS, get_backend
+
+    return name in BACKENDS and get_backend(name).needs_url
 
 
 @dataclass
@@ -47,7 +52,7 @@ class Plan:
 
     @property
     def shares_server(self) -> bool:
-        return self.accuracy_backend in SERVER_ACCURACY_BACKENDS
+        return is_server_backend(self.accuracy_backend)
 
 
 def choose_plan(
@@ -58,7 +63,7 @@ def choose_plan(
     ``transformers serve`` carries the latency scenario."""
     from evals.latency.server import choose_backend
 
-    needs_server = scenario is not None or backend in SERVER_ACCURACY_BACKENDS
+    needs_server = scenario is not None or is_server_backend(backend)
     server = None
     if needs_server or (backend == "auto" and suite is not None):
         server = "external" if endpoint else choose_backend(settings.latency_backend)
@@ -67,7 +72,7 @@ def choose_plan(
         accuracy = backend if backend != "auto" else ("local-completions" if server == "vllm" else "hf")
     if accuracy == "hf" and not needs_server:
         server = None
-    if endpoint and scenario is None and accuracy not in SERVER_ACCURACY_BACKENDS:
+    if endpoint and scenario is None and not is_server_backend(accuracy):
         raise ConfigError(f"an endpoint was given but nothing uses it (backend {accuracy}, no scenario)")
     return Plan(accuracy, server)
 

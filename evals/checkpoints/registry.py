@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
+import pkgutil
 from typing import TYPE_CHECKING
 
 from evals.errors import ConfigError
@@ -35,7 +35,6 @@ def get_source_class(name: str) -> type[Source]:
     except KeyError:
         raise ConfigError(f"unknown checkpoint source {name!r}; known: {', '.join(known_sources())}") from None
     if isinstance(target, str):
-        module_name, _, attr = target.partition(":")
-        target = getattr(importlib.import_module(module_name), attr)
+        target = pkgutil.resolve_name(target)
         _SOURCES[name] = target
     return target

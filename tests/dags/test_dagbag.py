@@ -102,3 +102,10 @@ def test_routing_reads_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EVALS_GPU_QUEUE", "h100")
     monkeypatch.setenv("EVALS_GPU_POOL", "h100-slots")
     assert Routing.from_settings().gpu_task_kwargs() == {"queue": "h100", "pool": "h100-slots"}
+
+
+def test_form_offers_exactly_the_registered_backends() -> None:
+    from evals.accuracy.backends import available_backends
+    from evals.orchestration.params import BACKENDS
+
+    assert sorted(BACKENDS) == sorted(["auto", *available_backends()])

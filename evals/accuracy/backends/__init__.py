@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
+import pkgutil
 
 from evals.accuracy.backends.base import Backend, ModelTarget
 from evals.errors import ConfigError
@@ -25,8 +25,7 @@ def get_backend(name: str) -> Backend:
     target = BACKENDS.get(name)
     if target is None:
         raise ConfigError(f"unknown accuracy backend {name!r}; known backends: {', '.join(available_backends())}")
-    module_name, _, class_name = target.partition(":")
-    backend: Backend = getattr(importlib.import_module(module_name), class_name)()
+    backend: Backend = pkgutil.resolve_name(target)()
     return backend
 
 
