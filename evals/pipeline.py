@@ -12,15 +12,16 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from evals.errors import ConfigError, EvalsError, TerminalError, ValidationFailed
+from evals.schemas import PARTITION_COLUMN
 
 if TYPE_CHECKING:
     from evals.checkpoints import CheckpointRef
-    from evals.warehouse import RunRecord
+    from evals.warehouse import RunRecord, Warehouse
 
 log = logging.getLogger(__name__)
 progress = logging.getLogger("evals.progress")  # one line per step: the demo and the Airflow log show these
@@ -41,6 +42,9 @@ class Options:
     limit: int | None = None
     backend: str = "auto"
     endpoint: str | None = None
+    # Resolved once, at plan time, from the suite/scenario definitions: every later step keys the run with these.
+    suite_version: str | None = None
+    scenario_version: str | None = None
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> Options:
@@ -57,22 +61,18 @@ class Options:
         )
         if options.suite is None and options.scenario is None:
             raise ConfigError("nothing to run: both suite and scenario are 'none'")
-        options.versions()  # unknown suite/scenario names fail here, before any checkpoint is touched
-        return options
-
-    def versions(self) -> tuple[str | None, str | None]:
-        """(suite version, scenario version), loading the definitions (clear errors for unknown names)."""
+        # Loading the definitions also refuses unknown names before any checkpoint is touched.
         suite_version = scenario_version = None
-        if self.suite:
+        if options.suite:
             from evals.accuracy.suites import load_suite
 
-            suite_version = load_suite(self.suite).version
-        if self.scenario:
+            suite_version = load_suite(options.suite).version
+        if options.scenario:
             from evals.latency.scenario import load_scenario
             from evals.settings import get_settings
 
-            scenario_version = load_scenario(self.scenario, get_settings().latency_scenario_dir)[0].version
-        return suite_version, scenario_version
+            scenario_version = load_scenario(options.scenario, get_settings().latency_scenario_dir)[0].version
+        return replace(options, suite_version=suite_version, scenario_version=scenario_version)
 
 
 # ---------------------------------------------------------------------------------------------------- plan
@@ -86,16 +86,15 @@ def plan_nightly(params: Mapping[str, Any], context: Mapping[str, Any]) -> list[
     from evals.settings import get_settings
 
     options = Options.from_params(params)
-    suite_version, scenario_version = options.versions()
     settings = get_settings()
     watchlist = load_watchlist(params.get("watchlist") or settings.watchlist)
     found = discover(
         watchlist,
         settings=settings,
         suite=options.suite,
-        suite_version=suite_version,
+        suite_version=options.suite_version,
         scenario=options.scenario,
-        scenario_version=scenario_version,
+        scenario_version=options.scenario_version,
     )
     for error in found.errors:
         log.warning("watch-list entry skipped: %s", error.to_dict())
@@ -262,24 +261,20 @@ def publish_step(evaluation: Mapping[str, Any]) -> dict[str, Any]:
 
 def summarize_step(plan: Sequence[Mapping[str, Any]], context: Mapping[str, Any]) -> dict[str, Any]:
     """The night's outcome per checkpoint; raises :class:`RunFailures` if any was not published."""
-    from evals.checkpoints import CheckpointRef
     from evals.warehouse import Warehouse
 
     warehouse = Warehouse.from_settings()
     statuses: dict[str, str] = {}
-    for item in plan or []:
-        if item.get("ref") is None:
+    for item, record, found in _planned_runs(warehouse, plan, context):
+        if record is None:
             statuses[str(item.get("entry"))] = f"refused: {item.get('error')}"
             continue
-        ref = CheckpointRef.from_dict(item["ref"])
-        record = _record(ref, Options(**item["options"]), context)
-        found = warehouse.find_run(record.run_id, eval_date=record.eval_date)
         if found is None:
             # Killed worker, task timeout, upstream failure: no step could say so. Record it, so the watermark
             # counts the attempt (a checkpoint that kills its worker must not be retried forever).
             error = "no result: a task was killed, timed out or failed upstream (see the Airflow task logs)"
             found = warehouse.record_failure(record.replace(finished_at=dt.datetime.now(dt.UTC)), error)
-        statuses[str(ref)] = found.status if found.status != "failed" else f"failed: {found.error}"
+        statuses[item["ref"]["ref"]] = found.status if found.status != "failed" else f"failed: {found.error}"
     bad = {ref: status for ref, status in statuses.items() if status != "published"}
     progress.info("summary: %d published, %d not: %s", len(statuses) - len(bad), len(bad), bad or "")
     if bad:
@@ -290,18 +285,14 @@ def summarize_step(plan: Sequence[Mapping[str, Any]], context: Mapping[str, Any]
 def compare_step(plan: Sequence[Mapping[str, Any]], context: Mapping[str, Any]) -> dict[str, Any]:
     """Compare the night's published runs with their baselines, refresh the report, apply the regression policy."""
     from evals.analysis.night import compare_and_report
-    from evals.checkpoints import CheckpointRef
     from evals.warehouse import Warehouse
 
     warehouse = Warehouse.from_settings()
-    run_ids = []
-    for item in plan or []:
-        if item.get("ref") is None:
-            continue
-        record = _record(CheckpointRef.from_dict(item["ref"]), Options(**item["options"]), context)
-        found = warehouse.find_run(record.run_id, eval_date=record.eval_date)
-        if found is not None and found.status == "published":
-            run_ids.append(found.run_id)
+    run_ids = [
+        found.run_id
+        for _, _, found in _planned_runs(warehouse, plan, context)
+        if found is not None and found.status == "published"
+    ]
     summary = compare_and_report(run_ids, warehouse=warehouse)
     progress.info(
         "compare: %d run(s) compared, verdicts %s; report: %s", len(run_ids), summary["verdicts"], summary["report"]
@@ -343,6 +334,32 @@ def report_step() -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------------- helpers
 
 
+def _planned_runs(
+    warehouse: Warehouse, plan: Sequence[Mapping[str, Any]] | None, context: Mapping[str, Any]
+) -> list[tuple[Mapping[str, Any], RunRecord | None, RunRecord | None]]:
+    """(item, the run's keys, its stored record or None) per plan item; refused entries have no keys.
+
+    Every item of a DAG run shares its logical date, so the runs of each date are read once, not once per item.
+    """
+    import pyarrow.dataset as pads
+
+    from evals.checkpoints import CheckpointRef
+
+    keyed = [
+        (
+            item,
+            _record(CheckpointRef.from_dict(item["ref"]), Options(**item["options"]), context)
+            if item.get("ref")
+            else None,
+        )
+        for item in plan or []
+    ]
+    stored: dict[str, RunRecord] = {}
+    for day in {record.eval_date for _, record in keyed if record is not None}:
+        stored.update({r.run_id: r for r in warehouse.run_records(filter=pads.field(PARTITION_COLUMN) == day)})
+    return [(item, record, stored.get(record.run_id) if record else None) for item, record in keyed]
+
+
 def json_safe(value: dict[str, Any]) -> dict[str, Any]:
     """``value`` if it is strict JSON (what XCom accepts); NaN/inf or objects fail here, naming the problem."""
     import json
@@ -365,16 +382,15 @@ def _record(ref: CheckpointRef, options: Options, context: Mapping[str, Any]) ->
 
     if ref.revision is None:
         raise ConfigError(f"{ref} is not pinned to a revision")
-    suite_version, scenario_version = options.versions()
     return RunRecord(
         model_id=ref.model_id,
         revision=ref.revision,
         logical_date=dt.datetime.fromisoformat(context["logical_date"]),
         source=ref.source,
         suite=options.suite,
-        suite_version=suite_version,
+        suite_version=options.suite_version,
         scenario=options.scenario,
-        scenario_version=scenario_version,
+        scenario_version=options.scenario_version,
         dag_id=context.get("dag_id"),
         dag_run_id=context.get("dag_run_id"),
         checkpoint_uri=ref.uri,

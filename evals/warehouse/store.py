@@ -286,12 +286,19 @@ class Warehouse:
         parts.append(compacted_rows)
         return pa.concat_tables(parts)
 
-    def run_records(self, *, statuses: Iterable[str] = ("published", "quarantined", "failed")) -> list[RunRecord]:
-        """Every run record (one per run_id: published beats quarantined beats failed)."""
+    def run_records(
+        self,
+        *,
+        statuses: Iterable[str] = ("published", "quarantined", "failed"),
+        filter: Any = None,
+        areas: Iterable[str] = ("published", "quarantine"),
+    ) -> list[RunRecord]:
+        """Run records matching ``filter`` (a pyarrow expression), one per run_id: published beats quarantined
+        beats failed."""
         wanted = set(statuses)
         best: dict[str, dict[str, Any]] = {}
-        for area in ("published", "quarantine"):
-            for row in self.read_table("runs", area=area).to_pylist():
+        for area in areas:
+            for row in self.read_table("runs", area=area, filter=filter).to_pylist():
                 current = best.get(row["run_id"])
                 if current is None or _STATUS_RANK[row["status"]] < _STATUS_RANK[current["status"]]:
                     best[row["run_id"]] = row
@@ -304,14 +311,11 @@ class Warehouse:
         """The run record of ``run_id`` in ``area`` (both areas when None), or None."""
         import pyarrow.dataset as pads
 
-        areas = ("published", "quarantine") if area is None else (area,)
         expr = pads.field("run_id") == run_id
         if eval_date is not None:
             expr = expr & (pads.field(PARTITION_COLUMN) == eval_date)
-        rows = [row for a in areas for row in self.read_table("runs", area=a, filter=expr).to_pylist()]
-        if not rows:
-            return None
-        return RunRecord.from_row(min(rows, key=lambda r: _STATUS_RANK[r["status"]]))
+        found = self.run_records(filter=expr, areas=("published", "quarantine") if area is None else (area,))
+        return found[0] if found else None
 
     def read_run_table(self, table: str, record: RunRecord, *, area: str = "published") -> pa.Table | None:
         """One run's rows of one data table, or None when that run wrote no such table."""
