@@ -17,6 +17,7 @@ SCHEMA_VERSION = 1
 
 PARTITION_COLUMN = "eval_date"  # Hive partition key, lives in the path (eval_date=YYYY-MM-DD), not in files
 
+# In order of precedence: when a run has records in several states, the first one here is the one that counts.
 RUN_STATUSES = ("published", "quarantined", "failed")
 VERDICTS = ("regression", "improvement", "no_change", "no_baseline")
 COMPARISON_KINDS = ("previous_revision", "previous_run", "baseline_model")

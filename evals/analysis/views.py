@@ -25,7 +25,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from evals.schemas import PARTITION_COLUMN, TABLES
+from evals.schemas import PARTITION_COLUMN, RUN_STATUSES, TABLES
 from evals.warehouse import keys
 
 if TYPE_CHECKING:
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from evals.warehouse import Warehouse
     from evals.warehouse.store import TableFiles
 
-_STATUS_ORDER = "case status when 'published' then 0 when 'quarantined' then 1 else 2 end"
+_STATUS_ORDER = "list_position([" + ", ".join(f"'{s}'" for s in RUN_STATUSES) + "], status)"
 _AREAS = ("published", "quarantine")
 _DATA_TABLES = tuple(t for t in TABLES if t != "runs")
 _GLOB_CHARACTERS = frozenset("*?[]{}")

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from evals.errors import RunNotFound, SchemaViolation, TerminalError
-from evals.schemas import PARTITION_COLUMN, TABLES, Frame, arrow_schema, conform
+from evals.schemas import PARTITION_COLUMN, RUN_STATUSES, TABLES, Frame, arrow_schema, conform
 from evals.warehouse import keys
 from evals.warehouse.record import RunRecord
 from evals.warehouse.storage import Location, Storage, make_filesystem, parse_uri
@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 DATA_TABLES = tuple(t for t in TABLES if t != "runs")
 DERIVED_TABLES = ("comparisons",)  # computed from published runs, added to them later by write_table
-_STATUS_RANK = {"published": 0, "quarantined": 1, "failed": 2}
+_STATUS_RANK = {status: rank for rank, status in enumerate(RUN_STATUSES)}
 
 
 @dataclass
