@@ -1,4 +1,4 @@
-"""Analytics: when new results land, compact old partitions, refresh the leaderboard and the HTML report."""
+"""Analytics: when new results land, compact old partitions, expire snapshots, refresh leaderboard and report."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ routing = Routing.from_settings()
     schedule=[RESULTS],
     start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
     catchup=False,
-    max_active_runs=1,
+    max_active_runs=1,  # one refresh at a time is enough; overlapping compactions would be safe (Iceberg commits)
     default_args=default_args(routing.retries),
     tags=["checkpoint-evals", "analytics"],
     doc_md=__doc__,
@@ -27,7 +27,8 @@ routing = Routing.from_settings()
 def evals_analytics() -> None:
     @task(task_id="compact")
     def compact() -> dict[str, Any]:
-        """Merge per-run files of partitions older than EVALS_COMPACT_AFTER_DAYS (results unchanged)."""
+        """Rewrite partitions older than EVALS_COMPACT_AFTER_DAYS as one file each (one Iceberg commit per
+        partition; results unchanged), expire snapshots and delete orphaned files after the retention period."""
         from evals.pipeline import compact_step
 
         return compact_step()

@@ -301,16 +301,23 @@ def compare_step(plan: Sequence[Mapping[str, Any]], context: Mapping[str, Any]) 
 
 
 def compact_step() -> dict[str, Any]:
-    """Compact partitions older than ``EVALS_COMPACT_AFTER_DAYS`` (query results unchanged)."""
+    """Compact partitions older than ``EVALS_COMPACT_AFTER_DAYS``, expire old snapshots, delete orphaned files."""
     from evals.warehouse import Warehouse
     from evals.warehouse.compaction import compact_all
+    from evals.warehouse.maintenance import maintain
 
     warehouse = Warehouse.from_settings()
     until = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=warehouse.settings.compact_after_days)
     results = compact_all(warehouse, end=until)
+    maintained = maintain(warehouse)
     swept = warehouse.sweep_staging(dt.timedelta(days=max(1, warehouse.settings.compact_after_days)))
     summary: dict[str, Any] = {r.table: {"partitions": r.partitions, "files_merged": r.files_merged} for r in results}
-    return {**summary, "staging_files_swept": swept}
+    return {
+        **summary,
+        "snapshots_expired": sum(m.snapshots_expired for m in maintained),
+        "orphan_files_deleted": sum(m.files_deleted for m in maintained),
+        "staging_files_swept": swept,
+    }
 
 
 def report_step() -> dict[str, Any]:

@@ -17,7 +17,8 @@ class Settings(BaseSettings):
     # --- warehouse / object storage ---
     warehouse: str = Field(
         "file://./warehouse",
-        description="Root URI of the Parquet warehouse: file:///abs/path, file://./rel/path or s3://bucket/prefix.",
+        description="Root URI of the warehouse (Iceberg tables' data and metadata): file:///abs/path, "
+        "file://./rel/path or s3://bucket/prefix.",
     )
     s3_endpoint: str | None = Field(
         None, description="S3 endpoint URL for non-AWS stores, e.g. http://127.0.0.1:8333 (SeaweedFS, MinIO)."
@@ -32,6 +33,37 @@ class Settings(BaseSettings):
     s3_secret_access_key: SecretStr | None = Field(None, description="Explicit S3 secret key.")
     compact_after_days: int = Field(
         7, ge=0, description="Partitions older than this many days are compacted by the analytics DAG."
+    )
+
+    # --- Iceberg catalog ---
+    catalog_uri: str | None = Field(
+        None,
+        description="Iceberg catalog: a SQLAlchemy URL (sqlite:////abs/catalog.db, "
+        "postgresql+psycopg2://user:pw@host/db: the JDBC catalog layout Trino/Spark open) or a REST catalog "
+        "(http(s)://...). Unset: SQLite at <warehouse>/_catalog.db (file:// warehouses only).",
+    )
+    catalog_name: str = Field(
+        "evals", description="Catalog name; Trino/Spark JDBC catalogs must use the same name to see the tables."
+    )
+    catalog_namespace: str = Field("evals", description="Namespace of the published tables.")
+    catalog_quarantine_namespace: str = Field(
+        "evals_quarantine", description="Namespace of quarantined runs (same schemas; never read by published views)."
+    )
+    catalog_properties: dict[str, str] = Field(
+        default_factory=dict,
+        description="More catalog properties, JSON object (e.g. a REST catalog's warehouse, scope, oauth2-server-uri).",
+    )
+    catalog_credential: SecretStr | None = Field(
+        None, description="REST catalog credential ('client_id:client_secret') or token; never logged."
+    )
+    commit_retries: int = Field(
+        10, ge=0, description="Retries of an Iceberg commit that lost a race with another writer (backoff doubles)."
+    )
+    snapshot_retention_hours: float = Field(
+        72.0,
+        gt=0,
+        description="Snapshots older than this are expired and files no snapshot references are deleted after it "
+        "(a reader pinned to a snapshot keeps working this long).",
     )
 
     # --- Airflow routing ---

@@ -126,7 +126,8 @@ def s3_env(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> S3Server:
 def warehouse_uri(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     """A fresh, empty warehouse root: file:// in a temp dir, or s3:// in a new SeaweedFS bucket.
 
-    Sets EVALS_WAREHOUSE (and EVALS_S3_ENDPOINT for s3) so code reading settings finds it.
+    Sets EVALS_WAREHOUSE (and EVALS_S3_ENDPOINT for s3) so code reading settings finds it. The Iceberg catalog:
+    SQLite inside a file:// warehouse (the default); for s3, a SQLite catalog beside the test (EVALS_CATALOG_URI).
     """
     if request.param == "file":
         uri = f"file://{tmp_path / 'warehouse'}"
@@ -134,6 +135,7 @@ def warehouse_uri(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: p
         server: S3Server = request.getfixturevalue("s3_env")
         uri = f"s3://{server.new_bucket()}/warehouse"
         monkeypatch.setenv("EVALS_S3_ENDPOINT", server.endpoint)
+        monkeypatch.setenv("EVALS_CATALOG_URI", f"sqlite:///{tmp_path / 'catalog.db'}")
     monkeypatch.setenv("EVALS_WAREHOUSE", uri)
     return uri
 

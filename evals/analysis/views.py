@@ -1,20 +1,20 @@
-"""DuckDB views over the warehouse: committed runs only, per table, plus the leaderboard.
+"""DuckDB views over the Iceberg warehouse pinned at one snapshot: published runs only, per table, plus the leaderboard.
 
-How the views stay fast on a long history (issue 2, item 9; ``bench/query_scaling.py`` measures it): the cost of a
-query is dominated by how many Parquet files it opens, not by rows. So
+A connection reads each table at the snapshot that was current when :func:`connect` ran (or at ``as_of``: time
+travel), so a query never sees a half-applied commit, and compaction or publication meanwhile changes nothing it
+reads. The file list of a view comes from Iceberg's planning (``plan_files``: manifests, partition and column-bound
+pruning), never from listing storage. file:// warehouses are scanned by DuckDB's own multi-threaded Parquet reader
+over that explicit list; s3:// ones through ``pyarrow.dataset`` objects, because DuckDB 2.x cannot install httpfs
+offline. What keeps the views fast on a long history (``bench/query_scaling.py``):
 
-- the file listing is taken once, at :func:`connect` (the connection is a snapshot), and kept in the table
-  ``_files``;
-- the commit records (``all_runs``) are read once per connection into a table: every data view filters on
-  ``runs`` and would otherwise re-read every ``runs`` file each time;
-- file:// roots are scanned by DuckDB's own multi-threaded Parquet reader over the explicit file list (no
-  globbing: a file written after the snapshot stays invisible); s3:// roots through ``pyarrow.dataset`` objects,
-  because DuckDB 2.x cannot install httpfs offline;
-- queries that need a few runs read only those runs' files: a per-run file is found by name
-  (``eval_date=D/<run_id>.parquet``), a compacted file by its partition. The ``leaderboard`` view is built that
-  way at connect (the latest run per model comes from ``runs`` and its ``row_counts``, not from a scan of the
-  data), and :func:`scope` gives the same for the runs of chosen models (e.g. a model's 3-year trend).
-  A fixed view cannot do this itself: DuckDB does not push join-derived filters into a file list.
+- the commit records (``all_runs``) are read once per connection into a table: every data view filters on them;
+- queries that need a few runs plan only those runs' files (filter on eval_date and run_id): the ``leaderboard``
+  view is built that way at connect (the latest run per model comes from ``runs`` and its ``row_counts``), and
+  :func:`scope` gives the same for the runs of chosen models (e.g. a model's 3-year trend). A fixed view cannot
+  do this itself: DuckDB does not push join-derived filters into a file list.
+
+The rule the views apply, and external engines must apply too: a data row counts when its run has a ``runs`` row
+with status ``published`` (written after the run's data tables).
 """
 
 from __future__ import annotations
@@ -23,23 +23,22 @@ import itertools
 import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from evals.schemas import PARTITION_COLUMN, RUN_STATUSES, TABLES
-from evals.warehouse import keys
+from evals.schemas import RUN_STATUSES, TABLES
 
 if TYPE_CHECKING:
     import datetime as dt
 
     import duckdb
+    from pyiceberg.expressions import BooleanExpression
 
     from evals.warehouse import Warehouse
-    from evals.warehouse.store import TableFiles
+    from evals.warehouse.snapshots import Snapshot
 
 _STATUS_ORDER = "list_position([" + ", ".join(f"'{s}'" for s in RUN_STATUSES) + "], status)"
 _AREAS = ("published", "quarantine")
 _DATA_TABLES = tuple(t for t in TABLES if t != "runs")
-_GLOB_CHARACTERS = frozenset("*?[]{}")
 
 # Headline accuracy of a run: mean over its top-level tasks of each task's first available metric in this
 # order (higher-is-better metrics only), so MC tasks (acc) and generation tasks (exact_match) both count.
@@ -110,12 +109,10 @@ order by accuracy desc nulls last, ttft_p95_ms asc nulls last, model_id
 
 
 @dataclass
-class _Snapshot:
-    """What a connection was opened on: the warehouse and its file listing at that moment."""
+class _Pinned:
+    """What a connection was opened on: the warehouse's tables pinned at one snapshot each."""
 
-    warehouse: Warehouse
-    files: dict[tuple[str, str], TableFiles]  # (area, table) -> files
-    native: bool  # DuckDB reads the files itself (file://) rather than through pyarrow datasets
+    snapshot: Snapshot
     names: Iterator[int] = field(default_factory=itertools.count)
 
     def unique(self, prefix: str) -> str:
@@ -123,45 +120,44 @@ class _Snapshot:
 
 
 # The snapshot behind each open connection (for scope()); entries go away with their connection.
-_SNAPSHOTS: weakref.WeakKeyDictionary[duckdb.DuckDBPyConnection, _Snapshot] = weakref.WeakKeyDictionary()
+_SNAPSHOTS: weakref.WeakKeyDictionary[duckdb.DuckDBPyConnection, _Pinned] = weakref.WeakKeyDictionary()
 
 
-def connect(warehouse: Warehouse | None = None, *, min_goodput: float | None = None) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection whose views read a snapshot of the warehouse taken now.
+def connect(
+    warehouse: Warehouse | None = None, *, min_goodput: float | None = None, as_of: dt.datetime | None = None
+) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection whose views read the warehouse pinned now (or as it was at ``as_of``).
 
-    Views: ``runs``, ``accuracy``, ``latency``, ``latency_samples``, ``comparisons`` (published runs only),
-    ``all_runs`` (every run record: published, quarantined, failed), ``quarantined_<table>`` (quarantined data)
-    and ``leaderboard``. The same code serves file:// (DuckDB's Parquet reader) and s3:// (pyarrow datasets).
+    Views: ``runs``, ``accuracy``, ``latency``, ``latency_samples``, ``comparisons``, ... (every data table of
+    ``evals.schemas``; published runs only), ``all_runs`` (every run record: published, quarantined, failed),
+    ``quarantined_<table>`` (quarantined data) and ``leaderboard``. The same code serves file:// (DuckDB's Parquet
+    reader) and s3:// (pyarrow datasets).
     """
     import duckdb
 
     from evals.schemas import arrow_schema
     from evals.warehouse import Warehouse
+    from evals.warehouse.snapshots import Snapshot
 
     warehouse = warehouse or Warehouse.from_settings()
     if min_goodput is None:
         min_goodput = warehouse.settings.leaderboard_min_goodput
-    snap = _Snapshot(
-        warehouse,
-        {(area, table): warehouse.table_files(table, area=area) for area in _AREAS for table in TABLES},
-        native=warehouse.location.scheme == "file" and not _GLOB_CHARACTERS & set(warehouse.location.root),
-    )
+    pinned = _Pinned(Snapshot(warehouse, as_of))
     con = duckdb.connect()
-    _SNAPSHOTS[con] = snap
+    _SNAPSHOTS[con] = pinned
     for table in TABLES:
         con.register(f"_empty_{table}", arrow_schema(table).empty_table())
-    con.register("_files", _files_table(snap))
 
     for area in _AREAS:
         for table in _DATA_TABLES:
-            con.execute(f"create view _{area}_{table} as {_table_sql(con, snap, area, table)}")
+            con.execute(f"create view _{area}_{table} as {_table_sql(con, pinned, area, table)}")
     # The commit records, read once: every other view filters on them.
     con.execute(
         f"""create table _all_runs as
         select * exclude (_rank) from (
             select *, row_number() over (partition by run_id order by {_STATUS_ORDER}) as _rank
-            from ({_table_sql(con, snap, "published", "runs")}
-                  union all {_table_sql(con, snap, "quarantine", "runs")})
+            from ({_table_sql(con, pinned, "published", "runs")}
+                  union all {_table_sql(con, pinned, "quarantine", "runs")})
         ) where _rank = 1"""
     )
     con.execute("create view all_runs as select * from _all_runs")
@@ -185,12 +181,12 @@ def connect(warehouse: Warehouse | None = None, *, min_goodput: float | None = N
         if unknown:
             con.execute(
                 f"insert into _has_rows select distinct '{table}', run_id from "
-                f"({_runs_sql(con, snap, 'published', table, unknown)})"
+                f"({_runs_sql(con, pinned, 'published', table, unknown)})"
             )
     con.execute(LEADERBOARD_RUNS_SQL.format(accuracy_rows=_row_count("accuracy"), latency_rows=_row_count("latency")))
     for table in ("accuracy", "latency"):
         runs = _run_keys(con, f"select run_id, eval_date from _leaderboard_runs where tbl = '{table}'")
-        con.execute(f"create view _leaderboard_{table} as {_runs_sql(con, snap, 'published', table, runs)}")
+        con.execute(f"create view _leaderboard_{table} as {_runs_sql(con, pinned, 'published', table, runs)}")
     metrics = "[" + ", ".join(f"'{m}'" for m in HEADLINE_METRICS) + "]"
     con.execute(LEADERBOARD_SQL.format(metrics=metrics, min_goodput=float(min_goodput)))
     return con
@@ -199,14 +195,13 @@ def connect(warehouse: Warehouse | None = None, *, min_goodput: float | None = N
 def scope(con: duckdb.DuckDBPyConnection, model_ids: Sequence[str], *, schema: str = "scoped") -> str:
     """Views of the published runs of ``model_ids`` only, in schema ``schema`` (returned), reading only their files.
 
-    ``<schema>.runs``, ``<schema>.accuracy``, ``<schema>.latency``, ``<schema>.latency_samples`` and
-    ``<schema>.comparisons`` hold exactly the rows of the same views of ``con`` for those models, but open only the
-    files of those runs (per-run files by name, compacted files by partition) instead of every file of the table:
-    e.g. one model's 3-year trend reads a few hundred files rather than the whole history. Calling it again
-    replaces the schema's views.
+    ``<schema>.runs`` and ``<schema>.<data table>`` hold exactly the rows of the same views of ``con`` for those
+    models, at the same snapshot, but open only the files Iceberg plans for those runs (partition and run_id
+    bounds) instead of every file of the table: e.g. one model's 3-year trend reads a few hundred files rather
+    than the whole history. Calling it again replaces the schema's views.
     """
-    snap = _SNAPSHOTS.get(con)
-    if snap is None:
+    pinned = _SNAPSHOTS.get(con)
+    if pinned is None:
         raise ValueError("scope() needs a connection opened by evals.analysis.views.connect()")
     if not schema.isidentifier():
         raise ValueError(f"schema must be a plain identifier, got {schema!r}")
@@ -220,7 +215,7 @@ def scope(con: duckdb.DuckDBPyConnection, model_ids: Sequence[str], *, schema: s
     for table in _DATA_TABLES:
         con.execute(
             f"create or replace view {schema}.{table} as select * from "
-            f"({_runs_sql(con, snap, 'published', table, runs)}) where run_id in (select run_id from {schema}.runs)"
+            f"({_runs_sql(con, pinned, 'published', table, runs)}) where run_id in (select run_id from {schema}.runs)"
         )
     return schema
 
@@ -228,84 +223,45 @@ def scope(con: duckdb.DuckDBPyConnection, model_ids: Sequence[str], *, schema: s
 # ---------------------------------------------------------------------------------------------- building blocks
 
 
-def _table_sql(con: duckdb.DuckDBPyConnection, snap: _Snapshot, area: str, table: str) -> str:
-    """Every row of ``table`` in ``area`` in the snapshot; a per-run file wins over a compacted copy of its run."""
-    files = snap.files[area, table]
-    return _union_sql(con, snap, area, table, files.per_run, files.compacted)
+def _table_sql(con: duckdb.DuckDBPyConnection, pinned: _Pinned, area: str, table: str) -> str:
+    """Every row of ``table`` in ``area`` at the pinned snapshot."""
+    return _files_sql(con, pinned, area, table, None)
 
 
 def _runs_sql(
-    con: duckdb.DuckDBPyConnection, snap: _Snapshot, area: str, table: str, runs: Sequence[tuple[str, dt.date]]
+    con: duckdb.DuckDBPyConnection, pinned: _Pinned, area: str, table: str, runs: Sequence[tuple[str, dt.date]]
 ) -> str:
-    """The rows of ``table`` in ``area`` that may belong to ``runs`` (run_id, eval_date), opening only their files.
+    """The rows of ``table`` in ``area`` that may belong to ``runs`` (run_id, eval_date), opening only the files
+    Iceberg plans for them (callers filter on run_id)."""
+    from evals.warehouse.snapshots import runs_filter
 
-    Exact for those runs (callers filter on run_id): a run's rows are in its per-run file if it has one, else
-    in the newest compacted file of its eval_date partition.
-    """
-    files = snap.files[area, table]
-    run_ids = {run_id for run_id, _ in runs}
-    dates = {eval_date for _, eval_date in runs}
-    per_run = [path for path, run_id in zip(files.per_run, files.per_run_ids, strict=True) if run_id in run_ids]
-    compacted = [path for path in files.compacted if keys.partition_date(path) in dates]
-    return _union_sql(con, snap, area, table, per_run, compacted)
+    return _files_sql(con, pinned, area, table, runs_filter(list(runs)))
 
 
-def _union_sql(
-    con: duckdb.DuckDBPyConnection,
-    snap: _Snapshot,
-    area: str,
-    table: str,
-    per_run: Sequence[str],
-    compacted: Sequence[str],
+def _files_sql(
+    con: duckdb.DuckDBPyConnection, pinned: _Pinned, area: str, table: str, row_filter: BooleanExpression | None
 ) -> str:
-    parts = []
-    if per_run or not compacted:
-        parts.append(_files_sql(con, snap, area, table, per_run))
-    if compacted:
-        # Compaction writes the merged file before it deletes the per-run ones (see warehouse.compaction).
-        parts.append(
-            f"select * from ({_files_sql(con, snap, area, table, compacted)}) where run_id not in "
-            f"(select run_id from _files where area = '{area}' and tbl = '{table}' and kind = 'run')"
-        )
-    return " union all ".join(parts)
-
-
-def _files_sql(con: duckdb.DuckDBPyConnection, snap: _Snapshot, area: str, table: str, paths: Sequence[str]) -> str:
-    """A select of ``table``'s columns (in schema order, partition column included) over these files."""
+    """A select of ``table``'s columns (in schema order) over the snapshot's files that ``row_filter`` may match."""
     from evals.schemas import column_names
 
+    snapshot = pinned.snapshot
     columns = ", ".join(f'"{name}"' for name in column_names(table))
+    paths = snapshot.files(area, table, row_filter)
+    if paths is None:  # row-level deletes (another engine's merge-on-read): pyiceberg applies them
+        name = pinned.unique("_rows")
+        con.register(name, snapshot.arrow(area, table, row_filter))
+        return f"select {columns} from {name}"
     if not paths:
         return f"select {columns} from _empty_{table}"
-    if snap.native:
-        # Every file of a table is written with the table's schema (conform() before any write). No
-        # union_by_name: it would open every listed file at each bind. A schema version that adds columns must
-        # turn it on (or rewrite old partitions), or DuckDB refuses files that lack the new columns.
+    if snapshot.native:
+        # The data files hold every column, eval_date included (no Hive partitioning: paths are just names).
+        # union_by_name only once the schema grew (older files lack the new columns): it opens every file at bind.
         listing = ", ".join(_literal(path) for path in paths)
-        return (
-            f"select {columns} from read_parquet([{listing}], hive_partitioning = true, "
-            f"hive_types = {{'{PARTITION_COLUMN}': 'DATE'}})"
-        )
-    name = snap.unique("_dataset")
-    con.register(name, snap.warehouse.dataset(table, paths, area=area))
+        by_name = "true" if snapshot.pinned[area, table].evolved else "false"
+        return f"select {columns} from read_parquet([{listing}], hive_partitioning = false, union_by_name = {by_name})"
+    name = pinned.unique("_dataset")
+    con.register(name, snapshot.dataset(table, paths))
     return f"select {columns} from {name}"
-
-
-def _files_table(snap: _Snapshot) -> Any:
-    """The snapshot's file listing as an Arrow table: area, tbl, kind (run | compacted), eval_date, run_id, path."""
-    import pyarrow as pa
-
-    rows: dict[str, list[Any]] = {name: [] for name in ("area", "tbl", "kind", "eval_date", "run_id", "path")}
-    for (area, table), files in snap.files.items():
-        for kind, paths, run_ids in (
-            ("run", files.per_run, files.per_run_ids),
-            ("compacted", files.compacted, [None] * len(files.compacted)),
-        ):
-            for path, run_id in zip(paths, run_ids, strict=True):
-                for name, value in zip(rows, (area, table, kind, keys.partition_date(path), run_id, path), strict=True):
-                    rows[name].append(value)
-    types = {"eval_date": pa.date32()}
-    return pa.table({name: pa.array(values, types.get(name, pa.string())) for name, values in rows.items()})
 
 
 def _row_count(table: str) -> str:

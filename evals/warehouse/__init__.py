@@ -1,4 +1,4 @@
-"""The Parquet warehouse on file:// or s3://: layout, commit-last writes, quarantine, compaction."""
+"""The warehouse: Apache Iceberg tables on file:// or s3:// (commits, quarantine, snapshots, compaction)."""
 
 from evals.warehouse.keys import eval_date_of, make_run_id
 from evals.warehouse.record import RunRecord

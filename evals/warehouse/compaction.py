@@ -1,30 +1,30 @@
-"""Compaction: merge a partition's per-run files into one file, never exposing missing or doubled rows.
+"""Compaction: a partition's many small data files rewritten as one, in one atomic Iceberg overwrite.
 
-Granularity stays one file per ``eval_date=YYYY-MM-DD`` partition on purpose: Trino, Athena and Spark take
-eval_date from the directory, so a file may only hold rows of its own day, and mixing partition schemes (e.g.
-``eval_month=``) under one table location breaks their partition discovery. Coarser files would cut the file
-count further, but only through a side index outside the table locations, which this layout does not need: the
-DuckDB views open only the files of the runs a query needs (see ``evals.analysis.views``).
+pyiceberg 0.12 has no rewrite-data-files action, so a partition (one eval_date) is read at a snapshot and written
+back with ``overwrite(rows, eval_date = D)``: one commit replaces every file of the partition. Readers pinned to an
+earlier snapshot keep reading the old files (they stay until expiry and orphan removal, see ``maintenance``). A
+run published into the same partition meanwhile makes the overwrite fail its validation (pyiceberg checks for data
+added under the overwrite's filter since the scan), and the partition is left for the next compaction: nothing a
+concurrent publisher wrote is lost.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import logging
+import warnings
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from evals.schemas import PARTITION_COLUMN, TABLES, arrow_schema
-from evals.warehouse import keys
+from evals.schemas import PARTITION_COLUMN, TABLES
+from evals.warehouse.catalog import AREAS
 
 if TYPE_CHECKING:
-    from pyarrow import fs as pafs
-
     from evals.warehouse.store import Warehouse
 
 log = logging.getLogger(__name__)
+_EPOCH = dt.date(1970, 1, 1)
 
 
 @dataclass
@@ -33,85 +33,74 @@ class CompactionResult:
     partitions: int = 0
     files_merged: int = 0
     rows: int = 0
+    skipped: int = 0  # partitions changed by a concurrent commit, left for next time
 
 
 def compact(
-    warehouse: Warehouse, table: str, start: dt.date | None = None, end: dt.date | None = None
+    warehouse: Warehouse,
+    table: str,
+    start: dt.date | None = None,
+    end: dt.date | None = None,
+    *,
+    area: str = "published",
 ) -> CompactionResult:
-    """Merge the per-run files of each published partition with ``start <= eval_date <= end`` into one file.
+    """Rewrite each partition of ``table`` with ``start <= eval_date <= end`` that has more than one data file."""
+    from pyiceberg.exceptions import CommitFailedException, ValidationException
 
-    Order of operations keeps every reader's view exact at every instant: the merged file is written as a new
-    generation (``compacted-gNNNNNN.parquet``) first — readers let a per-run file win over its compacted copy and
-    read only the newest generation — and the consumed files are deleted last, and only if unchanged since they
-    were read (a concurrent rewrite of the same run keeps its newer per-run file).
-    """
-    import pyarrow as pa
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
+    from evals.warehouse.store import equal
 
     if table not in TABLES:
         raise ValueError(f"unknown table {table!r}; tables: {', '.join(TABLES)}")
     result = CompactionResult(table)
-    file_schema = arrow_schema(table, with_partition=False)
-    for eval_date, infos in sorted(_partitions(warehouse, table).items()):
-        if (start and eval_date < start) or (end and eval_date > end):
+    iceberg = warehouse.tables.existing(table, area)
+    snapshot = iceberg.current_snapshot() if iceberg is not None else None
+    if iceberg is None or snapshot is None:
+        return result
+    files: dict[dt.date, int] = defaultdict(int)
+    for task in iceberg.scan(snapshot_id=snapshot.snapshot_id).plan_files():
+        files[_partition_date(task.file.partition[0])] += 1
+    for eval_date, count in sorted(files.items()):
+        if count <= 1 or (start and eval_date < start) or (end and eval_date > end):
             continue
-        per_run = [i for i in infos if keys.compacted_generation(i.base_name) is None]
-        generations = sorted(
-            ((g, i) for i in infos if (g := keys.compacted_generation(i.base_name)) is not None),
-            key=lambda pair: pair[0],
-        )
-        if not per_run and len(generations) <= 1:
-            continue  # already one file
-        if len(per_run) == 1 and not generations:
-            continue  # a single run's file is already "one file per partition"
-        parts = [pq.read_table(i.path, filesystem=warehouse.fs, schema=file_schema) for i in per_run]
-        if generations:
-            previous = pq.read_table(generations[-1][1].path, filesystem=warehouse.fs, schema=file_schema)
-            overridden = pa.array([i.base_name[: -len(".parquet")] for i in per_run], pa.string())
-            parts.append(previous.filter(pc.invert(pc.is_in(previous["run_id"], overridden))))
-        merged = pa.concat_tables(parts).sort_by([("run_id", "ascending")])
-        next_generation = (generations[-1][0] + 1) if generations else 1
-        warehouse.storage.write_parquet(keys.compacted_file(table, eval_date, next_generation), merged)
-        for info in per_run:
-            _delete_if_unchanged(warehouse, info)
-        for _, info in generations:
-            warehouse.fs.delete_file(info.path)
+        partition = equal(PARTITION_COLUMN, eval_date.isoformat())
+        # Read at the head the overwrite starts from: its validation then covers every commit after the read.
+        iceberg = iceberg.refresh()
+        head = iceberg.current_snapshot()
+        rows = iceberg.scan(row_filter=partition, snapshot_id=head.snapshot_id if head else None).to_arrow()
+        rows = rows.sort_by([("run_id", "ascending")])
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                iceberg.overwrite(rows, overwrite_filter=partition)
+        except (ValidationException, CommitFailedException) as exc:
+            log.info("left %s eval_date=%s for next time: a concurrent commit changed it (%s)", table, eval_date, exc)
+            result.skipped += 1
+            continue
         result.partitions += 1
-        result.files_merged += len(per_run) + len(generations)
-        result.rows += merged.num_rows
-        log.info(
-            "compacted %s eval_date=%s: %d files -> 1 (%d rows)",
-            table,
-            eval_date,
-            len(per_run) + len(generations),
-            merged.num_rows,
-        )
+        result.files_merged += count
+        result.rows += rows.num_rows
+        log.info("compacted %s eval_date=%s: %d files -> 1 (%d rows)", table, eval_date, count, rows.num_rows)
     return result
 
 
 def compact_all(
     warehouse: Warehouse, start: dt.date | None = None, end: dt.date | None = None
 ) -> list[CompactionResult]:
-    # Data tables before runs: harmless either way (visibility is per run_id), but keeps runs files last-touched.
+    """Compact every table of both namespaces (data tables before ``runs``; results unchanged either way)."""
     ordered = [t for t in TABLES if t != "runs"] + ["runs"]
-    return [compact(warehouse, table, start, end) for table in ordered]
+    results = []
+    for area in AREAS:
+        for table in ordered:
+            found = compact(warehouse, table, start, end, area=area)
+            if area == "published":
+                results.append(found)
+    return results
 
 
-def _partitions(warehouse: Warehouse, table: str) -> dict[dt.date, list[pafs.FileInfo]]:
-    grouped: dict[dt.date, list[pafs.FileInfo]] = defaultdict(list)
-    for info in warehouse.storage.list_files(table):
-        directory = info.path.rsplit("/", 1)[0].rsplit("/", 1)[-1]
-        if not directory.startswith(f"{PARTITION_COLUMN}=") or not info.base_name.endswith(".parquet"):
-            continue
-        grouped[dt.date.fromisoformat(directory.split("=", 1)[1])].append(info)
-    return grouped
-
-
-def _delete_if_unchanged(warehouse: Warehouse, listed: pafs.FileInfo) -> None:
-    current = warehouse.fs.get_file_info(listed.path)
-    if current.size != listed.size or current.mtime != listed.mtime:
-        log.warning("kept %s: rewritten while compacting (its newer rows win over the compacted copy)", listed.path)
-        return
-    with contextlib.suppress(FileNotFoundError):  # already gone: a concurrent compaction got there first
-        warehouse.fs.delete_file(listed.path)
+def _partition_date(value: object) -> dt.date:
+    """An identity partition value of a date column: pyiceberg gives days since 1970-01-01 (or a date)."""
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, int):
+        return _EPOCH + dt.timedelta(days=value)
+    raise TypeError(f"unexpected eval_date partition value {value!r}")

@@ -1,4 +1,4 @@
-"""Deterministic run ids and the Hive layout of warehouse paths."""
+"""Deterministic run ids and the names of the non-table areas beside the Iceberg tables."""
 
 from __future__ import annotations
 
@@ -7,11 +7,8 @@ import hashlib
 import json
 
 RUN_ID_LENGTH = 32
-COMPACTED_PREFIX = "compacted-g"
-QUARANTINE_PREFIX = "_quarantine"
 REPORTS_PREFIX = "_reports"
 STAGING_PREFIX = "_staging"
-PARTITION_PREFIX = "eval_date="  # Hive partition directory: <table>/eval_date=YYYY-MM-DD/
 
 
 def make_run_id(
@@ -45,36 +42,3 @@ def as_utc(moment: dt.datetime) -> dt.datetime:
 
 def eval_date_of(logical_date: dt.datetime) -> dt.date:
     return as_utc(logical_date).date()
-
-
-def partition_dir(table: str, eval_date: dt.date, *, quarantine: bool = False) -> str:
-    """Relative directory of one partition, e.g. ``accuracy/eval_date=2026-11-29``."""
-    prefix = f"{QUARANTINE_PREFIX}/" if quarantine else ""
-    return f"{prefix}{table}/{PARTITION_PREFIX}{eval_date.isoformat()}"
-
-
-def run_file(table: str, eval_date: dt.date, run_id: str, *, quarantine: bool = False) -> str:
-    return f"{partition_dir(table, eval_date, quarantine=quarantine)}/{run_id}.parquet"
-
-
-def compacted_file(table: str, eval_date: dt.date, generation: int) -> str:
-    return f"{partition_dir(table, eval_date)}/{COMPACTED_PREFIX}{generation:06d}.parquet"
-
-
-def partition_date(path: str) -> dt.date | None:
-    """The eval_date of a file from its partition directory (``.../eval_date=YYYY-MM-DD/<name>``), else None."""
-    parts = path.rsplit("/", 2)
-    if len(parts) < 2 or not parts[-2].startswith(PARTITION_PREFIX):
-        return None
-    try:
-        return dt.date.fromisoformat(parts[-2][len(PARTITION_PREFIX) :])
-    except ValueError:
-        return None
-
-
-def compacted_generation(filename: str) -> int | None:
-    """Generation number of a compacted file name, None for a per-run file."""
-    if filename.startswith(COMPACTED_PREFIX) and filename.endswith(".parquet"):
-        digits = filename[len(COMPACTED_PREFIX) : -len(".parquet")]
-        return int(digits) if digits.isdigit() else None
-    return None

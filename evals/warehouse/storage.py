@@ -72,6 +72,14 @@ def parse_uri(uri: str) -> Location:
     raise ConfigError(f"warehouse URI must start with file:// or s3://, got {uri!r}")
 
 
+def fs_path(uri: str) -> str:
+    """A file URI (``file:///abs``, ``s3://bucket/key``) as the path its pyarrow filesystem takes."""
+    for scheme in ("file://", "s3://", "s3a://"):
+        if uri.startswith(scheme):
+            return uri[len(scheme) :]
+    return uri
+
+
 def make_filesystem(location: Location, settings: Settings) -> pafs.FileSystem:
     from pyarrow import fs as pafs
 

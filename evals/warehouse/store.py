@@ -1,49 +1,44 @@
-"""The Parquet warehouse: idempotent, commit-last writes of runs; quarantine; reads of committed data."""
+"""The warehouse: runs published as Iceberg commits (data tables first, the ``runs`` row last), quarantine, reads."""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+import time
+import warnings
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from evals.errors import RunNotFound, SchemaViolation, TerminalError
+from evals.errors import RunNotFound, SchemaViolation, StorageUnavailable, TerminalError
 from evals.schemas import PARTITION_COLUMN, RUN_STATUSES, TABLES, Frame, arrow_schema, conform
 from evals.warehouse import keys
+from evals.warehouse.catalog import Tables, open_catalog
 from evals.warehouse.record import RunRecord
-from evals.warehouse.storage import Location, Storage, make_filesystem, parse_uri
+from evals.warehouse.storage import Location, Storage, classify, make_filesystem, parse_uri
 
 if TYPE_CHECKING:
     import pyarrow as pa
-    import pyarrow.dataset as pads
+    from pyiceberg.expressions import BooleanExpression
 
     from evals.settings import Settings
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 DATA_TABLES = tuple(t for t in TABLES if t != "runs")
 DERIVED_TABLES = ("comparisons",)  # computed from published runs, added to them later by write_table
 _STATUS_RANK = {status: rank for rank, status in enumerate(RUN_STATUSES)}
-
-
-@dataclass
-class TableFiles:
-    """The files that make up one table in one area: per-run files and the newest compacted file per partition.
-
-    ``per_run_ids[i]`` is the run id of ``per_run[i]``.
-    """
-
-    per_run: list[str] = field(default_factory=list)
-    compacted: list[str] = field(default_factory=list)
-    per_run_ids: list[str] = field(default_factory=list)
+_CONFLICT_ATTEMPTS = 5  # whole-operation retries after a validated conflict (e.g. a compaction of the partition)
 
 
 class Warehouse:
-    """Tables under one root URI (file:// or s3://), laid out as ``<table>/eval_date=YYYY-MM-DD/<run_id>.parquet``.
+    """Iceberg tables (one per table of ``evals.schemas``, partitioned by eval_date) under one root URI.
 
-    A run becomes visible only when its ``runs`` row (status ``published``) is written, which happens after all
-    of its data files: a crash in between leaves nothing visible and a retry rewrites the same keys.
+    A run's rows are replaced in each table by one atomic Iceberg commit (an overwrite filtered on run_id and
+    eval_date: a retry rewrites, never duplicates). The ``runs`` row, status ``published``, is committed last:
+    data rows count only when their run has one, so a crash between tables publishes nothing. Quarantined runs
+    live in a second namespace with the same schemas. Non-table files (staged rows, reports, validation results)
+    sit beside the tables under ``_staging/`` and ``_reports/``.
     """
 
     def __init__(self, uri: str, settings: Settings | None = None) -> None:
@@ -52,6 +47,7 @@ class Warehouse:
         self.settings = settings or get_settings()
         self.location: Location = parse_uri(uri)
         self.storage = Storage(self.location, make_filesystem(self.location, self.settings))
+        self._tables: Tables | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> Warehouse:
@@ -68,13 +64,21 @@ class Warehouse:
     def fs(self) -> Any:
         return self.storage.fs
 
+    @property
+    def tables(self) -> Tables:
+        """The Iceberg tables (the catalog is opened on first use, not by the constructor)."""
+        if self._tables is None:
+            self._tables = Tables(open_catalog(self.location, self.settings), self.settings)
+        return self._tables
+
     # ------------------------------------------------------------------ writing
 
     def write_run(self, record: RunRecord, tables: Mapping[str, Frame], *, status: str = "published") -> RunRecord:
-        """Write a run's data files, then its ``runs`` row. Idempotent: the same run twice leaves one copy.
+        """Commit a run's data tables, then its ``runs`` row. Idempotent: the same run twice leaves one copy.
 
-        ``status="quarantined"`` writes everything under ``_quarantine/``, which published views never read.
-        Every frame is checked against its schema before anything is written.
+        ``status="quarantined"`` writes to the quarantine namespace, which published views never read. Every
+        frame is checked against its schema before anything is written. A table the run does not write loses
+        that run's rows from an earlier attempt.
         """
         if status not in ("published", "quarantined"):
             raise TerminalError(f"write_run writes published or quarantined runs, not {status!r}")
@@ -84,37 +88,18 @@ class Warehouse:
         conformed = {name: conform_run_table(name, frame, record) for name, frame in tables.items()}
         record = record.replace(status=status, row_counts={name: t.num_rows for name, t in conformed.items()})
         runs_row = conform("runs", [record.to_row()])
-        quarantine = status == "quarantined"
+        area = "published" if status == "published" else "quarantine"
 
-        if not quarantine:
-            # Uncommit first: while the data files are being replaced, an earlier published copy of this run
-            # must not show a mix of old and new files. A crash from here on leaves the run `failed` (visible as
-            # such, counted as an attempt) until the retry commits it again.
-            in_progress = record.replace(
-                status="failed", row_counts={}, error=f"interrupted while publishing (started {_now_iso()})"
-            )
-            self.storage.write_parquet(
-                keys.run_file("runs", record.eval_date, record.run_id),
-                conform("runs", [in_progress.to_row()]).drop_columns([PARTITION_COLUMN]),
-            )
-        for name, table in conformed.items():
-            self.storage.write_parquet(
-                keys.run_file(name, record.eval_date, record.run_id, quarantine=quarantine),
-                table.drop_columns([PARTITION_COLUMN]),
-            )
-        # A rerun that produced fewer tables must not leave an earlier attempt's rows behind, nor let a compacted
-        # copy of them show through: where the partition is compacted, an empty per-run file overrides it.
-        for name in set(DATA_TABLES) - set(conformed):
-            relative = keys.run_file(name, record.eval_date, record.run_id, quarantine=quarantine)
-            if not quarantine and self._has_compacted(name, record.eval_date):
-                self.storage.write_parquet(relative, arrow_schema(name, with_partition=False).empty_table())
-            else:
-                self.storage.delete(relative)
-        self.storage.write_parquet(
-            keys.run_file("runs", record.eval_date, record.run_id, quarantine=quarantine),
-            runs_row.drop_columns([PARTITION_COLUMN]),
-        )
-        if not quarantine:
+        if area == "published":
+            previous = self.find_run(record.run_id, area="published", eval_date=record.eval_date)
+            if previous is not None and previous.status == "published":
+                # A republication replaces tables one commit at a time: withdraw the commit record first, so no
+                # reader sees old and new tables mixed, and a crash leaves the run unpublished until the retry.
+                self._replace_rows("runs", area, record, conform("runs", [_republishing(record).to_row()]))
+        for name in DATA_TABLES:
+            self._replace_rows(name, area, record, conformed.get(name))
+        self._replace_rows("runs", area, record, runs_row)
+        if area == "published":
             self._drop_quarantined_copy(record)
         log.info(
             "%s run %s (%s@%s) to %s: %s",
@@ -128,27 +113,15 @@ class Warehouse:
         return record
 
     def write_table(self, record: RunRecord, table: str, frame: Frame) -> int:
-        """Add or replace a derived table (``comparisons``) of an already-published run; returns the row count.
-
-        The run is committed already, so the file is visible as soon as it lands; a rerun overwrites the same
-        key. The run's other files and its ``runs`` row are left alone (a re-publication drops this file again).
-        """
+        """Add or replace a derived table (``comparisons``) of an already-published run; returns the row count."""
         if table not in DERIVED_TABLES:
             raise SchemaViolation(table, "-", f"only derived tables are added after publication: {DERIVED_TABLES}")
         existing = self.find_run(record.run_id, area="published", eval_date=record.eval_date)
         if existing is None or existing.status != "published":
             raise RunNotFound(f"no published run {record.run_id} in {self.uri}")
         conformed = conform_run_table(table, frame, record)
-        self.storage.write_parquet(
-            keys.run_file(table, record.eval_date, record.run_id), conformed.drop_columns([PARTITION_COLUMN])
-        )
+        self._replace_rows(table, "published", record, conformed)
         return conformed.num_rows
-
-    def _has_compacted(self, table: str, eval_date: dt.date) -> bool:
-        return any(
-            keys.compacted_generation(info.base_name) is not None
-            for info in self.storage.list_files(keys.partition_dir(table, eval_date))
-        )
 
     def record_failure(self, record: RunRecord, error: str) -> RunRecord:
         """Record a run that failed (status ``failed``), without hiding an earlier published result."""
@@ -159,14 +132,11 @@ class Warehouse:
             )
             return existing
         failed = record.replace(status="failed", error=error[:4000], row_counts={})
-        self.storage.write_parquet(
-            keys.run_file("runs", failed.eval_date, failed.run_id),
-            conform("runs", [failed.to_row()]).drop_columns([PARTITION_COLUMN]),
-        )
+        self._replace_rows("runs", "published", failed, conform("runs", [failed.to_row()]))
         return failed
 
     def publish_quarantined(self, run_id: str) -> RunRecord:
-        """Move a quarantined run to the published area (data first, runs row last, then drop the copy)."""
+        """Move a quarantined run to the published namespace (data first, runs row last, then drop the copy)."""
         record = self.find_run(run_id, area="quarantine")
         if record is None:
             raise RunNotFound(f"no quarantined run {run_id} in {self.uri}")
@@ -178,10 +148,46 @@ class Warehouse:
         return self.write_run(record.replace(error=None), tables, status="published")
 
     def _drop_quarantined_copy(self, record: RunRecord) -> None:
-        # runs row first: a quarantined run without its runs row is invisible everywhere.
-        self.storage.delete(keys.run_file("runs", record.eval_date, record.run_id, quarantine=True))
-        for name in DATA_TABLES:
-            self.storage.delete(keys.run_file(name, record.eval_date, record.run_id, quarantine=True))
+        # runs row first: quarantined data without its runs row is invisible everywhere.
+        for name in ("runs", *DATA_TABLES):
+            if self.tables.existing(name, "quarantine") is not None:
+                self._replace_rows(name, "quarantine", record, None)
+
+    def _replace_rows(self, name: str, area: str, record: RunRecord, rows: pa.Table | None) -> None:
+        """One atomic commit: ``record``'s rows of table ``name`` become ``rows`` (none when None or empty)."""
+        flt = run_filter(record)
+
+        def commit() -> None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # "Delete operation did not match any records"
+                if rows is not None and rows.num_rows:
+                    self.tables.load(name, area).overwrite(rows, overwrite_filter=flt)
+                    return
+                table = self.tables.existing(name, area)
+                if table is not None and any(True for _ in table.scan(row_filter=flt).plan_files()):
+                    table.delete(delete_filter=flt)  # else nothing of this run is there: no empty commit
+
+        self.committing(f"commit {name} of run {record.run_id}", commit)
+
+    def committing(self, what: str, fn: Callable[[], T]) -> T:
+        """Run one commit, again from a fresh table state when it conflicted with a concurrent change to the same
+        rows (pyiceberg retries plain races itself; a validated conflict, e.g. a compaction of the partition, needs
+        the operation planned again); storage errors keep their retry semantics."""
+        from pyiceberg.exceptions import CommitFailedException, ValidationException
+
+        for attempt in range(_CONFLICT_ATTEMPTS):
+            try:
+                return fn()
+            except ValidationException as exc:
+                if attempt == _CONFLICT_ATTEMPTS - 1:
+                    raise StorageUnavailable(f"{what}: kept conflicting with concurrent commits: {exc}") from exc
+                log.info("%s conflicted with a concurrent commit (%s); planning it again", what, exc)
+                time.sleep(0.1 * 2**attempt)
+            except CommitFailedException as exc:
+                raise StorageUnavailable(f"{what}: commit lost every retry to concurrent writers: {exc}") from exc
+            except OSError as exc:
+                raise classify(exc, what) from exc
+        raise AssertionError("unreachable")
 
     # ------------------------------------------------------------------ staging
 
@@ -221,70 +227,17 @@ class Warehouse:
 
     # ------------------------------------------------------------------ reading
 
-    def table_files(self, table: str, *, area: str = "published") -> TableFiles:
-        """List a table's files: per-run files, and the newest compacted generation of each partition."""
-        prefix = f"{keys.QUARANTINE_PREFIX}/{table}" if area == "quarantine" else table
-        files = TableFiles()
-        newest: dict[str, tuple[int, str]] = {}
-        for info in self.storage.list_files(prefix):
-            if not info.base_name.endswith(".parquet"):
-                continue
-            partition = info.path.rsplit("/", 1)[0]
-            generation = keys.compacted_generation(info.base_name)
-            if generation is None:
-                files.per_run.append(info.path)
-                files.per_run_ids.append(info.base_name[: -len(".parquet")])
-            elif partition not in newest or generation > newest[partition][0]:
-                newest[partition] = (generation, info.path)
-        files.compacted = sorted(path for _, path in newest.values())
-        order = sorted(range(len(files.per_run)), key=files.per_run.__getitem__)  # keep ids aligned with paths
-        files.per_run = [files.per_run[i] for i in order]
-        files.per_run_ids = [files.per_run_ids[i] for i in order]
-        return files
-
-    def datasets(self, table: str, *, area: str = "published") -> tuple[pads.Dataset, pads.Dataset, list[str]]:
-        """(per-run dataset, compacted dataset, run ids that have a per-run file) for ``table``.
-
-        A per-run file always wins over a compacted copy of the same run: readers drop compacted rows whose
-        run_id is in the third element, so there is no moment during compaction with rows missing or doubled.
-        """
-        files = self.table_files(table, area=area)
-        return (
-            self.dataset(table, files.per_run, area=area),
-            self.dataset(table, files.compacted, area=area),
-            files.per_run_ids,
-        )
-
-    def dataset(self, table: str, paths: Sequence[str], *, area: str = "published") -> pads.Dataset:
-        """A pyarrow dataset of these files of ``table`` (full paths, as listed), eval_date from the path."""
-        import pyarrow as pa
-        import pyarrow.dataset as pads
-
-        schema = arrow_schema(table)
-        if not paths:
-            return pads.dataset(schema.empty_table())
-        base = self.storage.path(f"{keys.QUARANTINE_PREFIX}/{table}" if area == "quarantine" else table)
-        return pads.dataset(
-            list(paths),
-            schema=schema,
-            format="parquet",
-            filesystem=self.fs,
-            partitioning=pads.partitioning(pa.schema([(PARTITION_COLUMN, pa.date32())]), flavor="hive"),
-            partition_base_dir=base,
-        )
-
-    def read_table(self, table: str, *, area: str = "published", filter: Any = None) -> pa.Table:
-        """All rows of ``table`` in ``area`` (uncommitted runs included; use the DuckDB views for committed)."""
-        import pyarrow as pa
-        import pyarrow.compute as pc
-
-        per_run, compacted, overridden = self.datasets(table, area=area)
-        parts = [per_run.to_table(filter=filter)]
-        compacted_rows = compacted.to_table(filter=filter)
-        if overridden and compacted_rows.num_rows:
-            compacted_rows = compacted_rows.filter(pc.invert(pc.is_in(compacted_rows["run_id"], pa.array(overridden))))
-        parts.append(compacted_rows)
-        return pa.concat_tables(parts)
+    def read_table(
+        self, table: str, *, area: str = "published", filter: Any = None, row_filter: BooleanExpression | None = None
+    ) -> pa.Table:
+        """Every row of ``table`` in ``area`` at its current snapshot (runs not published included; use the
+        DuckDB views for published data). ``row_filter`` (pyiceberg) prunes files; ``filter`` (pyarrow) is exact."""
+        found = self.tables.existing(table, area)
+        if found is None:
+            return arrow_schema(table).empty_table()
+        scan = found.scan(row_filter=row_filter) if row_filter is not None else found.scan()
+        rows = as_schema(table, guarded_read(f"read {table}", scan.to_arrow))
+        return rows.filter(filter) if filter is not None else rows
 
     def run_records(
         self,
@@ -292,13 +245,14 @@ class Warehouse:
         statuses: Iterable[str] = ("published", "quarantined", "failed"),
         filter: Any = None,
         areas: Iterable[str] = ("published", "quarantine"),
+        row_filter: BooleanExpression | None = None,
     ) -> list[RunRecord]:
         """Run records matching ``filter`` (a pyarrow expression), one per run_id: published beats quarantined
         beats failed."""
         wanted = set(statuses)
         best: dict[str, dict[str, Any]] = {}
         for area in areas:
-            for row in self.read_table("runs", area=area, filter=filter).to_pylist():
+            for row in self.read_table("runs", area=area, filter=filter, row_filter=row_filter).to_pylist():
                 current = best.get(row["run_id"])
                 if current is None or _STATUS_RANK[row["status"]] < _STATUS_RANK[current["status"]]:
                     best[row["run_id"]] = row
@@ -309,40 +263,63 @@ class Warehouse:
 
     def find_run(self, run_id: str, *, area: str | None = None, eval_date: dt.date | None = None) -> RunRecord | None:
         """The run record of ``run_id`` in ``area`` (both areas when None), or None."""
-        import pyarrow.dataset as pads
+        from pyiceberg.expressions import And
 
-        expr = pads.field("run_id") == run_id
+        expr: BooleanExpression = equal("run_id", run_id)
         if eval_date is not None:
-            expr = expr & (pads.field(PARTITION_COLUMN) == eval_date)
-        found = self.run_records(filter=expr, areas=("published", "quarantine") if area is None else (area,))
+            expr = And(expr, equal(PARTITION_COLUMN, eval_date.isoformat()))
+        found = self.run_records(row_filter=expr, areas=("published", "quarantine") if area is None else (area,))
         return found[0] if found else None
 
     def read_run_table(self, table: str, record: RunRecord, *, area: str = "published") -> pa.Table | None:
-        """One run's rows of one data table, or None when that run wrote no such table."""
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        quarantine = area == "quarantine"
-        relative = keys.run_file(table, record.eval_date, record.run_id, quarantine=quarantine)
-        if not self.storage.exists(relative):
-            if quarantine:
-                return None
-            rows = self.read_table(table, filter=_run_filter(record))
-            return rows if rows.num_rows else None
-        data = pq.read_table(
-            self.storage.path(relative), filesystem=self.fs, schema=arrow_schema(table, with_partition=False)
-        )
-        return data.append_column(PARTITION_COLUMN, pa.array([record.eval_date] * data.num_rows, pa.date32()))
+        """One run's rows of one data table, or None when that run wrote no such rows."""
+        rows = self.read_table(table, area=area, row_filter=run_filter(record))
+        return rows if rows.num_rows else None
 
 
-def _run_filter(record: RunRecord) -> Any:
-    import pyarrow.dataset as pads
+def run_filter(record: RunRecord) -> BooleanExpression:
+    """The rows of one run: eval_date prunes partitions, run_id files (by their column bounds) and rows."""
+    from pyiceberg.expressions import And
 
-    return (pads.field("run_id") == record.run_id) & (pads.field(PARTITION_COLUMN) == record.eval_date)
+    return And(equal(PARTITION_COLUMN, record.eval_date.isoformat()), equal("run_id", record.run_id))
 
 
-def _now_iso() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+def equal(column: str, value: str) -> BooleanExpression:
+    """``column = value`` as a pyiceberg expression (a date column takes an ISO string)."""
+    from pyiceberg.expressions import EqualTo
+
+    return cast(Any, EqualTo)(column, value)  # pydantic-typed constructor; positional at run time
+
+
+def one_of(column: str, values: Iterable[str]) -> BooleanExpression:
+    """``column IN values`` as a pyiceberg expression."""
+    from pyiceberg.expressions import In
+
+    return cast(Any, In)(column, sorted(set(values)))
+
+
+def as_schema(table: str, rows: pa.Table) -> pa.Table:
+    """Rows read from Iceberg as ``table``'s current Arrow schema (columns by name; absent ones null)."""
+    import pyarrow as pa
+
+    schema = arrow_schema(table)
+    arrays = [
+        rows.column(field.name).cast(field.type) if field.name in rows.column_names else pa.nulls(rows.num_rows, field.type)
+        for field in schema
+    ]
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def guarded_read(what: str, fn: Callable[[], T]) -> T:
+    try:
+        return fn()
+    except OSError as exc:
+        raise classify(exc, what) from exc
+
+
+def _republishing(record: RunRecord) -> RunRecord:
+    started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    return record.replace(status="failed", row_counts={}, error=f"interrupted while republishing (started {started})")
 
 
 def conform_run_table(name: str, frame: Frame, record: RunRecord) -> pa.Table:

@@ -294,6 +294,8 @@ def airflow_env(
         "AIRFLOW_CONN_EVALS_S3": json.dumps(s3_conn),
         "PYTHONPATH": str(HERE),  # worker_identity
         "EVALS_WAREHOUSE": warehouse,
+        # The Iceberg catalog on the same PostgreSQL (compose gives it its own database on the same server).
+        "EVALS_CATALOG_URI": postgres.url(),
         "EVALS_S3_CONN_ID": "evals_s3",
         "EVALS_GPU_QUEUE": "gpu",
         "EVALS_GPU_POOL": "gpu",

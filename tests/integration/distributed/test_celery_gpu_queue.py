@@ -126,6 +126,7 @@ def test_gpu_work_runs_on_the_gpu_queue_worker_and_publishes_once(
 
     # The test process reads the warehouse with plain AWS credentials (the cluster used the Airflow connection).
     monkeypatch.setenv("EVALS_S3_ENDPOINT", s3_env.endpoint)
+    monkeypatch.setenv("EVALS_CATALOG_URI", postgres.url())
     con = connect(Warehouse(warehouse))
     records = con.execute("select run_id, status, dag_run_id, logical_date, model_id, error from all_runs").fetchall()
     assert len(records) == 1, records

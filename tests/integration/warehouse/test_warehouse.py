@@ -1,4 +1,4 @@
-"""The warehouse contract, against file:// and a real SeaweedFS S3 bucket."""
+"""The warehouse contract on Iceberg tables, against file:// and a real SeaweedFS S3 bucket."""
 
 import threading
 from typing import Any
@@ -10,9 +10,10 @@ from evals.analysis.views import connect, scope
 from evals.errors import SchemaViolation
 from evals.warehouse import Warehouse
 from evals.warehouse.compaction import compact, compact_all
-from evals.warehouse.storage import Storage
 
 pytestmark = pytest.mark.integration
+
+FULL = {"runs": 1, "accuracy": 2, "latency": 2, "latency_samples": 40, "all_runs": 1}
 
 
 def counts(wh: Warehouse) -> dict[str, int]:
@@ -23,8 +24,7 @@ def counts(wh: Warehouse) -> dict[str, int]:
     }
 
 
-def snapshot(wh: Warehouse) -> dict[str, list[Any]]:
-    con = connect(wh)
+def view_rows(con: Any) -> dict[str, list[Any]]:
     return {
         "runs": con.execute("select run_id, status, model_id from runs order by run_id").fetchall(),
         "accuracy": con.execute("select * exclude (schema_version) from accuracy order by run_id, task").fetchall(),
@@ -34,6 +34,12 @@ def snapshot(wh: Warehouse) -> dict[str, list[Any]]:
         ).fetchall(),
         "leaderboard": con.execute("select * from leaderboard").fetchall(),
     }
+
+
+def data_files(wh: Warehouse, table: str) -> int:
+    iceberg = wh.tables.existing(table)
+    assert iceberg is not None
+    return len(list(iceberg.scan().plan_files()))
 
 
 def test_round_trip(warehouse_uri: str) -> None:
@@ -55,12 +61,32 @@ def test_round_trip(warehouse_uri: str) -> None:
     assert board == [("org/model-a", pytest.approx((0.61 + 0.12) / 2), 8.0, pytest.approx(120.0 * 1.8))]
 
 
+def test_tables_are_iceberg_tables_with_the_schemas_field_ids_and_partitioning(warehouse_uri: str) -> None:
+    from evals.schemas import COLUMNS, SCHEMA_VERSION
+
+    wh = Warehouse(warehouse_uri)
+    record = run_record()
+    wh.write_run(record, all_tables(record))
+    accuracy = wh.tables.existing("accuracy")
+    assert accuracy is not None
+    schema = accuracy.schema()
+    assert [f.name for f in schema.fields] == [c.name for c in COLUMNS["accuracy"]]
+    assert [f.field_id for f in schema.fields] == list(range(1, len(COLUMNS["accuracy"]) + 1))
+    assert schema.find_field("run_id").required and not schema.find_field("stderr").required
+    (partition,) = accuracy.spec().fields
+    assert (partition.name, str(partition.transform)) == ("eval_date", "identity")
+    assert accuracy.properties["evals.schema-version"] == str(SCHEMA_VERSION)
+    assert accuracy.properties["commit.manifest-merge.enabled"] == "true"
+    assert wh.tables.existing("accuracy", "quarantine") is None  # created on first use only
+
+
 def test_idempotent_rewrite_leaves_one_copy(warehouse_uri: str) -> None:
     wh = Warehouse(warehouse_uri)
     record = run_record()
     wh.write_run(record, all_tables(record))
     wh.write_run(record, all_tables(record, tasks={"arc_easy": 0.7, "gsm8k": 0.2}))
-    assert counts(wh) == {"runs": 1, "accuracy": 2, "latency": 2, "latency_samples": 40, "all_runs": 1}
+    assert counts(wh) == FULL
+    assert wh.read_table("accuracy").num_rows == 2  # no stale copy underneath either
     values = connect(wh).execute("select value from accuracy order by task").fetchall()
     assert values == [(0.7,), (0.2,)]
 
@@ -73,70 +99,59 @@ def test_rerun_with_fewer_tables_drops_the_stale_ones(warehouse_uri: str) -> Non
     assert counts(wh)["latency"] == 0 and counts(wh)["latency_samples"] == 0
 
 
-def crash_on_commit(monkeypatch: pytest.MonkeyPatch) -> Any:
-    """Make the commit (the final runs row) fail as if the worker died; returns the real write to restore."""
-    real_write = Storage.write_parquet
+def crash_on_commit(monkeypatch: pytest.MonkeyPatch, table: str, status: str | None = None) -> None:
+    """Make the commit to ``table`` (of a runs row with ``status``) fail as if the worker died there."""
+    from pyiceberg.table import Table
 
-    def write(self: Storage, relative: str, table: Any, **kw: Any) -> None:
-        if relative.startswith("runs/") and table.column("status").to_pylist() == ["published"]:
+    real = Table.overwrite
+
+    def overwrite(self: Table, df: Any, *args: Any, **kwargs: Any) -> None:
+        if self.name()[-1] == table and (status is None or df.column("status").to_pylist() == [status]):
             raise RuntimeError("worker killed")
-        real_write(self, relative, table, **kw)
+        real(self, df, *args, **kwargs)
 
-    monkeypatch.setattr(Storage, "write_parquet", write)
-    return real_write
+    monkeypatch.setattr(Table, "overwrite", overwrite)
 
 
-def test_crash_between_data_and_commit_leaves_nothing_visible(
-    warehouse_uri: str, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("dies_at", ["latency", "runs"])
+def test_crash_between_tables_publishes_nothing_and_the_retry_completes_it(
+    warehouse_uri: str, monkeypatch: pytest.MonkeyPatch, dies_at: str
 ) -> None:
     wh = Warehouse(warehouse_uri)
     record = run_record()
-    real_write = crash_on_commit(monkeypatch)
-    with pytest.raises(RuntimeError):
-        wh.write_run(record, all_tables(record))
-    assert wh.read_table("accuracy").num_rows == 2  # the data files are there...
-    assert counts(wh) == {"runs": 0, "accuracy": 0, "latency": 0, "latency_samples": 0, "all_runs": 1}  # ...unseen
-    status = connect(wh).execute("select status, error from all_runs").fetchall()
-    assert status[0][0] == "failed" and "interrupted while publishing" in status[0][1]
-
-    monkeypatch.setattr(Storage, "write_parquet", real_write)
+    with monkeypatch.context() as patch:
+        crash_on_commit(patch, dies_at)
+        with pytest.raises(RuntimeError):
+            wh.write_run(record, all_tables(record))
+    assert wh.read_table("accuracy").num_rows == 2  # the accuracy commit landed...
+    assert counts(wh) == {"runs": 0, "accuracy": 0, "latency": 0, "latency_samples": 0, "all_runs": 0}  # ...unseen
     wh.write_run(record, all_tables(record))  # the retry completes it
-    assert counts(wh) == {"runs": 1, "accuracy": 2, "latency": 2, "latency_samples": 40, "all_runs": 1}
+    assert counts(wh) == FULL
 
 
 def test_a_rerun_that_dies_half_way_never_shows_a_mix(warehouse_uri: str, monkeypatch: pytest.MonkeyPatch) -> None:
     wh = Warehouse(warehouse_uri)
     record = run_record()
     wh.write_run(record, all_tables(record, tasks={"arc_easy": 0.5, "gsm8k": 0.1}))
-    real_write = crash_on_commit(monkeypatch)
-    with pytest.raises(RuntimeError):  # the rerun's new data files are written, its commit is not
-        wh.write_run(record, all_tables(record, tasks={"arc_easy": 0.9, "gsm8k": 0.9}))
-    assert counts(wh)["accuracy"] == 0  # not old, not new, not a mix: uncommitted until the retry
-    monkeypatch.setattr(Storage, "write_parquet", real_write)
+    with monkeypatch.context() as patch:
+        crash_on_commit(patch, "latency")  # the rerun's accuracy is committed, its latency is not
+        with pytest.raises(RuntimeError):
+            wh.write_run(record, all_tables(record, tasks={"arc_easy": 0.9, "gsm8k": 0.9}))
+    assert counts(wh)["accuracy"] == 0  # not old, not new, not a mix: withdrawn until the retry
+    status = connect(wh).execute("select status, error from all_runs").fetchall()
+    assert status[0][0] == "failed" and "interrupted while republishing" in status[0][1]
     wh.write_run(record, all_tables(record, tasks={"arc_easy": 0.9, "gsm8k": 0.9}))
     assert connect(wh).execute("select value from accuracy order by task").fetchall() == [(0.9,), (0.9,)]
 
 
-def test_rerun_with_fewer_tables_after_compaction(warehouse_uri: str) -> None:
-    wh = Warehouse(warehouse_uri)
-    for model in ("org/a", "org/b"):
-        rec = run_record(model)
-        wh.write_run(rec, all_tables(rec))
-    compact_all(wh)
-    record = run_record("org/a")
-    wh.write_run(record, {"accuracy": accuracy_rows(record)})  # the rerun has no latency this time
-    con = connect(wh)
-    rows = con.execute("select model_id, count(*) from latency group by 1 order by 1").fetchall()
-    assert rows == [("org/b", 2)]  # org/a's compacted latency rows do not show through
-
-
-def test_concurrent_writers_of_different_runs(warehouse_uri: str) -> None:
-    wh = Warehouse(warehouse_uri)
+def test_concurrent_publishers_of_different_runs_all_land(warehouse_uri: str) -> None:
     records = [run_record(f"org/model-{i}", day=1 + i % 3) for i in range(8)]
     errors: list[BaseException] = []
+    start = threading.Barrier(len(records))
 
     def write(rec: Any) -> None:
         try:
+            start.wait()
             Warehouse(warehouse_uri).write_run(rec, all_tables(rec))
         except BaseException as exc:
             errors.append(exc)
@@ -147,36 +162,30 @@ def test_concurrent_writers_of_different_runs(warehouse_uri: str) -> None:
     for t in threads:
         t.join()
     assert not errors
+    wh = Warehouse(warehouse_uri)
     assert counts(wh) == {"runs": 8, "accuracy": 16, "latency": 16, "latency_samples": 320, "all_runs": 8}
+    ids = connect(wh).execute("select run_id, count(*) from accuracy group by 1 having count(*) != 2").fetchall()
+    assert ids == []  # no run twice
+    assert {r.run_id for r in wh.run_records()} == {r.run_id for r in records}
 
 
-def test_compaction_preserves_query_results_at_every_step(warehouse_uri: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_compaction_while_a_reader_holds_a_snapshot(warehouse_uri: str) -> None:
     wh = Warehouse(warehouse_uri)
     for i in range(3):
         for day in (1, 2):
             record = run_record(f"org/model-{i}", day=day)
             wh.write_run(record, all_tables(record, tasks={"arc_easy": 0.5 + i / 10 + day / 100}))
-    before = snapshot(wh)
+    reader = connect(wh)
+    before = view_rows(reader)
+    assert data_files(wh, "accuracy") == 6
 
-    from evals.warehouse import compaction
-
-    observed: list[dict[str, list[Any]]] = []
-    real_delete = compaction._delete_if_unchanged
-
-    def delete_and_observe(warehouse: Warehouse, info: Any) -> None:
-        observed.append(snapshot(wh))  # merged file written, some per-run files still there
-        real_delete(warehouse, info)
-
-    monkeypatch.setattr(compaction, "_delete_if_unchanged", delete_and_observe)
     results = compact_all(wh)
-    assert observed and all(view == before for view in observed)
-    assert snapshot(wh) == before
     assert {r.table: r.partitions for r in results}["accuracy"] == 2
-    for table in ("accuracy", "runs"):
-        files = wh.table_files(table)
-        assert (len(files.per_run), len(files.compacted)) == (0, 2)
+    assert data_files(wh, "accuracy") == 2 and data_files(wh, "runs") == 2
+    assert view_rows(reader) == before  # the held connection: same rows, no missing file
+    assert view_rows(connect(wh)) == before  # a new one: the compacted files, same rows
 
-    # A rerun of an already-compacted run: its new per-run file wins over the compacted copy.
+    # A rerun of a compacted run: only its rows change (the compacted file is rewritten without them).
     record = run_record("org/model-0", day=1)
     wh.write_run(record, all_tables(record, tasks={"arc_easy": 0.99}))
     con = connect(wh)
@@ -184,13 +193,48 @@ def test_compaction_preserves_query_results_at_every_step(warehouse_uri: str, mo
         f"select value from accuracy where run_id = '{record.run_id}' and task = 'arc_easy'"
     ).fetchall() == [(0.99,)]
     assert counts(wh)["accuracy"] == 6
-    # Compacting again folds it in: next generation, the old one removed, same results.
-    after_rerun = snapshot(wh)
-    compact(wh, "accuracy")
-    assert snapshot(wh) == after_rerun
-    assert [p.rsplit("/", 1)[1] for p in wh.table_files("accuracy").compacted if "2026-11-01" in p] == [
-        "compacted-g000002.parquet"
-    ]
+    after_rerun = view_rows(con)
+    assert compact(wh, "accuracy").partitions == 1  # the rerun's partition has two files again
+    assert view_rows(connect(wh)) == after_rerun
+    assert view_rows(reader) == before
+
+
+def test_maintenance_expires_snapshots_and_removes_orphans_after_the_retention(warehouse_uri: str) -> None:
+    import datetime as dt
+
+    from evals.warehouse.maintenance import maintain, referenced_files
+
+    wh = Warehouse(warehouse_uri)
+    for i in range(3):
+        record = run_record(f"org/model-{i}")
+        wh.write_run(record, all_tables(record))
+    compact_all(wh)
+    before = view_rows(connect(wh))
+    accuracy = wh.tables.existing("accuracy")
+    assert accuracy is not None and len(accuracy.snapshots()) > 1
+
+    young = maintain(wh)  # nothing is older than the retention period yet
+    assert sum(r.snapshots_expired + r.files_deleted for r in young) == 0
+
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=wh.settings.snapshot_retention_hours + 1)
+    done = {(r.area, r.table): r for r in maintain(wh, now=later)}
+    assert done["published", "accuracy"].snapshots_expired > 0
+    assert done["published", "accuracy"].files_deleted >= 3  # the three per-run files the compaction replaced
+    accuracy = accuracy.refresh()
+    assert len(accuracy.snapshots()) == 1
+    from pyarrow import fs as pafs
+
+    listed = {i.path for i in wh.fs.get_file_info(_selector(accuracy.location())) if i.type == pafs.FileType.File}
+    assert listed - referenced_files(accuracy) == set()  # nothing unreferenced is left
+    assert view_rows(connect(wh)) == before
+
+
+def _selector(location: str) -> Any:
+    from pyarrow import fs as pafs
+
+    from evals.warehouse.storage import fs_path
+
+    return pafs.FileSelector(fs_path(location), recursive=True)
 
 
 def test_quarantined_runs_are_invisible_but_readable(warehouse_uri: str) -> None:
@@ -198,6 +242,7 @@ def test_quarantined_runs_are_invisible_but_readable(warehouse_uri: str) -> None
     good, bad = run_record("org/good"), run_record("org/bad")
     wh.write_run(good, all_tables(good))
     wh.write_run(bad.replace(error="acc 1.3 out of range"), all_tables(bad), status="quarantined")
+    assert wh.read_table("accuracy").column("run_id").to_pylist() == [good.run_id] * 2  # other namespace
     con = connect(wh)
     assert con.execute("select model_id from runs").fetchall() == [("org/good",)]
     assert con.execute("select distinct model_id from accuracy").fetchall() == [("org/good",)]
@@ -212,6 +257,58 @@ def test_quarantined_runs_are_invisible_but_readable(warehouse_uri: str) -> None
     assert published.status == "published"
     assert counts(wh) == {"runs": 2, "accuracy": 4, "latency": 4, "latency_samples": 80, "all_runs": 2}
     assert connect(wh).execute("select count(*) from quarantined_runs").fetchone() == (0,)
+    assert wh.read_table("accuracy", area="quarantine").num_rows == 0
+
+
+def test_a_table_of_the_previous_schema_gains_the_new_column(
+    warehouse_uri: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from evals import schemas
+
+    wh = Warehouse(warehouse_uri)
+    old = run_record("org/old", day=1)
+    previous = [c for c in schemas.COLUMNS["accuracy"] if c.name != "task_version"]  # as if added in this version
+    with monkeypatch.context() as patch:
+        patch.setitem(schemas.COLUMNS, "accuracy", previous)
+        rows = [{k: v for k, v in row.items() if k != "task_version"} for row in accuracy_rows(old)]
+        wh.write_run(old, {"accuracy": rows})
+    accuracy = wh.tables.existing("accuracy")
+    assert accuracy is not None and "task_version" not in [f.name for f in accuracy.schema().fields]
+
+    new = run_record("org/new", day=2)
+    Warehouse(warehouse_uri).write_run(new, {"accuracy": accuracy_rows(new)})  # evolves, then writes
+    accuracy = accuracy.refresh()
+    assert accuracy.schema().find_field("task_version").field_id == len(previous) + 1  # a new id, none reused
+    con = connect(wh)
+    got = con.execute("select model_id, task, task_version from accuracy order by model_id, task").fetchall()
+    assert got == [
+        ("org/new", "arc_easy", "1.0"),
+        ("org/new", "gsm8k", "1.0"),
+        ("org/old", "arc_easy", None),
+        ("org/old", "gsm8k", None),
+    ]
+    assert wh.read_table("accuracy").num_rows == 4
+
+
+def test_time_travel_shows_the_leaderboard_as_it_was(warehouse_uri: str) -> None:
+    import datetime as dt
+    import time
+
+    wh = Warehouse(warehouse_uri)
+    first = run_record("org/a", day=1)
+    wh.write_run(first, all_tables(first, tasks={"arc_easy": 0.4, "gsm8k": 0.2}))
+    then = connect(wh).execute("select * from leaderboard").fetchall()
+    time.sleep(0.01)
+    moment = dt.datetime.now(dt.UTC)
+    time.sleep(0.01)
+    # The next night: a new revision of org/a and a new model.
+    for rec in (run_record("org/a", day=2, revision="c" * 40), run_record("org/b", day=2)):
+        wh.write_run(rec, all_tables(rec, tasks={"arc_easy": 0.9, "gsm8k": 0.8}))
+    now = connect(wh).execute("select * from leaderboard").fetchall()
+    assert now != then and len(now) == 2
+    assert connect(wh, as_of=moment).execute("select * from leaderboard").fetchall() == then
+    before_anything = connect(wh, as_of=moment - dt.timedelta(days=1))
+    assert before_anything.execute("select count(*) from all_runs").fetchone() == (0,)
 
 
 def test_schema_violation_writes_nothing(warehouse_uri: str) -> None:
@@ -222,7 +319,7 @@ def test_schema_violation_writes_nothing(warehouse_uri: str) -> None:
     tables["latency"][1]["ttft_p95_ms"] = "fast"
     with pytest.raises(SchemaViolation, match="table 'latency', column 'ttft_p95_ms'"):
         wh.write_run(record, tables)
-    assert wh.read_table("accuracy").num_rows == 0  # refused before the first file
+    assert wh.read_table("accuracy").num_rows == 0  # refused before the first commit
     assert wh.run_records() == []
 
 
@@ -245,7 +342,7 @@ def test_failure_record_never_hides_a_published_run(warehouse_uri: str) -> None:
     assert counts(wh)["runs"] == 1
 
 
-def scoped_snapshot(wh: Warehouse, model_id: str) -> dict[str, list[Any]]:
+def scoped_rows(wh: Warehouse, model_id: str) -> dict[str, list[Any]]:
     con = connect(wh)
     schema = scope(con, [model_id])
     out = {}
@@ -265,12 +362,12 @@ def test_scope_reads_only_the_models_runs_and_matches_the_views(warehouse_uri: s
             wh.write_run(record, all_tables(record, tasks={"arc_easy": 0.5 + i / 10 + day / 100}))
     bad = run_record("org/model-1", day=4)
     wh.write_run(bad, all_tables(bad), status="quarantined")  # never in scope: not published
-    before = scoped_snapshot(wh, "org/model-1")
+    before = scoped_rows(wh, "org/model-1")
     assert len(before["runs"]) == 3 and len(before["accuracy"]) == 3
     compact_all(wh, end=run_record(day=2).eval_date)  # days 1-2 compacted, day 3 per-run files
-    rerun = run_record("org/model-1", day=1)  # a rerun after compaction: its per-run file wins
+    rerun = run_record("org/model-1", day=1)
     wh.write_run(rerun, all_tables(rerun, tasks={"arc_easy": 0.99}))
-    after = scoped_snapshot(wh, "org/model-1")
+    after = scoped_rows(wh, "org/model-1")
     assert len(after["accuracy"]) == 3
     con = connect(wh)
     scope(con, ["org/model-1"], schema="one")
@@ -278,22 +375,23 @@ def test_scope_reads_only_the_models_runs_and_matches_the_views(warehouse_uri: s
 
 
 def test_leaderboard_without_row_counts_looks_at_the_data(warehouse_uri: str) -> None:
+    from evals.schemas import conform
+
     wh = Warehouse(warehouse_uri)
     a, b = run_record("org/a"), run_record("org/b")
     wh.write_run(a, all_tables(a))
     wh.write_run(b, {"latency": latency_rows(b)})
-    # A hand-written commit record without row_counts: the leaderboard checks the data instead.
-    import pyarrow.parquet as pq
-
-    from evals.warehouse import keys
-
-    path = wh.storage.path(keys.run_file("runs", a.eval_date, a.run_id))
-    row = pq.read_table(path, filesystem=wh.fs)
-    pq.write_table(
-        row.set_column(row.schema.get_field_index("row_counts"), "row_counts", [[None]]), path, filesystem=wh.fs
-    )
+    # A commit record written by hand without row_counts: the leaderboard checks the data instead.
+    row = a.replace(status="published", row_counts=None).to_row()
+    wh.committing("hand-written runs row", lambda: wh.tables.load("runs").overwrite(conform("runs", [row]), _of(a)))
     board = connect(wh).execute("select model_id, accuracy is not null, load from leaderboard order by 1").fetchall()
     assert board == [("org/a", True, 8.0), ("org/b", False, 8.0)]
+
+
+def _of(record: Any) -> Any:
+    from evals.warehouse.store import run_filter
+
+    return run_filter(record)
 
 
 def test_stale_staging_is_swept(warehouse_uri: str) -> None:

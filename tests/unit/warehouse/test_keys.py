@@ -3,7 +3,6 @@ import datetime as dt
 import pytest
 
 from evals.warehouse import RunRecord, make_run_id
-from evals.warehouse.keys import compacted_file, compacted_generation, run_file
 
 WHEN = dt.datetime(2026, 11, 29, 2, 0, tzinfo=dt.UTC)
 ARGS = ("org/m", "a" * 40, "smoke", "1", "smoke", "1", WHEN)
@@ -34,22 +33,3 @@ def test_record_checks_a_given_run_id() -> None:
     with pytest.raises(ValueError, match="does not match"):
         RunRecord(model_id="org/m", revision="a" * 40, logical_date=WHEN, source="local", run_id="0" * 32)
     assert RunRecord.from_row(record.to_row()).run_id == record.run_id
-
-
-def test_hive_paths() -> None:
-    assert run_file("accuracy", WHEN.date(), "abc") == "accuracy/eval_date=2026-11-29/abc.parquet"
-    assert run_file("runs", WHEN.date(), "abc", quarantine=True) == "_quarantine/runs/eval_date=2026-11-29/abc.parquet"
-    name = compacted_file("latency", WHEN.date(), 3).rsplit("/", 1)[1]
-    assert compacted_generation(name) == 3
-    assert compacted_generation("abc.parquet") is None
-
-
-def test_partition_date_of_a_path() -> None:
-    import datetime as dt
-
-    from evals.warehouse.keys import partition_date
-
-    assert partition_date("/w/accuracy/eval_date=2026-11-29/abc.parquet") == dt.date(2026, 11, 29)
-    assert partition_date("bucket/p/runs/eval_date=2026-11-29/compacted-g000001.parquet") == dt.date(2026, 11, 29)
-    assert partition_date("/w/accuracy/abc.parquet") is None
-    assert partition_date("/w/accuracy/eval_date=soon/abc.parquet") is None
