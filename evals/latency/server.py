@@ -87,7 +87,7 @@ def vllm_command(checkpoint: Path, *, port: int, model_name: str, settings: Sett
 
 
 def transformers_command(checkpoint: Path, *, port: int, settings: Settings) -> list[str]:
-    """``transformers serve`` pinned to ``checkpoint`` on loopback, on the CPU (requests name the directory)."""
+    """``transformers serve`` pinned to ``checkpoint`` on loopback (requests name the directory); CPU by default."""
     return [
         _executable("transformers"),
         "serve",
@@ -97,7 +97,7 @@ def transformers_command(checkpoint: Path, *, port: int, settings: Settings) -> 
         "--port",
         str(port),
         "--device",
-        "cpu",
+        settings.transformers_serve_device,
         "--dtype",
         settings.transformers_serve_dtype,
         "--no-trust-remote-code",

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from evals.errors import RunNotFound, SchemaViolation, TerminalError
 from evals.schemas import PARTITION_COLUMN, RUN_STATUSES, TABLES, Frame, arrow_schema, conform
 from evals.warehouse import keys
+from evals.warehouse.approval import Approval, require_approval
 from evals.warehouse.record import RunRecord
 from evals.warehouse.storage import Location, Storage, make_filesystem, parse_uri
 
@@ -70,11 +71,19 @@ class Warehouse:
 
     # ------------------------------------------------------------------ writing
 
-    def write_run(self, record: RunRecord, tables: Mapping[str, Frame], *, status: str = "published") -> RunRecord:
+    def write_run(
+        self,
+        record: RunRecord,
+        tables: Mapping[str, Frame],
+        *,
+        status: str = "published",
+        approval: Approval | None = None,
+    ) -> RunRecord:
         """Write a run's data files, then its ``runs`` row. Idempotent: the same run twice leaves one copy.
 
         ``status="quarantined"`` writes everything under ``_quarantine/``, which published views never read.
-        Every frame is checked against its schema before anything is written.
+        Every frame is checked against its schema before anything is written. A published write needs the
+        validation gate's ``approval`` for exactly these rows (:func:`evals.validation.validate_and_write`).
         """
         if status not in ("published", "quarantined"):
             raise TerminalError(f"write_run writes published or quarantined runs, not {status!r}")
@@ -82,6 +91,8 @@ class Warehouse:
         if unknown:
             raise SchemaViolation(sorted(unknown)[0], "-", f"not a data table; data tables: {', '.join(DATA_TABLES)}")
         conformed = {name: conform_run_table(name, frame, record) for name, frame in tables.items()}
+        if status == "published":
+            require_approval(approval, record, conformed)
         record = record.replace(status=status, row_counts={name: t.num_rows for name, t in conformed.items()})
         runs_row = conform("runs", [record.to_row()])
         quarantine = status == "quarantined"
@@ -164,18 +175,6 @@ class Warehouse:
             conform("runs", [failed.to_row()]).drop_columns([PARTITION_COLUMN]),
         )
         return failed
-
-    def publish_quarantined(self, run_id: str) -> RunRecord:
-        """Move a quarantined run to the published area (data first, runs row last, then drop the copy)."""
-        record = self.find_run(run_id, area="quarantine")
-        if record is None:
-            raise RunNotFound(f"no quarantined run {run_id} in {self.uri}")
-        tables = {
-            name: table
-            for name in DATA_TABLES
-            if (table := self.read_run_table(name, record, area="quarantine")) is not None
-        }
-        return self.write_run(record.replace(error=None), tables, status="published")
 
     def _drop_quarantined_copy(self, record: RunRecord) -> None:
         # runs row first: a quarantined run without its runs row is invisible everywhere.

@@ -4,8 +4,9 @@ import threading
 from typing import Any
 
 import pytest
-from factories import accuracy_rows, all_tables, latency_rows, run_record
+from factories import accuracy_rows, all_tables, latency_rows, publish_run, run_record
 
+from evals.validation import revalidate
 from evals.analysis.views import connect, scope
 from evals.errors import SchemaViolation
 from evals.warehouse import Warehouse
@@ -39,7 +40,7 @@ def snapshot(wh: Warehouse) -> dict[str, list[Any]]:
 def test_round_trip(warehouse_uri: str) -> None:
     wh = Warehouse(warehouse_uri)
     record = run_record()
-    written = wh.write_run(record, all_tables(record))
+    written = publish_run(wh, record, all_tables(record))
     assert written.row_counts == {"accuracy": 2, "latency": 2, "latency_samples": 40}
     con = connect(wh)
     acc = con.execute("select task, metric, filter, value, stderr from accuracy order by task").fetchall()
@@ -58,8 +59,8 @@ def test_round_trip(warehouse_uri: str) -> None:
 def test_idempotent_rewrite_leaves_one_copy(warehouse_uri: str) -> None:
     wh = Warehouse(warehouse_uri)
     record = run_record()
-    wh.write_run(record, all_tables(record))
-    wh.write_run(record, all_tables(record, tasks={"arc_easy": 0.7, "gsm8k": 0.2}))
+    publish_run(wh, record, all_tables(record))
+    publish_run(wh, record, all_tables(record, tasks={"arc_easy": 0.7, "gsm8k": 0.2}))
     assert counts(wh) == {"runs": 1, "accuracy": 2, "latency": 2, "latency_samples": 40, "all_runs": 1}
     values = connect(wh).execute("select value from accuracy order by task").fetchall()
     assert values == [(0.7,), (0.2,)]
@@ -68,8 +69,8 @@ def test_idempotent_rewrite_leaves_one_copy(warehouse_uri: str) -> None:
 def test_rerun_with_fewer_tables_drops_the_stale_ones(warehouse_uri: str) -> None:
     wh = Warehouse(warehouse_uri)
     record = run_record()
-    wh.write_run(record, all_tables(record))
-    wh.write_run(record, {"accuracy": accuracy_rows(record)})
+    publish_run(wh, record, all_tables(record))
+    publish_run(wh, record, {"accuracy": accuracy_rows(record)})
     assert counts(wh)["latency"] == 0 and counts(wh)["latency_samples"] == 0
 
 
@@ -93,27 +94,27 @@ def test_crash_between_data_and_commit_leaves_nothing_visible(
     record = run_record()
     real_write = crash_on_commit(monkeypatch)
     with pytest.raises(RuntimeError):
-        wh.write_run(record, all_tables(record))
+        publish_run(wh, record, all_tables(record))
     assert wh.read_table("accuracy").num_rows == 2  # the data files are there...
     assert counts(wh) == {"runs": 0, "accuracy": 0, "latency": 0, "latency_samples": 0, "all_runs": 1}  # ...unseen
     status = connect(wh).execute("select status, error from all_runs").fetchall()
     assert status[0][0] == "failed" and "interrupted while publishing" in status[0][1]
 
     monkeypatch.setattr(Storage, "write_parquet", real_write)
-    wh.write_run(record, all_tables(record))  # the retry completes it
+    publish_run(wh, record, all_tables(record))  # the retry completes it
     assert counts(wh) == {"runs": 1, "accuracy": 2, "latency": 2, "latency_samples": 40, "all_runs": 1}
 
 
 def test_a_rerun_that_dies_half_way_never_shows_a_mix(warehouse_uri: str, monkeypatch: pytest.MonkeyPatch) -> None:
     wh = Warehouse(warehouse_uri)
     record = run_record()
-    wh.write_run(record, all_tables(record, tasks={"arc_easy": 0.5, "gsm8k": 0.1}))
+    publish_run(wh, record, all_tables(record, tasks={"arc_easy": 0.5, "gsm8k": 0.1}))
     real_write = crash_on_commit(monkeypatch)
     with pytest.raises(RuntimeError):  # the rerun's new data files are written, its commit is not
-        wh.write_run(record, all_tables(record, tasks={"arc_easy": 0.9, "gsm8k": 0.9}))
+        publish_run(wh, record, all_tables(record, tasks={"arc_easy": 0.9, "gsm8k": 0.9}))
     assert counts(wh)["accuracy"] == 0  # not old, not new, not a mix: uncommitted until the retry
     monkeypatch.setattr(Storage, "write_parquet", real_write)
-    wh.write_run(record, all_tables(record, tasks={"arc_easy": 0.9, "gsm8k": 0.9}))
+    publish_run(wh, record, all_tables(record, tasks={"arc_easy": 0.9, "gsm8k": 0.9}))
     assert connect(wh).execute("select value from accuracy order by task").fetchall() == [(0.9,), (0.9,)]
 
 
@@ -121,10 +122,10 @@ def test_rerun_with_fewer_tables_after_compaction(warehouse_uri: str) -> None:
     wh = Warehouse(warehouse_uri)
     for model in ("org/a", "org/b"):
         rec = run_record(model)
-        wh.write_run(rec, all_tables(rec))
+        publish_run(wh, rec, all_tables(rec))
     compact_all(wh)
     record = run_record("org/a")
-    wh.write_run(record, {"accuracy": accuracy_rows(record)})  # the rerun has no latency this time
+    publish_run(wh, record, {"accuracy": accuracy_rows(record)})  # the rerun has no latency this time
     con = connect(wh)
     rows = con.execute("select model_id, count(*) from latency group by 1 order by 1").fetchall()
     assert rows == [("org/b", 2)]  # org/a's compacted latency rows do not show through
@@ -137,7 +138,7 @@ def test_concurrent_writers_of_different_runs(warehouse_uri: str) -> None:
 
     def write(rec: Any) -> None:
         try:
-            Warehouse(warehouse_uri).write_run(rec, all_tables(rec))
+            publish_run(Warehouse(warehouse_uri), rec, all_tables(rec))
         except BaseException as exc:
             errors.append(exc)
 
@@ -155,7 +156,7 @@ def test_compaction_preserves_query_results_at_every_step(warehouse_uri: str, mo
     for i in range(3):
         for day in (1, 2):
             record = run_record(f"org/model-{i}", day=day)
-            wh.write_run(record, all_tables(record, tasks={"arc_easy": 0.5 + i / 10 + day / 100}))
+            publish_run(wh, record, all_tables(record, tasks={"arc_easy": 0.5 + i / 10 + day / 100}))
     before = snapshot(wh)
 
     from evals.warehouse import compaction
@@ -178,7 +179,7 @@ def test_compaction_preserves_query_results_at_every_step(warehouse_uri: str, mo
 
     # A rerun of an already-compacted run: its new per-run file wins over the compacted copy.
     record = run_record("org/model-0", day=1)
-    wh.write_run(record, all_tables(record, tasks={"arc_easy": 0.99}))
+    publish_run(wh, record, all_tables(record, tasks={"arc_easy": 0.99}))
     con = connect(wh)
     assert con.execute(
         f"select value from accuracy where run_id = '{record.run_id}' and task = 'arc_easy'"
@@ -196,7 +197,7 @@ def test_compaction_preserves_query_results_at_every_step(warehouse_uri: str, mo
 def test_quarantined_runs_are_invisible_but_readable(warehouse_uri: str) -> None:
     wh = Warehouse(warehouse_uri)
     good, bad = run_record("org/good"), run_record("org/bad")
-    wh.write_run(good, all_tables(good))
+    publish_run(wh, good, all_tables(good))
     wh.write_run(bad.replace(error="acc 1.3 out of range"), all_tables(bad), status="quarantined")
     con = connect(wh)
     assert con.execute("select model_id from runs").fetchall() == [("org/good",)]
@@ -208,7 +209,7 @@ def test_quarantined_runs_are_invisible_but_readable(warehouse_uri: str) -> None
     assert con.execute("select count(*) from quarantined_accuracy").fetchone() == (2,)
     assert {r.status for r in wh.run_records()} == {"published", "quarantined"}
 
-    published = wh.publish_quarantined(bad.run_id)  # e.g. after a threshold change
+    published, _ = revalidate(bad.run_id, warehouse=wh)  # e.g. after a threshold change: through the gate again
     assert published.status == "published"
     assert counts(wh) == {"runs": 2, "accuracy": 4, "latency": 4, "latency_samples": 80, "all_runs": 2}
     assert connect(wh).execute("select count(*) from quarantined_runs").fetchone() == (0,)
@@ -221,7 +222,7 @@ def test_schema_violation_writes_nothing(warehouse_uri: str) -> None:
     tables["latency"] = latency_rows(record)
     tables["latency"][1]["ttft_p95_ms"] = "fast"
     with pytest.raises(SchemaViolation, match="table 'latency', column 'ttft_p95_ms'"):
-        wh.write_run(record, tables)
+        publish_run(wh, record, tables)
     assert wh.read_table("accuracy").num_rows == 0  # refused before the first file
     assert wh.run_records() == []
 
@@ -231,7 +232,7 @@ def test_rows_of_another_run_are_refused(warehouse_uri: str) -> None:
     a, b = run_record("org/a"), run_record("org/b")
     rows = [{**row, "run_id": b.run_id} for row in accuracy_rows(a)]
     with pytest.raises(SchemaViolation, match="every row must belong to run"):
-        wh.write_run(a, {"accuracy": rows})
+        publish_run(wh, a, {"accuracy": rows})
 
 
 def test_failure_record_never_hides_a_published_run(warehouse_uri: str) -> None:
@@ -240,7 +241,7 @@ def test_failure_record_never_hides_a_published_run(warehouse_uri: str) -> None:
     failed = wh.record_failure(record, "server did not start")
     assert failed.status == "failed"
     assert connect(wh).execute("select status, error from all_runs").fetchall() == [("failed", "server did not start")]
-    wh.write_run(record, all_tables(record))
+    publish_run(wh, record, all_tables(record))
     assert wh.record_failure(record, "flaky rerun").status == "published"
     assert counts(wh)["runs"] == 1
 
@@ -262,14 +263,14 @@ def test_scope_reads_only_the_models_runs_and_matches_the_views(warehouse_uri: s
     for i in range(3):
         for day in (1, 2, 3):
             record = run_record(f"org/model-{i}", day=day)
-            wh.write_run(record, all_tables(record, tasks={"arc_easy": 0.5 + i / 10 + day / 100}))
+            publish_run(wh, record, all_tables(record, tasks={"arc_easy": 0.5 + i / 10 + day / 100}))
     bad = run_record("org/model-1", day=4)
     wh.write_run(bad, all_tables(bad), status="quarantined")  # never in scope: not published
     before = scoped_snapshot(wh, "org/model-1")
     assert len(before["runs"]) == 3 and len(before["accuracy"]) == 3
     compact_all(wh, end=run_record(day=2).eval_date)  # days 1-2 compacted, day 3 per-run files
     rerun = run_record("org/model-1", day=1)  # a rerun after compaction: its per-run file wins
-    wh.write_run(rerun, all_tables(rerun, tasks={"arc_easy": 0.99}))
+    publish_run(wh, rerun, all_tables(rerun, tasks={"arc_easy": 0.99}))
     after = scoped_snapshot(wh, "org/model-1")
     assert len(after["accuracy"]) == 3
     con = connect(wh)
@@ -280,8 +281,8 @@ def test_scope_reads_only_the_models_runs_and_matches_the_views(warehouse_uri: s
 def test_leaderboard_without_row_counts_looks_at_the_data(warehouse_uri: str) -> None:
     wh = Warehouse(warehouse_uri)
     a, b = run_record("org/a"), run_record("org/b")
-    wh.write_run(a, all_tables(a))
-    wh.write_run(b, {"latency": latency_rows(b)})
+    publish_run(wh, a, all_tables(a))
+    publish_run(wh, b, {"latency": latency_rows(b)})
     # A hand-written commit record without row_counts: the leaderboard checks the data instead.
     import pyarrow.parquet as pq
 
@@ -310,9 +311,9 @@ def test_stale_staging_is_swept(warehouse_uri: str) -> None:
 def test_leaderboard_names_the_revision_latency_was_measured_on(warehouse_uri: str) -> None:
     wh = Warehouse(warehouse_uri)
     first = run_record("org/a", day=1)
-    wh.write_run(first, all_tables(first))
+    publish_run(wh, first, all_tables(first))
     # A later latency-only run of a new revision: accuracy still comes from the first run.
     later = run_record("org/a", day=2, revision="b" * 40, suite=None, suite_version=None)
-    wh.write_run(later, {"latency": latency_rows(later), "latency_samples": all_tables(later)["latency_samples"]})
+    publish_run(wh, later, {"latency": latency_rows(later), "latency_samples": all_tables(later)["latency_samples"]})
     row = connect(wh).execute("select revision, latency_revision from leaderboard").fetchall()
     assert row == [(first.revision, "b" * 40)]
