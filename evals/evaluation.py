@@ -231,7 +231,7 @@ def _issued_requests(latency: LatencyResult) -> dict[tuple[str, float], int]:
 
 
 def _accuracy_expectations(raw: Mapping[str, Any]) -> tuple[dict[str, int], dict[str, list[str]]]:
-    """What lm-eval itself says it evaluated: samples per task and metric names per task and group.
+    """What lm-eval itself says it evaluated: samples per task, ``metric,filter`` keys per task and group.
 
     The normalized rows are checked against these, so a metric lost in normalization (e.g. a NaN value) shows
     up as a missing row and quarantines the run instead of silently shrinking it.
@@ -258,9 +258,8 @@ def _accuracy_expectations(raw: Mapping[str, Any]) -> tuple[dict[str, int], dict
     metrics: dict[str, list[str]] = {}
     named = {**(raw.get("results") or {}), **(raw.get("groups") or {})}
     for task, values in named.items():
-        names = sorted(
-            {key.split(",", 1)[0] for key in values if "," in key and not key.split(",", 1)[0].endswith("_stderr")}
-        )
+        # lm-eval's own keys, "metric,filter": a value lost for one filter must not hide behind another filter.
+        names = sorted({key for key in values if "," in key and not key.split(",", 1)[0].endswith("_stderr")})
         if names:
             metrics[task] = names
     return n_samples, metrics

@@ -82,8 +82,10 @@ def plan_nightly(params: Mapping[str, Any], context: Mapping[str, Any]) -> list[
     """The watch-list's checkpoints still to evaluate (or all of them with ``reevaluate``), one item each."""
     from evals.checkpoints import discover
     from evals.checkpoints.discover import collect_refs
+    from evals.checkpoints.discovery_log import record_discovery
     from evals.checkpoints.watchlist import load_watchlist
     from evals.settings import get_settings
+    from evals.warehouse import Warehouse
 
     options = Options.from_params(params)
     settings = get_settings()
@@ -97,16 +99,26 @@ def plan_nightly(params: Mapping[str, Any], context: Mapping[str, Any]) -> list[
         scenario_version=options.scenario_version,
     )
     for error in found.errors:
-        log.warning("watch-list entry skipped: %s", error.to_dict())
+        log.error("watch-list entry not looked at: %s", error.to_dict())
     for exhausted in found.exhausted:
         log.warning("not retried any more: %s", exhausted.to_dict())
+    record_discovery(
+        Warehouse.from_settings(settings), dt.datetime.fromisoformat(context["logical_date"]).date(), found
+    )
     refs = found.new
     if params.get("reevaluate"):
         # A longitudinal canary: the same revisions again catch regressions of the serving stack itself.
         refs = collect_refs(watchlist, settings, [])
     refs = _unique(refs)
     progress.info("plan: %d checkpoint(s) to evaluate: %s", len(refs), ", ".join(map(short, refs)) or "-")
-    return [{"ref": ref.to_dict(), "options": asdict(options)} for ref in refs]
+    items = [{"ref": ref.to_dict(), "options": asdict(options)} for ref in refs]
+    # A followed organisation that was not looked at (the Hub down past its retries, a bad entry) must not pass
+    # as a quiet night: each failed entry is an item that fails its own tasks and the summary, like a refused
+    # manual entry, while every discovered checkpoint is still evaluated and published.
+    return items + [
+        {"ref": None, "entry": f"watch-list {error.entry}", "error": error.message, "options": asdict(options)}
+        for error in found.errors
+    ]
 
 
 def plan_manual(params: Mapping[str, Any], context: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -114,7 +126,9 @@ def plan_manual(params: Mapping[str, Any], context: Mapping[str, Any]) -> list[d
     options = Options.from_params(params)
     entries = params.get("checkpoints") or []
     if not entries:
-        raise ConfigError("no checkpoints given: set 'checkpoints' to refs (hf:org/name@sha) or local paths")
+        raise ConfigError(
+            "no checkpoints given: set 'checkpoints' to refs (hf:org/name@<40-hex sha>, package:smollm2) or local paths"
+        )
     refs: list[CheckpointRef] = []
     items: list[dict[str, Any]] = []
     for entry in entries:

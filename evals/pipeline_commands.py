@@ -10,7 +10,7 @@ import typer
 
 def run(
     checkpoint: list[str] = typer.Option(
-        ..., "--checkpoint", "-c", help="Ref (hf:org/name@sha, package:smollm2) or dir."
+        ..., "--checkpoint", "-c", help="Ref (hf:org/name@<40-hex sha>, package:smollm2) or dir."
     ),
     suite: str = typer.Option("smoke", help="Accuracy suite, or 'none'."),
     scenario: str = typer.Option("smoke", help="Latency scenario, or 'none'."),

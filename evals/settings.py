@@ -161,6 +161,9 @@ class Settings(BaseSettings):
     vllm_tensor_parallel_size: int = Field(1, ge=1, description="vllm serve --tensor-parallel-size (GPUs priced).")
     vllm_extra_args: list[str] = Field(default_factory=list, description="More vllm serve flags, JSON list.")
     transformers_serve_dtype: str = Field("auto", description="transformers serve --dtype on CPU workers.")
+    transformers_serve_device: str = Field(
+        "cpu", description="transformers serve --device (cpu; cuda where a GPU worker has no vLLM, e.g. a GPU check)."
+    )
 
     # --- comparison ---
     compare_baselines: list[str] = Field(

@@ -7,7 +7,7 @@ import math
 from typing import Any
 
 import numpy as np
-from factories import run_record, sha
+from factories import publish_run, run_record, sha
 
 from evals.warehouse import RunRecord, Warehouse
 
@@ -121,7 +121,7 @@ def publish_night(
         "latency": latency,
         "latency_samples": samples,
     }
-    return wh.write_run(record, tables)
+    return publish_run(wh, record, tables)
 
 
 def day(n: int) -> dt.date:

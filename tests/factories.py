@@ -7,7 +7,7 @@ import hashlib
 from typing import Any
 
 from evals.schemas import LATENCY_METRICS
-from evals.warehouse import RunRecord
+from evals.warehouse import RunRecord, Warehouse
 
 
 def sha(text: str) -> str:
@@ -124,3 +124,15 @@ def all_tables(record: RunRecord, **kwargs: Any) -> dict[str, list[dict[str, Any
         "latency": latency_rows(record),
         "latency_samples": [row for load in (1, 8) for row in sample_rows(record, load=float(load))],
     }
+
+
+def publish_run(warehouse: Warehouse, record: RunRecord, tables: dict[str, Any]) -> RunRecord:
+    """Publish already-valid test rows with the gate's approval, without running great-expectations each time.
+
+    Tests of the gate itself call ``validate_and_write``; this is for fixtures that need published history.
+    """
+    from evals.warehouse.approval import Approval
+    from evals.warehouse.store import conform_run_table
+
+    conformed = {name: conform_run_table(name, frame, record) for name, frame in tables.items()}
+    return warehouse.write_run(record, conformed, approval=Approval.issue(record.run_id, conformed))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -22,13 +21,16 @@ def accuracy(
     base_url: str = typer.Option(None, "--base-url", help="OpenAI-compatible server URL for server backends."),
     served_model: str = typer.Option(None, "--served-model", help="Model name the server expects."),
     model_id: str = typer.Option(None, "--model-id", help="Model id to record; default: the folder name."),
-    revision: str = typer.Option(None, "--revision", help="Commit SHA to record; default: a content hash."),
+    revision: str = typer.Option(
+        None, "--revision", help="Commit SHA to record; default: the checkpoint's content hash (needed with --publish)."
+    ),
     json_out: Path = typer.Option(None, "--json", help="Write rows and provenance to this JSON file."),
     publish: bool = typer.Option(False, "--publish", help="Write a run to the warehouse (EVALS_WAREHOUSE)."),
 ) -> None:
     """Evaluate a checkpoint on an accuracy suite with lm-eval."""
     from evals.accuracy.publish import publish as publish_result
     from evals.accuracy.runner import run_suite
+    from evals.checkpoints.content import pinned_revision
     from evals.errors import EvalsError
 
     if checkpoint is None and base_url is None:
@@ -39,7 +41,7 @@ def accuracy(
             directory,
             suite,
             model_id=model_id or (directory.resolve().name if directory else str(served_model or base_url)),
-            revision=revision or (content_hash(directory) if directory else "unknown"),
+            revision=pinned_revision(revision, directory, publishing=publish),
             backend=backend,
             base_url=base_url,
             served_model=served_model,
@@ -55,7 +57,11 @@ def accuracy(
         json_out.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str))
         typer.echo(f"wrote {json_out}")
     if publish:
-        record = publish_result(result)
+        try:
+            record = publish_result(result)
+        except EvalsError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from exc
         typer.echo(f"published run {record.run_id}")
 
 
@@ -63,16 +69,6 @@ def _limit(value: float | None) -> int | float | None:
     if value is None:
         return None
     return int(value) if value >= 1 else value
-
-
-def content_hash(directory: Path) -> str:
-    """A 40-hex content hash of a local checkpoint (every file's bytes): it keys the request cache."""
-    digest = hashlib.sha1()
-    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
-        digest.update(path.relative_to(directory).as_posix().encode() + b"\0")
-        with path.open("rb") as handle:
-            digest.update(hashlib.file_digest(handle, "sha256").digest())
-    return digest.hexdigest()
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:

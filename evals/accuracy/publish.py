@@ -1,4 +1,4 @@
-"""An accuracy result -> a ``runs`` record plus ``accuracy`` rows in the warehouse."""
+"""An accuracy result -> a ``runs`` record plus ``accuracy`` rows, published through the validation gate."""
 
 from __future__ import annotations
 
@@ -32,13 +32,17 @@ def publish(
     logical_date: dt.datetime | None = None,
     source: str = "local",
     warehouse: Warehouse | None = None,
-    status: str = "published",
     **fields: Any,
 ) -> RunRecord:
-    """Write the result's rows, then its ``runs`` row (commit-last). Idempotent for the same logical date."""
-    from evals.warehouse import Warehouse
+    """Validate the result with the gate, then publish it — or quarantine it and raise ``ValidationFailed``.
+
+    The expected (task, metric, filter) set comes from lm-eval's own result dict, as for ``evals run``.
+    Idempotent for the same logical date.
+    """
+    from evals.evaluation import merge
+    from evals.validation import validate_and_write
 
     logical_date = logical_date or dt.datetime.now(dt.UTC)
     record = run_record(result, logical_date=logical_date, source=source, **fields)
-    warehouse = warehouse or Warehouse.from_settings()
-    return warehouse.write_run(record, {"accuracy": result.rows}, status=status)
+    outcome = merge(result, None)
+    return validate_and_write(record, outcome.tables, expected=outcome.expected, warehouse=warehouse)

@@ -55,3 +55,25 @@ def write_manifest(directory: Path, *, revision_id: str | None = None) -> str:
     manifest = build_manifest(directory, revision_id=revision_id)
     (directory / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, sort_keys=True))
     return str(manifest["revision"])
+
+
+def pinned_revision(revision: str | None, directory: Path | None, *, publishing: bool) -> str:
+    """The revision a CLI run records: ``--revision`` (checked), else the directory's content hash.
+
+    A run that will be published must be pinned: without a revision and without a directory to hash (an
+    ``--endpoint`` or ``--base-url`` run), it is refused here, before any work, instead of being quarantined later.
+    """
+    from evals.checkpoints.ref import validate_revision
+    from evals.errors import ConfigError
+
+    if revision:
+        return validate_revision(revision)
+    if directory is not None:
+        return directory_revision(directory)
+    if publishing:
+        raise ConfigError(
+            "refusing to publish a run without a pinned revision: pass --revision with the served checkpoint's "
+            "full commit SHA (40 hex) or content hash (64 hex), or evaluate a --checkpoint directory (its content "
+            "hash is used)"
+        )
+    return "unknown"

@@ -60,13 +60,16 @@ def latency(
     backend: str | None = typer.Option(None, "--backend", help="auto | vllm | transformers (with --checkpoint)."),
     model_id: str | None = typer.Option(None, "--model-id", help="Model id recorded in the rows (default --model)."),
     revision: str | None = typer.Option(
-        None, "--revision", help="Revision recorded (default: content hash of --checkpoint, else 'unknown')."
+        None,
+        "--revision",
+        help="Revision recorded (default: --checkpoint's content hash; needed for --endpoint --publish).",
     ),
     json_out: Path | None = typer.Option(None, "--json", help="Write the per-level rows (latency columns) here."),
     publish: bool = typer.Option(False, "--publish", help="Write the run to the warehouse (EVALS_WAREHOUSE)."),
     source: str = typer.Option("local", "--source", help="Checkpoint source recorded with --publish."),
 ) -> None:
     """Benchmark an endpoint (--endpoint URL --model NAME) or a checkpoint (--checkpoint DIR) with a scenario."""
+    from evals.checkpoints.content import pinned_revision
     from evals.errors import EvalsError
     from evals.latency.runner import publish as publish_result
     from evals.latency.runner import run_checkpoint, run_scenario
@@ -82,7 +85,7 @@ def latency(
                 endpoint,
                 model,
                 model_id=model_id or model,
-                revision=revision or "unknown",
+                revision=pinned_revision(revision, None, publishing=publish),
                 tokenizer_dir=tokenizer or model,
             )
         else:
@@ -91,7 +94,7 @@ def latency(
                 checkpoint,
                 scenario,
                 model_id=model_id or model or checkpoint.name,
-                revision=revision or _content_revision(checkpoint),
+                revision=pinned_revision(revision, checkpoint, publishing=publish),
                 backend=backend,
             )
         typer.echo(format_table(result))
@@ -109,14 +112,6 @@ def latency(
     except EvalsError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
-
-
-def _content_revision(checkpoint: Path) -> str:
-    try:
-        from evals.checkpoints.content import directory_revision
-    except ImportError:
-        return "unknown"
-    return directory_revision(checkpoint)
 
 
 def register(app: typer.Typer) -> None:

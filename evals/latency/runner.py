@@ -273,8 +273,10 @@ def publish(
     warehouse: Warehouse | None = None,
     **fields: Any,
 ) -> RunRecord:
-    """Write ``result`` as one run (data files first, ``runs`` row last) to ``warehouse`` (default: settings)."""
-    from evals.warehouse import Warehouse
+    """Validate ``result`` with the gate and publish it as one run, or quarantine it (``ValidationFailed``)."""
+    from evals.evaluation import merge
+    from evals.validation import validate_and_write
 
-    store = warehouse or Warehouse.from_settings()
-    return store.write_run(result.run_record(logical_date=logical_date, source=source, **fields), result.tables())
+    outcome = merge(None, result)
+    record = result.run_record(logical_date=logical_date, source=source, **fields)
+    return validate_and_write(record, outcome.tables, expected=outcome.expected, warehouse=warehouse)

@@ -87,7 +87,7 @@ def vllm_command(checkpoint: Path, *, port: int, model_name: str, settings: Sett
 
 
 def transformers_command(checkpoint: Path, *, port: int, settings: Settings) -> list[str]:
-    """``transformers serve`` pinned to ``checkpoint`` on loopback, on the CPU (requests name the directory)."""
+    """``transformers serve`` pinned to ``checkpoint`` on loopback (requests name the directory); CPU by default."""
     return [
         _executable("transformers"),
         "serve",
@@ -97,7 +97,7 @@ def transformers_command(checkpoint: Path, *, port: int, settings: Settings) -> 
         "--port",
         str(port),
         "--device",
-        "cpu",
+        settings.transformers_serve_device,
         "--dtype",
         settings.transformers_serve_dtype,
         "--no-trust-remote-code",
@@ -176,8 +176,17 @@ def launch(
     log_dir: Path | None = None,
     env: dict[str, str] | None = None,
     gpu_count: int = 0,
+    registry: Path | None = None,
 ) -> Iterator[ServerHandle]:
-    """Start ``command`` in its own process group, wait until ready, yield its handle, stop it on exit."""
+    """Start ``command`` in its own process group, wait until ready, yield its handle, stop it on exit.
+
+    The server dies with this process (parent-death signal); with a ``registry`` folder, servers left running by
+    an earlier, killed evaluation on this worker are stopped first and this one is registered while it runs.
+    """
+    from evals.latency.supervision import die_with_parent, register, sweep_leftovers, unregister
+
+    if registry is not None:
+        sweep_leftovers(registry)
     folder = log_dir or Path(tempfile.mkdtemp(prefix="evals-serve-"))
     folder.mkdir(parents=True, exist_ok=True)
     log_path = folder / f"{backend}-{port}.log"
@@ -191,8 +200,11 @@ def launch(
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
+            preexec_fn=die_with_parent(),
             env={**os.environ, **(env or {})},
         )
+        if registry is not None:
+            register(registry, process.pid, command)
         handle = ServerHandle(
             endpoint=endpoint,
             model=model,
@@ -210,6 +222,8 @@ def launch(
             yield handle
         finally:
             stop_process_group(process)
+            if registry is not None:
+                unregister(registry, process.pid)
             if log_dir is None:  # a log nobody asked to keep: it served the readiness error message, if any
                 shutil.rmtree(folder, ignore_errors=True)
 
@@ -264,6 +278,7 @@ def serve(
             ready_timeout_s=settings.latency_ready_timeout_s,
             log_dir=log_dir,
             gpu_count=gpus,
+            registry=log_dir / "running",
         ) as handle:
             yield handle
     else:
@@ -279,6 +294,7 @@ def serve(
             log_dir=log_dir,
             env={"HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"), **cpu_server_threads()},
             gpu_count=0,
+            registry=log_dir / "running",
         ) as handle:
             yield handle
 

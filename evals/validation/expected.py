@@ -17,7 +17,7 @@ class Expected:
     """References the data cannot carry itself; a check that needs an empty field is not made.
 
     - ``n_samples``: task -> number of samples the suite asked lm-eval to evaluate (after any limit).
-    - ``metrics``: task -> metric names every such task must report (one row per metric and filter).
+    - ``metrics``: task -> ``"metric,filter"`` keys (lm-eval's own) every such task must report, one row each.
     - ``requests``: (load_type, load) -> requests the load generator issued at that level.
     """
 

@@ -63,7 +63,9 @@ def _runs_frame(runs: pa.Table) -> pd.DataFrame:
 
 def _accuracy_frame(table: pa.Table, expected: Expected, bounded_metrics: Sequence[str]) -> pd.DataFrame:
     frame = table.to_pandas()
-    frame[f"{CHECK_PREFIX}task_metric"] = frame["task"].astype("str") + "/" + frame["metric"].astype("str")
+    frame[f"{CHECK_PREFIX}task_metric"] = (
+        frame["task"].astype("str") + "/" + frame["metric"].astype("str") + "/" + frame["filter"].astype("str")
+    )
     frame[f"{CHECK_PREFIX}bounded_value"] = frame["value"].where(frame["metric"].isin(list(bounded_metrics)))
     if expected.n_samples:
         wanted = frame["task"].map(dict(expected.n_samples)).astype("float64")

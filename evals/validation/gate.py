@@ -172,7 +172,10 @@ def _write(
     warehouse: Warehouse, record: RunRecord, report: ValidationReport, conformed: dict[str, pa.Table]
 ) -> RunRecord:
     if report.success:
-        written = warehouse.write_run(record.replace(error=None), conformed, status="published")
+        from evals.warehouse.approval import Approval
+
+        approval = Approval.issue(record.run_id, conformed)
+        written = warehouse.write_run(record.replace(error=None), conformed, status="published", approval=approval)
         # The run left quarantine: its old validation result would only mislead.
         warehouse.storage.delete(validation_path(record.run_id))
         return written

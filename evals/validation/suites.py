@@ -159,13 +159,13 @@ def _accuracy(expected: Expected, settings: Settings) -> list[Expectation]:
                 column="task", value_set=expected.tasks, description="every task of the suite has rows"
             )
         )
-    wanted = [f"{task}/{metric}" for task, metrics in sorted(expected.metrics.items()) for metric in metrics]
+    wanted = [metric_key(task, key) for task, keys in sorted(expected.metrics.items()) for key in keys]
     if wanted:
         suite.append(
             gxe.ExpectColumnDistinctValuesToContainSet(
                 column=f"{CHECK_PREFIX}task_metric",
                 value_set=wanted,
-                description="every expected task/metric has a row (no missing metric rows)",
+                description="every task/metric/filter lm-eval reported has a row (none dropped)",
             )
         )
     return suite
@@ -327,3 +327,9 @@ def _samples(*, with_latency: bool) -> list[Expectation]:
             )
         )
     return suite
+
+
+def metric_key(task: str, lm_eval_key: str) -> str:
+    """``task/metric/filter`` from lm-eval's ``metric,filter`` key, as failures name a missing row."""
+    metric, _, filter_ = lm_eval_key.partition(",")
+    return f"{task}/{metric}/{filter_ or 'none'}"

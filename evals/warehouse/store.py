@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 from evals.errors import RunNotFound, SchemaViolation, StorageUnavailable, TerminalError
 from evals.schemas import PARTITION_COLUMN, RUN_STATUSES, TABLES, Frame, arrow_schema, conform
 from evals.warehouse import keys
+from evals.warehouse.approval import Approval, require_approval
 from evals.warehouse.catalog import Tables, open_catalog
 from evals.warehouse.record import RunRecord
 from evals.warehouse.storage import Location, Storage, classify, make_filesystem, parse_uri
@@ -73,12 +74,20 @@ class Warehouse:
 
     # ------------------------------------------------------------------ writing
 
-    def write_run(self, record: RunRecord, tables: Mapping[str, Frame], *, status: str = "published") -> RunRecord:
+    def write_run(
+        self,
+        record: RunRecord,
+        tables: Mapping[str, Frame],
+        *,
+        status: str = "published",
+        approval: Approval | None = None,
+    ) -> RunRecord:
         """Commit a run's data tables, then its ``runs`` row. Idempotent: the same run twice leaves one copy.
 
         ``status="quarantined"`` writes to the quarantine namespace, which published views never read. Every
-        frame is checked against its schema before anything is written. A table the run does not write loses
-        that run's rows from an earlier attempt.
+        frame is checked against its schema before anything is written. A published write needs the validation
+        gate's ``approval`` for exactly these rows (:func:`evals.validation.validate_and_write`). A table the run
+        does not write loses that run's rows from an earlier attempt.
         """
         if status not in ("published", "quarantined"):
             raise TerminalError(f"write_run writes published or quarantined runs, not {status!r}")
@@ -86,6 +95,8 @@ class Warehouse:
         if unknown:
             raise SchemaViolation(sorted(unknown)[0], "-", f"not a data table; data tables: {', '.join(DATA_TABLES)}")
         conformed = {name: conform_run_table(name, frame, record) for name, frame in tables.items()}
+        if status == "published":
+            require_approval(approval, record, conformed)
         record = record.replace(status=status, row_counts={name: t.num_rows for name, t in conformed.items()})
         runs_row = conform("runs", [record.to_row()])
         area = "published" if status == "published" else "quarantine"
@@ -134,18 +145,6 @@ class Warehouse:
         failed = record.replace(status="failed", error=error[:4000], row_counts={})
         self._replace_rows("runs", "published", failed, conform("runs", [failed.to_row()]))
         return failed
-
-    def publish_quarantined(self, run_id: str) -> RunRecord:
-        """Move a quarantined run to the published namespace (data first, runs row last, then drop the copy)."""
-        record = self.find_run(run_id, area="quarantine")
-        if record is None:
-            raise RunNotFound(f"no quarantined run {run_id} in {self.uri}")
-        tables = {
-            name: table
-            for name in DATA_TABLES
-            if (table := self.read_run_table(name, record, area="quarantine")) is not None
-        }
-        return self.write_run(record.replace(error=None), tables, status="published")
 
     def _drop_quarantined_copy(self, record: RunRecord) -> None:
         # runs row first: quarantined data without its runs row is invisible everywhere.

@@ -51,3 +51,28 @@ def test_run_keys_are_the_same_in_every_step() -> None:
     first = pipeline._record(ref, pipeline.Options(**items[0]["options"]), CONTEXT)
     again = pipeline._record(ref, pipeline.Options(**items[0]["options"]), dict(CONTEXT))
     assert first.run_id == again.run_id and first.eval_date == dt.date(2026, 11, 20)
+
+
+def test_a_watchlist_entry_that_failed_fails_the_night_but_not_the_other_checkpoints(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from evals.checkpoints.discovery_log import latest_discovery
+    from evals.warehouse import Warehouse
+
+    monkeypatch.setenv("EVALS_WAREHOUSE", f"file://{tmp_path / 'warehouse'}")
+    watchlist = tmp_path / "watchlist.yaml"
+    watchlist.write_text(
+        "sources:\n"
+        "  - source: package\n    model: tiny-llama\n"
+        f"  - source: local\n    path: {tmp_path / 'gone'}\n"  # e.g. a mount that went away; the Hub past retries
+    )
+    items = pipeline.plan_nightly({"watchlist": str(watchlist), "suite": "smoke", "scenario": "none"}, CONTEXT)
+    good = [i for i in items if i["ref"] is not None]
+    bad = [i for i in items if i["ref"] is None]
+    assert [i["ref"]["model_id"] for i in good] == ["evals-test/tiny-llama"]  # still evaluated
+    assert len(bad) == 1 and bad[0]["entry"].startswith("watch-list sources[1]")
+    with pytest.raises(pipeline.RunFailures, match=r"watch-list sources\[1\]"):
+        pipeline.summarize_step(bad, CONTEXT)
+    night = latest_discovery(Warehouse.from_settings())
+    assert night is not None and night["logical_date"] == "2026-11-20"
+    assert [e["entry"] for e in night["errors"]] == [bad[0]["entry"].removeprefix("watch-list ")]

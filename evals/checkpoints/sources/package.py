@@ -55,10 +55,13 @@ class PackageSource(Source):
     def _entry(self, ref: CheckpointRef | None = None) -> PackagedModel:
         if ref is None:
             return PACKAGED[self.options.model if isinstance(self.options, PackageOptions) else "smollm2"]
+        # The short name (``package:smollm2``) and the full id name the same model, in the form, CLI and watch-list.
+        if ref.model_id in PACKAGED:
+            return PACKAGED[ref.model_id]
         for entry in PACKAGED.values():
             if entry.model_id == ref.model_id:
                 return entry
-        known = ", ".join(e.model_id for e in PACKAGED.values())
+        known = ", ".join(f"{name} ({e.model_id})" for name, e in PACKAGED.items())
         raise ConfigError(f"{ref}: no packaged model {ref.model_id!r}; known: {known}")
 
     def discover(self) -> list[CheckpointRef]:
@@ -72,7 +75,7 @@ class PackageSource(Source):
             raise CheckpointRejected(
                 f"{ref}: the installed package holds revision {current}, not the pinned {ref.revision}"
             )
-        return ref.with_revision(current, uri=entry.uri(), meta=entry.meta)
+        return ref.with_revision(current, model_id=entry.model_id, uri=entry.uri(), meta=entry.meta)
 
     def prepared_dir(self, ref: CheckpointRef) -> Path:
         path, revision = self._entry(ref).build(Path(self.settings.cache_dir))

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from factories import publish_run
 
 from evals.checkpoints.content import directory_revision
 from evals.checkpoints.discover import discover
@@ -120,7 +121,8 @@ def test_discovery_is_idempotent_against_a_warehouse_with_published_runs(
     first = discover(watchlist, settings=settings, warehouse=warehouse)
     assert sorted(map(str, first.new)) == sorted(map(str, refs))
     for ref in first.new[:2]:
-        warehouse.write_run(
+        publish_run(
+            warehouse,
             RunRecord(
                 model_id=ref.model_id,
                 revision=str(ref.revision),

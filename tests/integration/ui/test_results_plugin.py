@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 from conftest import free_port
-from factories import all_tables, run_record
+from factories import all_tables, publish_run, run_record
 
 from evals.warehouse import Warehouse
 
@@ -55,7 +55,7 @@ def api_server(tmp_path: Path) -> Iterator[ApiServer]:
     wh = Warehouse(warehouse)
     for model, accuracy in MODELS.items():
         record = run_record(model, day=3)
-        wh.write_run(record, all_tables(record, tasks={"arc_easy": accuracy, "gsm8k": accuracy}))
+        publish_run(wh, record, all_tables(record, tasks={"arc_easy": accuracy, "gsm8k": accuracy}))
 
     home = tmp_path / "airflow"
     (home / "dags").mkdir(parents=True)

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from factories import all_tables, run_record
+from factories import all_tables, publish_run, run_record
 
 from evals.warehouse import Warehouse
 
@@ -23,7 +23,7 @@ def test_query_and_leaderboard(warehouse_uri: str, tmp_path: Path) -> None:
     wh = Warehouse(warehouse_uri)
     for model in ("org/a", "org/b"):
         record = run_record(model)
-        wh.write_run(record, all_tables(record))
+        publish_run(wh, record, all_tables(record))
 
     result = run_cli("query", "select count(*) as n from runs", cwd=tmp_path)
     assert result.returncode == 0, result.stderr

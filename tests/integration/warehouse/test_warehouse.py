@@ -4,10 +4,11 @@ import threading
 from typing import Any
 
 import pytest
-from factories import accuracy_rows, all_tables, latency_rows, run_record
+from factories import accuracy_rows, all_tables, latency_rows, publish_run, run_record
 
 from evals.analysis.views import connect, scope
-from evals.errors import SchemaViolation
+from evals.errors import SchemaViolation, TerminalError
+from evals.validation import revalidate
 from evals.warehouse import Warehouse
 from evals.warehouse.compaction import compact, compact_all
 
@@ -45,7 +46,7 @@ def data_files(wh: Warehouse, table: str) -> int:
 def test_round_trip(warehouse_uri: str) -> None:
     wh = Warehouse(warehouse_uri)
     record = run_record()
-    written = wh.write_run(record, all_tables(record))
+    written = publish_run(wh, record, all_tables(record))
     assert written.row_counts == {"accuracy": 2, "latency": 2, "latency_samples": 40}
     con = connect(wh)
     acc = con.execute("select task, metric, filter, value, stderr from accuracy order by task").fetchall()
@@ -66,7 +67,7 @@ def test_tables_are_iceberg_tables_with_the_schemas_field_ids_and_partitioning(w
 
     wh = Warehouse(warehouse_uri)
     record = run_record()
-    wh.write_run(record, all_tables(record))
+    publish_run(wh, record, all_tables(record))
     accuracy = wh.tables.existing("accuracy")
     assert accuracy is not None
     schema = accuracy.schema()
@@ -83,8 +84,8 @@ def test_tables_are_iceberg_tables_with_the_schemas_field_ids_and_partitioning(w
 def test_idempotent_rewrite_leaves_one_copy(warehouse_uri: str) -> None:
     wh = Warehouse(warehouse_uri)
     record = run_record()
-    wh.write_run(record, all_tables(record))
-    wh.write_run(record, all_tables(record, tasks={"arc_easy": 0.7, "gsm8k": 0.2}))
+    publish_run(wh, record, all_tables(record))
+    publish_run(wh, record, all_tables(record, tasks={"arc_easy": 0.7, "gsm8k": 0.2}))
     assert counts(wh) == FULL
     assert wh.read_table("accuracy").num_rows == 2  # no stale copy underneath either
     values = connect(wh).execute("select value from accuracy order by task").fetchall()
@@ -94,8 +95,8 @@ def test_idempotent_rewrite_leaves_one_copy(warehouse_uri: str) -> None:
 def test_rerun_with_fewer_tables_drops_the_stale_ones(warehouse_uri: str) -> None:
     wh = Warehouse(warehouse_uri)
     record = run_record()
-    wh.write_run(record, all_tables(record))
-    wh.write_run(record, {"accuracy": accuracy_rows(record)})
+    publish_run(wh, record, all_tables(record))
+    publish_run(wh, record, {"accuracy": accuracy_rows(record)})
     assert counts(wh)["latency"] == 0 and counts(wh)["latency_samples"] == 0
 
 
@@ -122,25 +123,25 @@ def test_crash_between_tables_publishes_nothing_and_the_retry_completes_it(
     with monkeypatch.context() as patch:
         crash_on_commit(patch, dies_at)
         with pytest.raises(RuntimeError):
-            wh.write_run(record, all_tables(record))
+            publish_run(wh, record, all_tables(record))
     assert wh.read_table("accuracy").num_rows == 2  # the accuracy commit landed...
     assert counts(wh) == {"runs": 0, "accuracy": 0, "latency": 0, "latency_samples": 0, "all_runs": 0}  # ...unseen
-    wh.write_run(record, all_tables(record))  # the retry completes it
+    publish_run(wh, record, all_tables(record))  # the retry completes it
     assert counts(wh) == FULL
 
 
 def test_a_rerun_that_dies_half_way_never_shows_a_mix(warehouse_uri: str, monkeypatch: pytest.MonkeyPatch) -> None:
     wh = Warehouse(warehouse_uri)
     record = run_record()
-    wh.write_run(record, all_tables(record, tasks={"arc_easy": 0.5, "gsm8k": 0.1}))
+    publish_run(wh, record, all_tables(record, tasks={"arc_easy": 0.5, "gsm8k": 0.1}))
     with monkeypatch.context() as patch:
         crash_on_commit(patch, "latency")  # the rerun's accuracy is committed, its latency is not
         with pytest.raises(RuntimeError):
-            wh.write_run(record, all_tables(record, tasks={"arc_easy": 0.9, "gsm8k": 0.9}))
+            publish_run(wh, record, all_tables(record, tasks={"arc_easy": 0.9, "gsm8k": 0.9}))
     assert counts(wh)["accuracy"] == 0  # not old, not new, not a mix: withdrawn until the retry
     status = connect(wh).execute("select status, error from all_runs").fetchall()
     assert status[0][0] == "failed" and "interrupted while republishing" in status[0][1]
-    wh.write_run(record, all_tables(record, tasks={"arc_easy": 0.9, "gsm8k": 0.9}))
+    publish_run(wh, record, all_tables(record, tasks={"arc_easy": 0.9, "gsm8k": 0.9}))
     assert connect(wh).execute("select value from accuracy order by task").fetchall() == [(0.9,), (0.9,)]
 
 
@@ -152,7 +153,7 @@ def test_concurrent_publishers_of_different_runs_all_land(warehouse_uri: str) ->
     def write(rec: Any) -> None:
         try:
             start.wait()
-            Warehouse(warehouse_uri).write_run(rec, all_tables(rec))
+            publish_run(Warehouse(warehouse_uri), rec, all_tables(rec))
         except BaseException as exc:
             errors.append(exc)
 
@@ -174,7 +175,7 @@ def test_compaction_while_a_reader_holds_a_snapshot(warehouse_uri: str) -> None:
     for i in range(3):
         for day in (1, 2):
             record = run_record(f"org/model-{i}", day=day)
-            wh.write_run(record, all_tables(record, tasks={"arc_easy": 0.5 + i / 10 + day / 100}))
+            publish_run(wh, record, all_tables(record, tasks={"arc_easy": 0.5 + i / 10 + day / 100}))
     reader = connect(wh)
     before = view_rows(reader)
     assert data_files(wh, "accuracy") == 6
@@ -187,7 +188,7 @@ def test_compaction_while_a_reader_holds_a_snapshot(warehouse_uri: str) -> None:
 
     # A rerun of a compacted run: only its rows change (the compacted file is rewritten without them).
     record = run_record("org/model-0", day=1)
-    wh.write_run(record, all_tables(record, tasks={"arc_easy": 0.99}))
+    publish_run(wh, record, all_tables(record, tasks={"arc_easy": 0.99}))
     con = connect(wh)
     assert con.execute(
         f"select value from accuracy where run_id = '{record.run_id}' and task = 'arc_easy'"
@@ -207,7 +208,7 @@ def test_maintenance_expires_snapshots_and_removes_orphans_after_the_retention(w
     wh = Warehouse(warehouse_uri)
     for i in range(3):
         record = run_record(f"org/model-{i}")
-        wh.write_run(record, all_tables(record))
+        publish_run(wh, record, all_tables(record))
     compact_all(wh)
     before = view_rows(connect(wh))
     accuracy = wh.tables.existing("accuracy")
@@ -240,7 +241,7 @@ def _selector(location: str) -> Any:
 def test_quarantined_runs_are_invisible_but_readable(warehouse_uri: str) -> None:
     wh = Warehouse(warehouse_uri)
     good, bad = run_record("org/good"), run_record("org/bad")
-    wh.write_run(good, all_tables(good))
+    publish_run(wh, good, all_tables(good))
     wh.write_run(bad.replace(error="acc 1.3 out of range"), all_tables(bad), status="quarantined")
     assert wh.read_table("accuracy").column("run_id").to_pylist() == [good.run_id] * 2  # other namespace
     con = connect(wh)
@@ -253,7 +254,7 @@ def test_quarantined_runs_are_invisible_but_readable(warehouse_uri: str) -> None
     assert con.execute("select count(*) from quarantined_accuracy").fetchone() == (2,)
     assert {r.status for r in wh.run_records()} == {"published", "quarantined"}
 
-    published = wh.publish_quarantined(bad.run_id)  # e.g. after a threshold change
+    published, _ = revalidate(bad.run_id, warehouse=wh)  # e.g. after a threshold change: through the gate again
     assert published.status == "published"
     assert counts(wh) == {"runs": 2, "accuracy": 4, "latency": 4, "latency_samples": 80, "all_runs": 2}
     assert connect(wh).execute("select count(*) from quarantined_runs").fetchone() == (0,)
@@ -271,12 +272,12 @@ def test_a_table_of_the_previous_schema_gains_the_new_column(
     with monkeypatch.context() as patch:
         patch.setitem(schemas.COLUMNS, "accuracy", previous)
         rows = [{k: v for k, v in row.items() if k != "task_version"} for row in accuracy_rows(old)]
-        wh.write_run(old, {"accuracy": rows})
+        publish_run(wh, old, {"accuracy": rows})
     accuracy = wh.tables.existing("accuracy")
     assert accuracy is not None and "task_version" not in [f.name for f in accuracy.schema().fields]
 
     new = run_record("org/new", day=2)
-    Warehouse(warehouse_uri).write_run(new, {"accuracy": accuracy_rows(new)})  # evolves, then writes
+    publish_run(Warehouse(warehouse_uri), new, {"accuracy": accuracy_rows(new)})  # evolves, then writes
     accuracy = accuracy.refresh()
     assert accuracy.schema().find_field("task_version").field_id == len(previous) + 1  # a new id, none reused
     con = connect(wh)
@@ -296,14 +297,14 @@ def test_time_travel_shows_the_leaderboard_as_it_was(warehouse_uri: str) -> None
 
     wh = Warehouse(warehouse_uri)
     first = run_record("org/a", day=1)
-    wh.write_run(first, all_tables(first, tasks={"arc_easy": 0.4, "gsm8k": 0.2}))
+    publish_run(wh, first, all_tables(first, tasks={"arc_easy": 0.4, "gsm8k": 0.2}))
     then = connect(wh).execute("select * from leaderboard").fetchall()
     time.sleep(0.01)
     moment = dt.datetime.now(dt.UTC)
     time.sleep(0.01)
     # The next night: a new revision of org/a and a new model.
     for rec in (run_record("org/a", day=2, revision="c" * 40), run_record("org/b", day=2)):
-        wh.write_run(rec, all_tables(rec, tasks={"arc_easy": 0.9, "gsm8k": 0.8}))
+        publish_run(wh, rec, all_tables(rec, tasks={"arc_easy": 0.9, "gsm8k": 0.8}))
     now = connect(wh).execute("select * from leaderboard").fetchall()
     assert now != then and len(now) == 2
     assert connect(wh, as_of=moment).execute("select * from leaderboard").fetchall() == then
@@ -318,9 +319,27 @@ def test_schema_violation_writes_nothing(warehouse_uri: str) -> None:
     tables["latency"] = latency_rows(record)
     tables["latency"][1]["ttft_p95_ms"] = "fast"
     with pytest.raises(SchemaViolation, match="table 'latency', column 'ttft_p95_ms'"):
-        wh.write_run(record, tables)
+        publish_run(wh, record, tables)
     assert wh.read_table("accuracy").num_rows == 0  # refused before the first commit
     assert wh.run_records() == []
+
+
+def test_a_published_write_needs_the_gates_approval_for_exactly_these_rows(warehouse_uri: str) -> None:
+    from evals.warehouse.approval import Approval
+    from evals.warehouse.store import conform_run_table
+
+    wh = Warehouse(warehouse_uri)
+    record = run_record()
+    with pytest.raises(TerminalError, match="validation gate"):
+        wh.write_run(record, all_tables(record))
+    approved = {"accuracy": conform_run_table("accuracy", accuracy_rows(record), record)}
+    approval = Approval.issue(record.run_id, approved)
+    changed = accuracy_rows(record, tasks={"arc_easy": 0.99, "gsm8k": 0.12})
+    with pytest.raises(TerminalError, match="differ from the rows"):
+        wh.write_run(record, {"accuracy": changed}, approval=approval)
+    assert wh.read_table("accuracy").num_rows == 0 and wh.run_records() == []  # refused before any commit
+    wh.write_run(record, approved, approval=approval)
+    assert counts(wh)["accuracy"] == 2
 
 
 def test_rows_of_another_run_are_refused(warehouse_uri: str) -> None:
@@ -328,7 +347,7 @@ def test_rows_of_another_run_are_refused(warehouse_uri: str) -> None:
     a, b = run_record("org/a"), run_record("org/b")
     rows = [{**row, "run_id": b.run_id} for row in accuracy_rows(a)]
     with pytest.raises(SchemaViolation, match="every row must belong to run"):
-        wh.write_run(a, {"accuracy": rows})
+        publish_run(wh, a, {"accuracy": rows})
 
 
 def test_failure_record_never_hides_a_published_run(warehouse_uri: str) -> None:
@@ -337,7 +356,7 @@ def test_failure_record_never_hides_a_published_run(warehouse_uri: str) -> None:
     failed = wh.record_failure(record, "server did not start")
     assert failed.status == "failed"
     assert connect(wh).execute("select status, error from all_runs").fetchall() == [("failed", "server did not start")]
-    wh.write_run(record, all_tables(record))
+    publish_run(wh, record, all_tables(record))
     assert wh.record_failure(record, "flaky rerun").status == "published"
     assert counts(wh)["runs"] == 1
 
@@ -359,14 +378,14 @@ def test_scope_reads_only_the_models_runs_and_matches_the_views(warehouse_uri: s
     for i in range(3):
         for day in (1, 2, 3):
             record = run_record(f"org/model-{i}", day=day)
-            wh.write_run(record, all_tables(record, tasks={"arc_easy": 0.5 + i / 10 + day / 100}))
+            publish_run(wh, record, all_tables(record, tasks={"arc_easy": 0.5 + i / 10 + day / 100}))
     bad = run_record("org/model-1", day=4)
     wh.write_run(bad, all_tables(bad), status="quarantined")  # never in scope: not published
     before = scoped_rows(wh, "org/model-1")
     assert len(before["runs"]) == 3 and len(before["accuracy"]) == 3
     compact_all(wh, end=run_record(day=2).eval_date)  # days 1-2 compacted, day 3 per-run files
     rerun = run_record("org/model-1", day=1)
-    wh.write_run(rerun, all_tables(rerun, tasks={"arc_easy": 0.99}))
+    publish_run(wh, rerun, all_tables(rerun, tasks={"arc_easy": 0.99}))
     after = scoped_rows(wh, "org/model-1")
     assert len(after["accuracy"]) == 3
     con = connect(wh)
@@ -379,8 +398,8 @@ def test_leaderboard_without_row_counts_looks_at_the_data(warehouse_uri: str) ->
 
     wh = Warehouse(warehouse_uri)
     a, b = run_record("org/a"), run_record("org/b")
-    wh.write_run(a, all_tables(a))
-    wh.write_run(b, {"latency": latency_rows(b)})
+    publish_run(wh, a, all_tables(a))
+    publish_run(wh, b, {"latency": latency_rows(b)})
     # A commit record written by hand without row_counts: the leaderboard checks the data instead.
     row = a.replace(status="published", row_counts=None).to_row()
     wh.committing("hand-written runs row", lambda: wh.tables.load("runs").overwrite(conform("runs", [row]), _of(a)))
@@ -408,9 +427,9 @@ def test_stale_staging_is_swept(warehouse_uri: str) -> None:
 def test_leaderboard_names_the_revision_latency_was_measured_on(warehouse_uri: str) -> None:
     wh = Warehouse(warehouse_uri)
     first = run_record("org/a", day=1)
-    wh.write_run(first, all_tables(first))
+    publish_run(wh, first, all_tables(first))
     # A later latency-only run of a new revision: accuracy still comes from the first run.
     later = run_record("org/a", day=2, revision="b" * 40, suite=None, suite_version=None)
-    wh.write_run(later, {"latency": latency_rows(later), "latency_samples": all_tables(later)["latency_samples"]})
+    publish_run(wh, later, {"latency": latency_rows(later), "latency_samples": all_tables(later)["latency_samples"]})
     row = connect(wh).execute("select revision, latency_revision from leaderboard").fetchall()
     assert row == [(first.revision, "b" * 40)]

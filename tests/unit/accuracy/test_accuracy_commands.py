@@ -3,7 +3,7 @@ from pathlib import Path
 import typer
 from typer.testing import CliRunner
 
-from evals.accuracy.commands import content_hash, format_table, register
+from evals.accuracy.commands import format_table, register
 
 
 def _app() -> typer.Typer:
@@ -31,9 +31,8 @@ def test_table_puts_subtasks_under_their_group() -> None:
     assert lines[3].startswith("  sub") and "0.1000" in lines[2]
 
 
-def test_content_hash_changes_with_any_byte(tmp_path: Path) -> None:
-    (tmp_path / "config.json").write_text("{}")
-    first = content_hash(tmp_path)
-    assert len(first) == 40 and content_hash(tmp_path) == first
-    (tmp_path / "config.json").write_text("{ }")
-    assert content_hash(tmp_path) != first
+def test_publishing_a_server_run_without_a_pinned_revision_is_refused(tmp_path: Path) -> None:
+    args = ["accuracy", "--backend", "local-completions", "--base-url", "http://127.0.0.1:1/v1", "--publish"]
+    result = CliRunner().invoke(_app(), args)
+    assert result.exit_code == 2
+    assert "refusing to publish a run without a pinned revision" in " ".join(result.output.split())

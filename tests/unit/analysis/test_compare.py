@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 from analysis_history import publish_night, true_ttft_p95
-from factories import all_tables, run_record
+from factories import all_tables, publish_run, run_record
 
 from evals.analysis.compare import compare_models, compare_night, compare_run
 from evals.analysis.notify import RegressionDetected, apply_policy
@@ -106,10 +106,10 @@ def test_write_table_refuses_unpublished_runs_and_primary_tables(wh: Warehouse) 
 def test_separate_accuracy_and_latency_runs_are_matched_by_suite_and_scenario(wh: Warehouse) -> None:
     for day in (1, 2):
         acc = run_record("org/a", day, scenario=None, scenario_version=None, revision=f"{day}" * 40)
-        wh.write_run(acc, {"accuracy": all_tables(acc, tasks={"arc_easy": 0.6 + day / 10})["accuracy"]})
+        publish_run(wh, acc, {"accuracy": all_tables(acc, tasks={"arc_easy": 0.6 + day / 10})["accuracy"]})
         lat = run_record("org/a", day, suite=None, suite_version=None, revision=f"{day}" * 40)
         tables = all_tables(lat)
-        wh.write_run(lat, {"latency": tables["latency"], "latency_samples": tables["latency_samples"]})
+        publish_run(wh, lat, {"latency": tables["latency"], "latency_samples": tables["latency_samples"]})
     rows = compare_night([acc.run_id, lat.run_id], warehouse=wh, baselines=[])
     metrics = {run: {r["metric"].split(":")[0] for r in rows if r["run_id"] == run} for run in (acc.run_id, lat.run_id)}
     assert metrics == {acc.run_id: {"accuracy"}, lat.run_id: {"latency", "cost"}}

@@ -6,6 +6,7 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
+from factories import publish_run
 
 from evals.checkpoints.discover import discover
 from evals.checkpoints.ref import CheckpointRef
@@ -50,9 +51,9 @@ def test_discovery_is_idempotent_and_skips_evaluated_refs(settings: Settings, mo
     assert discover(watchlist, settings=settings, warehouse=warehouse).new == first.new  # type: ignore[arg-type]
 
     a, b, c = first.new
-    warehouse.write_run(_record(a, 1), {})
+    publish_run(warehouse, _record(a, 1), {})
     warehouse.write_run(_record(b, 1), {}, status="quarantined")
-    warehouse.write_run(_record(c, 1, suite="other"), {})
+    publish_run(warehouse, _record(c, 1, suite="other"), {})
     again = discover(watchlist, settings=settings, warehouse=warehouse)  # type: ignore[arg-type]
     assert again.new == [c] and again.already_evaluated == 2
     assert discover(watchlist, settings=settings, warehouse=warehouse).new == [c]  # type: ignore[arg-type]
@@ -82,7 +83,7 @@ def test_failed_refs_are_retried_up_to_max_attempts_then_reported(settings: Sett
     relaxed = discover(_watchlist(models), settings=settings, warehouse=warehouse)  # type: ignore[arg-type]
     assert a in relaxed.new
     # A later success wins over failures.
-    warehouse.write_run(_record(a, 3), {})
+    publish_run(warehouse, _record(a, 3), {})
     assert a not in discover(watchlist, settings=settings, warehouse=warehouse).new  # type: ignore[arg-type]
 
 

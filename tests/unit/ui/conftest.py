@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from factories import all_tables, run_record, sha
+from factories import all_tables, publish_run, run_record, sha
 from fastapi.testclient import TestClient
 
 from evals.ui.app import create_app
@@ -24,10 +24,10 @@ def results_warehouse(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     wh = Warehouse(uri)
     for day, accuracy in ((1, 0.50), (2, 0.52), (3, 0.60)):
         record = run_record("org/model-a", day=day, revision=sha("a-v2" if day == 3 else "a-v1"))
-        wh.write_run(record, all_tables(record, tasks={"arc_easy": accuracy, "gsm8k": accuracy}))
+        publish_run(wh, record, all_tables(record, tasks={"arc_easy": accuracy, "gsm8k": accuracy}))
     for model, accuracy in (("org/model-b", 0.40), (MALICIOUS, 0.10)):
         record = run_record(model, day=2)
-        wh.write_run(record, all_tables(record, tasks={"arc_easy": accuracy, "gsm8k": accuracy}))
+        publish_run(wh, record, all_tables(record, tasks={"arc_easy": accuracy, "gsm8k": accuracy}))
     return uri
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 from conftest import free_port
-from factories import sha
+from factories import publish_run, sha
 from fastapi.testclient import TestClient
 
 from evals.ui.app import create_app
@@ -103,7 +103,7 @@ def test_a_night_with_only_latency_still_plots(client: TestClient, results_wareh
     from evals.warehouse import Warehouse
 
     record = run_record("org/model-a", day=4, revision=sha("a-v2"), suite=None, suite_version=None)
-    Warehouse(results_warehouse).write_run(record, {"latency": latency_rows(record, ttft_p95=100.0)})
+    publish_run(Warehouse(results_warehouse), record, {"latency": latency_rows(record, ttft_p95=100.0)})
     points = client.get("/api/trends", params={"model_id": "org/model-a"}).json()["models"][0]["points"]
     assert points[-1]["eval_date"] == "2026-11-04"
     assert points[-1]["accuracy"] is None and points[-1]["ttft_p95_ms"] == pytest.approx(180.0)

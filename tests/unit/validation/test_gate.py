@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +60,7 @@ FAILURE_KINDS: dict[str, tuple[Callable[[Tables], None], str]] = {
     "inf_stderr": (_set("accuracy", 0, stderr=math.inf), "stderr is >= 0 and finite"),
     "acc_above_one": (_set("accuracy", 0, value=1.3), "value is in [0, 1]"),
     "negative_stderr": (_set("accuracy", 1, stderr=-0.02), "stderr is >= 0"),
-    "missing_metric_row": (lambda t: t["accuracy"].pop(1), "missing: gsm8k/exact_match"),
+    "missing_metric_row": (lambda t: t["accuracy"].pop(1), "missing: gsm8k/exact_match/strict-match"),
     "duplicated_accuracy_row": (lambda t: t["accuracy"].append(dict(t["accuracy"][0])), "no duplicated rows"),
     "duplicated_sample_row": (
         lambda t: t["latency_samples"].append(dict(t["latency_samples"][3])),
@@ -119,6 +120,17 @@ def test_offending_rows_are_kept_in_the_result(wh: Warehouse) -> None:
     ]
     assert result["gx_results"]["latency"]["success"] is False
     assert result["expected"]["n_samples"] == {"arc_easy": 100, "gsm8k": 100}
+
+
+def test_a_metric_dropped_for_one_filter_is_caught_when_another_filter_survives(wh: Warehouse) -> None:
+    # lm-eval reported exact_match under two filters; normalization kept only strict-match (the other was NaN).
+    record, tables = valid_run()
+    expected = replace(
+        EXPECTED, metrics={**EXPECTED.metrics, "gsm8k": ["exact_match,strict-match", "exact_match,flexible-extract"]}
+    )
+    with pytest.raises(ValidationFailed, match="missing: gsm8k/exact_match/flexible-extract"):
+        validate_and_write(record, tables, expected=expected, warehouse=wh)
+    assert_quarantined(wh, record, "gsm8k/exact_match/flexible-extract")
 
 
 def test_malformed_sha_is_quarantined(wh: Warehouse) -> None:

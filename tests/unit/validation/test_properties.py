@@ -137,7 +137,8 @@ def runs(draw: st.DrawFn) -> tuple[RunRecord, Tables, Expected]:
                     "error": None if ok else "timeout",
                 }
             )
-    expected = Expected(n_samples=n_samples, metrics=metrics, requests=requests)
+    keys_reported = {task: [f"{metric},none" for metric in names] for task, names in metrics.items()}
+    expected = Expected(n_samples=n_samples, metrics=keys_reported, requests=requests)
     return record, {"accuracy": accuracy, "latency": latency, "latency_samples": samples}, expected
 
 

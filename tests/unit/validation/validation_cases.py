@@ -15,7 +15,7 @@ REQUESTS = 20  # what factories.latency_rows reports as n_requests per level
 
 EXPECTED = Expected(
     n_samples={"arc_easy": 100, "gsm8k": 100},
-    metrics={"arc_easy": ["acc"], "gsm8k": ["exact_match"]},
+    metrics={"arc_easy": ["acc,none"], "gsm8k": ["exact_match,strict-match"]},
     requests={("concurrency", float(load)): REQUESTS for load in LOADS},
 )
 
