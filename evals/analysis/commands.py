@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -48,6 +49,20 @@ def emit(relation: duckdb.DuckDBPyRelation, fmt: OutputFormat, out: Path | None,
     typer.echo(f"wrote {out}", err=True)
 
 
+AS_OF_HELP = "Show the warehouse as it was at this moment (ISO 8601, e.g. 2026-11-29T06:00; UTC unless it says)."
+
+
+def parse_as_of(value: str | None) -> dt.datetime | None:
+    """``--as-of``: an ISO date or timestamp; a naive one is UTC, a bare date means its midnight UTC."""
+    if value is None:
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise typer.BadParameter(f"not an ISO 8601 timestamp: {value!r}", param_hint="--as-of") from exc
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
 def query(
     sql: str = typer.Argument(
         ...,
@@ -56,13 +71,14 @@ def query(
     ),
     fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="Output format."),
     out: Path | None = typer.Option(None, "--out", "-o", help="Output file (csv, json, parquet)."),
+    as_of: str | None = typer.Option(None, "--as-of", help=AS_OF_HELP),
 ) -> None:
     """Run SQL against the published warehouse (EVALS_WAREHOUSE) with DuckDB."""
     import duckdb
 
     from evals.analysis.views import connect
 
-    con = connect()
+    con = connect(as_of=parse_as_of(as_of))
     try:
         relation = con.sql(sql)
     except duckdb.Error as exc:
@@ -75,11 +91,12 @@ def query(
 def leaderboard(
     fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="Output format."),
     out: Path | None = typer.Option(None, "--out", "-o", help="Output file (csv, json, parquet)."),
+    as_of: str | None = typer.Option(None, "--as-of", help=AS_OF_HELP),
 ) -> None:
     """Latest published run per model: headline accuracy, P95 TTFT/E2E, tokens/s, USD per 1M output tokens."""
     from evals.analysis.views import connect
 
-    emit(connect().sql("select * from leaderboard"), fmt, out)
+    emit(connect(as_of=parse_as_of(as_of)).sql("select * from leaderboard"), fmt, out)
 
 
 EXPORTABLE = ("runs", "accuracy", "latency", "latency_samples", "comparisons", "leaderboard", "all_runs")
@@ -155,7 +172,6 @@ def export(
     until: str | None = typer.Option(None, help="Only eval_date <= this (YYYY-MM-DD)."),
 ) -> None:
     """Export a published table (or the leaderboard) to one csv/json/parquet file."""
-    import datetime as dt
 
     from evals.analysis.views import connect
 

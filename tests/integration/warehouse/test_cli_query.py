@@ -51,3 +51,28 @@ def test_bad_warehouse_setting_is_one_clear_line(tmp_path: Path, monkeypatch: py
     assert result.returncode == 2
     assert result.stderr.strip().startswith("error: invalid settings: EVALS_WAREHOUSE")
     assert "Traceback" not in result.stderr
+
+
+def test_as_of_shows_the_warehouse_as_it_was(warehouse_uri: str, tmp_path: Path) -> None:
+    import datetime as dt
+    import time
+
+    wh = Warehouse(warehouse_uri)
+    first = run_record("org/a", day=1)
+    publish_run(wh, first, all_tables(first))
+    time.sleep(0.01)
+    moment = dt.datetime.now(dt.UTC)
+    time.sleep(0.01)
+    second = run_record("org/b", day=2)
+    publish_run(wh, second, all_tables(second))
+
+    then = run_cli("leaderboard", "--as-of", moment.isoformat(), "--format", "json", cwd=tmp_path)
+    assert then.returncode == 0, then.stderr
+    assert [row["model_id"] for row in json.loads(then.stdout)] == ["org/a"]
+    naive_utc = moment.replace(tzinfo=None).isoformat()  # no offset: read as UTC
+    result = run_cli("query", "select count(*) as n from accuracy", "--as-of", naive_utc, "-f", "csv", cwd=tmp_path)
+    assert result.stdout.split() == ["n", "2"]
+    now = run_cli("query", "select count(*) as n from accuracy", "-f", "csv", cwd=tmp_path)
+    assert now.stdout.split() == ["n", "4"]
+    bad = run_cli("leaderboard", "--as-of", "yesterday", cwd=tmp_path)
+    assert bad.returncode != 0 and "--as-of" in bad.stderr

@@ -23,7 +23,14 @@ COMPOSE = DOCKER / "compose.yaml"
 SCHEMA = Path(__file__).with_name("compose-spec.json")
 OWN_DOCKERFILES = {"docker/airflow.Dockerfile", "docker/gpu-worker.Dockerfile"}
 # What a deployment cannot run without (the rest of Settings has working defaults).
-REQUIRED_SETTINGS = {"EVALS_WAREHOUSE", "EVALS_S3_CONN_ID", "EVALS_GPU_QUEUE", "EVALS_GPU_POOL", "EVALS_CACHE_DIR"}
+REQUIRED_SETTINGS = {
+    "EVALS_WAREHOUSE",
+    "EVALS_CATALOG_URI",
+    "EVALS_S3_CONN_ID",
+    "EVALS_GPU_QUEUE",
+    "EVALS_GPU_POOL",
+    "EVALS_CACHE_DIR",
+}
 
 _VARIABLE = re.compile(
     r"\$(?:(?P<escaped>\$)|\{(?P<name>[A-Za-z_]\w*)(?:(?P<op>:?[-?+])(?P<arg>[^}]*))?\}|(?P<bare>[A-Za-z_]\w*))"
@@ -194,7 +201,14 @@ def test_secrets_come_from_an_uncommitted_env_file(raw: dict[str, Any], example_
     ignored = subprocess.run(["git", "check-ignore", "-q", "docker/.env"], cwd=REPO, check=False)
     assert ignored.returncode == 0, "docker/.env must be gitignored"
     text = COMPOSE.read_text()
-    for secret in ("POSTGRES_PASSWORD", "REDIS_PASSWORD", "AIRFLOW_FERNET_KEY", "AIRFLOW_JWT_SECRET", "S3_SECRET_KEY"):
+    secrets = (
+        "POSTGRES_PASSWORD",
+        "REDIS_PASSWORD",
+        "ICEBERG_CATALOG_PASSWORD",
+        "AIRFLOW_FERNET_KEY",
+        "AIRFLOW_JWT_SECRET",
+    )
+    for secret in (*secrets, "S3_SECRET_KEY"):
         assert f"${{{secret}:?" in text, f"{secret} must be required (${{{secret}:?...}}), never defaulted"
         assert example_env[secret].startswith("change-me") or secret == "S3_SECRET_KEY"
     assert "change-me" in example_env["S3_SECRET_KEY"]
@@ -273,3 +287,22 @@ def test_gpu_work_is_routed_to_the_gpu_worker(compose: dict[str, Any]) -> None:
     cache = gpu_env["EVALS_CACHE_DIR"]
     mounts = [{v.split(":")[0] for v in svc["volumes"] if v.split(":")[1] == cache} for svc in (cpu, gpu)]
     assert mounts[0] and mounts[0] == mounts[1], "EVALS_CACHE_DIR must be the same volume on both workers"
+
+
+def test_the_iceberg_catalog_has_its_own_database_on_the_stacks_postgres(compose: dict[str, Any]) -> None:
+    postgres = compose["services"]["postgres"]
+    pg_env = environment(postgres)
+    mounts = {v.split(":")[1]: v.split(":")[0] for v in postgres["volumes"] if isinstance(v, str)}
+    init = DOCKER / mounts["/docker-entrypoint-initdb.d"]
+    (script,) = sorted(init.glob("*.sh"))
+    assert os.access(script, os.X_OK), "the postgres image runs only executable .sh init scripts"
+    text = script.read_text()
+    assert 'CREATE DATABASE :"catalog_db" OWNER :"catalog_user"' in text
+    for service in project_services(compose).values():
+        catalog = urlparse(environment(service)["EVALS_CATALOG_URI"])
+        assert catalog.scheme == "postgresql+psycopg2" and catalog.hostname == "postgres"
+        assert catalog.path.lstrip("/") == pg_env["ICEBERG_CATALOG_DB"] != pg_env["POSTGRES_DB"]
+        assert (catalog.username, catalog.password) == (
+            pg_env["ICEBERG_CATALOG_USER"],
+            pg_env["ICEBERG_CATALOG_PASSWORD"],
+        )
