@@ -57,6 +57,15 @@ class Snapshot:
             current = found.current_snapshot()
             return PinnedTable(found, current.snapshot_id if current else None)
         then = found.snapshot_as_of_timestamp(int(self.as_of.timestamp() * 1000))
+        if then is None and found.history():
+            oldest = found.snapshot_by_id(found.history()[0].snapshot_id)
+            # Sequence numbers count a table's commits from 1: a later one first means older snapshots expired.
+            if oldest is not None and (oldest.sequence_number or 0) > 1:
+                kept = dt.datetime.fromtimestamp(oldest.timestamp_ms / 1000, dt.UTC).isoformat(timespec="seconds")
+                raise ConfigError(
+                    f"{area} table {table} keeps snapshots from {kept} on (EVALS_SNAPSHOT_RETENTION_HOURS); "
+                    f"cannot show it as of {self.as_of.isoformat()}"
+                )
         return PinnedTable(found, then.snapshot_id if then else None)
 
     def tasks(self, area: str, table: str, row_filter: BooleanExpression | None = None) -> list[Any]:

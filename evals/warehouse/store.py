@@ -302,9 +302,9 @@ def as_schema(table: str, rows: pa.Table) -> pa.Table:
     import pyarrow as pa
 
     schema = arrow_schema(table)
+    present = set(rows.column_names)
     arrays = [
-        rows.column(field.name).cast(field.type) if field.name in rows.column_names else pa.nulls(rows.num_rows, field.type)
-        for field in schema
+        rows.column(f.name).cast(f.type) if f.name in present else pa.nulls(rows.num_rows, f.type) for f in schema
     ]
     return pa.Table.from_arrays(arrays, schema=schema)
 

@@ -7,7 +7,7 @@ import pytest
 from factories import accuracy_rows, all_tables, latency_rows, publish_run, run_record
 
 from evals.analysis.views import connect, scope
-from evals.errors import SchemaViolation, TerminalError
+from evals.errors import ConfigError, SchemaViolation, TerminalError
 from evals.validation import revalidate
 from evals.warehouse import Warehouse
 from evals.warehouse.compaction import compact, compact_all
@@ -206,6 +206,7 @@ def test_maintenance_expires_snapshots_and_removes_orphans_after_the_retention(w
     from evals.warehouse.maintenance import maintain, referenced_files
 
     wh = Warehouse(warehouse_uri)
+    started = dt.datetime.now(dt.UTC)
     for i in range(3):
         record = run_record(f"org/model-{i}")
         publish_run(wh, record, all_tables(record))
@@ -228,6 +229,8 @@ def test_maintenance_expires_snapshots_and_removes_orphans_after_the_retention(w
     listed = {i.path for i in wh.fs.get_file_info(_selector(accuracy.location())) if i.type == pafs.FileType.File}
     assert listed - referenced_files(accuracy) == set()  # nothing unreferenced is left
     assert view_rows(connect(wh)) == before
+    with pytest.raises(ConfigError, match="keeps snapshots from"):  # expired history is refused, not shown empty
+        connect(wh, as_of=started)
 
 
 def _selector(location: str) -> Any:
