@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     from evals.warehouse.storage import Location
 
 log = logging.getLogger(__name__)
+# pyiceberg logs "Loaded FileIO" at INFO on every table load: dozens of lines per query, saying nothing new.
+logging.getLogger("pyiceberg.io").setLevel(logging.WARNING)
 
 AREAS = ("published", "quarantine")
 SCHEMA_VERSION_PROPERTY = "evals.schema-version"

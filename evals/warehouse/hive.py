@@ -21,9 +21,14 @@ COMPACTED_PREFIX = "compacted-g"
 PARTITION_PREFIX = f"{PARTITION_COLUMN}="
 
 
+def partition_dir(table: str, eval_date: dt.date) -> str:
+    """Relative directory of one partition, e.g. ``accuracy/eval_date=2026-11-29``."""
+    return f"{table}/{PARTITION_PREFIX}{eval_date.isoformat()}"
+
+
 def run_file(table: str, eval_date: dt.date, run_id: str) -> str:
     """Relative path of one run's file, e.g. ``accuracy/eval_date=2026-11-29/<run_id>.parquet``."""
-    return f"{table}/{PARTITION_PREFIX}{eval_date.isoformat()}/{run_id}.parquet"
+    return f"{partition_dir(table, eval_date)}/{run_id}.parquet"
 
 
 def compacted_file(table: str, eval_date: dt.date, generation: int) -> str:
