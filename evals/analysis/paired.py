@@ -26,12 +26,12 @@ Key = tuple[str, str, str]  # task, metric, filter
 class Pairs:
     """Matched per-document scores of one (task, metric, filter): ``value[i]`` and ``baseline[i]`` are one question.
 
-    ``cluster[i]`` is the subtask a question belongs to (the task itself for a leaf task).
+    ``cluster[i]`` numbers the subtask a question belongs to (all 0 for a leaf task; None: no clusters).
     """
 
     value: np.ndarray
     baseline: np.ndarray
-    cluster: np.ndarray
+    cluster: np.ndarray | None = None
 
 
 def paired_diff(pairs: Pairs, *, alpha: float) -> stats.Estimate:
@@ -70,16 +70,15 @@ def paired_diff(pairs: Pairs, *, alpha: float) -> stats.Estimate:
 
 
 def clustered_se(d: np.ndarray, cluster: np.ndarray | None) -> float:
-    """SE of the mean of ``d``: sd/√n, or cluster-robust (CR1) when ``cluster`` names two or more clusters."""
+    """SE of the mean of ``d``: sd/√n, or cluster-robust (CR1) when ``cluster`` (integer labels) has two or more."""
     import numpy as np
 
     n = len(d)
     if n < 2:
         return math.nan
-    labels = np.asarray(cluster) if cluster is not None else None
-    if labels is None or len(np.unique(labels)) < 2:
+    if cluster is None or len(cluster) == 0 or cluster.min() == cluster.max():
         return float(d.std(ddof=1) / math.sqrt(n))
-    _, index = np.unique(labels, return_inverse=True)
+    _, index = np.unique(cluster, return_inverse=True)
     sums = np.bincount(index, weights=d - d.mean())
     groups = len(sums)
     return float(math.sqrt(groups / (groups - 1) * float((sums**2).sum())) / n)
@@ -162,15 +161,15 @@ def pairs_for(
 
     if (task, metric, filter_) in matches:
         own = matches[task, metric, filter_]
-        return Pairs(own["value"], own["baseline"], np.full(len(own["value"]), task, dtype=object))
+        return Pairs(own["value"], own["baseline"])
     values, baselines, clusters = [], [], []
-    for child in children.get(task, ()):
+    for number, child in enumerate(children.get(task, ())):
         for leaf in _leaves(child, children):
             m = matches.get((leaf, metric, filter_))
             if m is not None:
                 values.append(m["value"])
                 baselines.append(m["baseline"])
-                clusters.append(np.full(len(m["value"]), child, dtype=object))
+                clusters.append(np.full(len(m["value"]), number))
     if not values:
         return None
     return Pairs(np.concatenate(values), np.concatenate(baselines), np.concatenate(clusters))
