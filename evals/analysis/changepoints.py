@@ -190,8 +190,9 @@ def detect_and_store(
 ) -> dict[str, Any]:
     """Analyse every (model, suite, scenario) series and write its change points onto its latest run.
 
-    Each group's latest run carries the complete current set (an empty table when none), so a rerun replaces it
-    and :func:`latest_change_points` reads one run per group. Returns a JSON-safe summary (fit for XCom).
+    Each group's latest run carries the complete current set, so a rerun replaces it and
+    :func:`latest_change_points` reads one run per group; a group with none is written only to clear rows an
+    earlier analysis left on that run. Returns a JSON-safe summary (fit for XCom).
     """
     from evals.analysis.views import connect
     from evals.schemas import arrow_schema
@@ -209,7 +210,13 @@ def detect_and_store(
                 con, model_id, suite, scenario, min_goodput=warehouse.settings.leaderboard_min_goodput
             )
             rows = rows_for(runs, series, options)
-            record = warehouse.find_run(runs[-1]["run_id"], area="published", eval_date=runs[-1]["eval_date"])
+            latest = runs[-1]
+            stored = con.execute(
+                "select count(*) from change_points where run_id = $run", {"run": latest["run_id"]}
+            ).fetchone()
+            if not rows and not (stored and stored[0]):
+                continue  # nothing found and nothing to replace: no write
+            record = warehouse.find_run(latest["run_id"], area="published", eval_date=latest["eval_date"])
             if record is None:
                 continue  # re-published or deleted since the snapshot; the next analysis sees it
             frame: Any = rows if rows else arrow_schema("change_points").empty_table()

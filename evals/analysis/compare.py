@@ -21,7 +21,16 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["HEADLINE", "NO_METRIC", "CompareOptions", "compare_models", "compare_night", "compare_pair", "compare_run"]
+__all__ = [
+    "HEADLINE",
+    "NO_METRIC",
+    "CompareOptions",
+    "compare_models",
+    "compare_night",
+    "compare_pair",
+    "compare_run",
+    "flips_between",
+]
 
 NO_METRIC = "*"  # the metric of a no_baseline row: the comparison as a whole
 
@@ -97,21 +106,48 @@ def compare_models(
     opts = CompareOptions.from_settings(warehouse.settings, **options)
     con = connect(warehouse)
     try:
-        latest = _runs(
-            con,
-            "model_id = $model qualify row_number() over (partition by suite, scenario "
-            "order by logical_date desc, finished_at desc nulls last) = 1",
-            {"model": model_id},
-        )
-        if not latest:
-            raise RunNotFound(f"no published run of {model_id} in {warehouse.uri}")
         rows: list[dict[str, Any]] = []
-        for run in latest:
-            baseline = _latest_run(con, baseline_model_id, run, before=None)
+        for run, baseline in _latest_pairs(con, model_id, baseline_model_id, warehouse.uri):
             rows += compare_pair(con, run, baseline, "baseline_model", opts, baseline_model_id=baseline_model_id)
         return rows
     finally:
         con.close()
+
+
+def flips_between(model_id: str, baseline_model_id: str, *, warehouse: Warehouse | None = None) -> list[dict[str, Any]]:
+    """The questions whose score changed from ``baseline_model_id``'s latest run to ``model_id``'s (same suite).
+
+    What ``evals compare A B --flips`` lists: suite, task, doc, target, both responses and the direction.
+    """
+    from evals.analysis.paired import flips
+    from evals.analysis.views import connect
+    from evals.warehouse import Warehouse
+
+    warehouse = warehouse or Warehouse.from_settings()
+    con = connect(warehouse)
+    try:
+        return [
+            {"suite": run["suite"], **row}
+            for run, baseline in _latest_pairs(con, model_id, baseline_model_id, warehouse.uri)
+            if baseline is not None
+            for row in flips(con, run, baseline)
+        ]
+    finally:
+        con.close()
+
+
+def _latest_pairs(
+    con: duckdb.DuckDBPyConnection, model_id: str, baseline_model_id: str, uri: str
+) -> list[tuple[dict[str, Any], dict[str, Any] | None]]:
+    latest = _runs(
+        con,
+        "model_id = $model qualify row_number() over (partition by suite, scenario "
+        "order by logical_date desc, finished_at desc nulls last) = 1",
+        {"model": model_id},
+    )
+    if not latest:
+        raise RunNotFound(f"no published run of {model_id} in {uri}")
+    return [(run, _latest_run(con, baseline_model_id, run, before=None)) for run in latest]
 
 
 # ---------------------------------------------------------------------------------------------- finding baselines
