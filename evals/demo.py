@@ -157,7 +157,8 @@ def _show_comparisons(con: object) -> None:
            where c.kind in ('previous_run', 'previous_revision')
            qualify dense_rank() over (partition by r.model_id, r.suite, r.scenario
                                       order by r.logical_date desc) = 1
-           order by c.model_id, c.metric"""
+           order by c.model_id, c.metric != 'accuracy:headline', c.metric not like 'accuracy:%',
+                    c.metric not like 'latency:%', c.metric"""
     )
     names = [d[0] for d in cursor.description]
     rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]

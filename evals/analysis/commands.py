@@ -228,7 +228,10 @@ def format_comparison(rows: list[dict[str, object]]) -> str:
     text.append("  ".join("-" * w for w in widths))
     text += ["  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)) for line in lines]
     headline = next((r for r in rows if r["metric"] == "accuracy:headline" and r.get("mde") is not None), None)
-    if headline is not None:
+    if headline is not None and float(str(headline["mde"])) == 0.0:
+        # Paired with no discordant question: the observed variance is 0, so any flip would be a detectable change.
+        text.append("no question changed its answer (paired): the headline difference is exactly 0")
+    elif headline is not None:
         text.append(
             f"this suite detects ±{float(str(headline['mde'])) * 100:.1f} points of headline accuracy "
             f"({headline.get('method')}, 80% power)"
