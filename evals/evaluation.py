@@ -194,11 +194,13 @@ def merge(accuracy: AccuracyResult | None, latency: LatencyResult | None) -> Out
     n_samples: dict[str, int] = {}
     metrics: dict[str, list[str]] = {}
     requests: dict[tuple[str, float], int] = {}
+    samples: dict[tuple[str, str, str], int] = {}
     if accuracy is not None:
-        tables["accuracy"] = accuracy.rows
+        tables.update(accuracy.tables())
         fields.update(accuracy.record_fields())
         config["accuracy"] = accuracy.provenance
         n_samples, metrics = _accuracy_expectations(accuracy.raw_results)
+        samples = dict(accuracy.sample_counts)
     if latency is not None:
         tables.update(latency.tables())
         fields.setdefault("versions", latency.versions)
@@ -211,7 +213,7 @@ def merge(accuracy: AccuracyResult | None, latency: LatencyResult | None) -> Out
     fields["config"] = config
     fields["config_hash"] = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
     notes = list(latency.notes) if latency is not None else []
-    expected = Expected(n_samples=n_samples, metrics=metrics, requests=requests)
+    expected = Expected(n_samples=n_samples, metrics=metrics, requests=requests, samples=samples)
     return Outcome(tables, {k: v for k, v in fields.items() if k in _RECORD_FIELDS}, expected, notes)
 
 

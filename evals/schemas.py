@@ -12,20 +12,26 @@ from evals.errors import SchemaViolation
 if TYPE_CHECKING:
     import pyarrow as pa
 
-# Bump when a column is added/changed; readers pass the current schema so older files read with nulls.
+# Bump a table's version when one of its columns is added/changed; readers pass the current schema so older files
+# read with nulls. SCHEMA_VERSION is the version of every table not listed in TABLE_VERSIONS.
 SCHEMA_VERSION = 1
+TABLE_VERSIONS: dict[str, int] = {"comparisons": 2}  # 2: method, n_pairs, n_fixed, n_broken, p_value, mde
 
 PARTITION_COLUMN = "eval_date"  # Hive partition key, lives in the path (eval_date=YYYY-MM-DD), not in files
 
 # In order of precedence: when a run has records in several states, the first one here is the one that counts.
 RUN_STATUSES = ("published", "quarantined", "failed")
 VERDICTS = ("regression", "improvement", "no_change", "no_baseline")
+COMPARISON_METHODS = ("paired", "unpaired", "bootstrap", "none")
 COMPARISON_KINDS = ("previous_revision", "previous_run", "baseline_model")
 LOAD_TYPES = ("concurrency", "rate")
 LATENCY_METRICS = ("ttft", "tpot", "itl", "e2e")
 LATENCY_STATS = ("mean", "p50", "p90", "p95", "p99")
 
-TABLES = ("runs", "accuracy", "latency", "latency_samples", "comparisons")
+TABLES = ("runs", "accuracy", "accuracy_samples", "latency", "latency_samples", "comparisons", "change_points")
+# Computed from published runs and added to a run after its publication (Warehouse.write_table), not by write_run.
+DERIVED_TABLES = ("comparisons", "change_points")
+SAMPLE_TEXT_CHARS = 300  # accuracy_samples keeps this much of each response and target: enough to see what changed
 
 # Fields of the runs table's struct columns (RunRecord fills missing ones with null).
 HARDWARE_FIELDS = ("gpu_name", "gpu_count", "gpu_driver", "cpu")
@@ -104,6 +110,22 @@ COLUMNS: dict[str, list[Column]] = {
         _c("num_fewshot", "int32", True),
         _c("higher_is_better", "bool", True),
     ],
+    "accuracy_samples": [
+        *_KEY,
+        *_MODEL,
+        _c("suite", "string", False),
+        _c("task", "string", False, "The leaf task that scored the document (a group's subtask)."),
+        _c("doc_id", "int64", False, "lm-eval's document index within the task."),
+        _c("doc_hash", "string", False, "lm-eval's SHA-256 of the document: pairs questions across runs."),
+        _c("prompt_hash", "string", True, "lm-eval's SHA-256 of the first request's prompt."),
+        _c("target_hash", "string", True, "lm-eval's SHA-256 of the target."),
+        _c("metric", "string", False),
+        _c("filter", "string", False),
+        _c("aggregation", "string", True, "How lm-eval aggregates the metric over documents (mean, ...)."),
+        _c("value", "float64", False, "The document's score (0/1 for accuracy-like metrics)."),
+        _c("response", "string", True, f"The filtered response, first {SAMPLE_TEXT_CHARS} characters."),
+        _c("target", "string", True, f"The target, first {SAMPLE_TEXT_CHARS} characters."),
+    ],
     "latency": [
         *_KEY,
         *_MODEL,
@@ -156,6 +178,36 @@ COLUMNS: dict[str, list[Column]] = {
         _c("ci_high", "float64", True),
         _c("alpha", "float64", True),
         _c("verdict", "string", False, "regression | improvement | no_change | no_baseline."),
+        _c("method", "string", True, "paired | unpaired | bootstrap | none: how the CI was obtained (null: v1 rows)."),
+        _c("n_pairs", "int64", True, "Questions matched by document hash (paired accuracy comparisons)."),
+        _c("n_fixed", "int64", True, "Paired 0/1 questions wrong in the baseline and right now."),
+        _c("n_broken", "int64", True, "Paired 0/1 questions right in the baseline and wrong now."),
+        _c("p_value", "float64", True, "McNemar's exact test (paired 0/1 metrics); null otherwise."),
+        _c("mde", "float64", True, "Minimum detectable effect at alpha and 80 % power, in the metric's units."),
+    ],
+    "change_points": [
+        *_KEY,
+        _c("model_id", "string", False),
+        _c("revision", "string", False, "Revision of the run that closes the analysed series."),
+        _c("eval_date", "date32", False),
+        _c("suite", "string", True),
+        _c("scenario", "string", True),
+        _c("series", "string", False, "e.g. accuracy:headline, latency:ttft_p95_ms@concurrency=1, cost:usd_at_slo."),
+        _c("method", "string", False, "The detector, e.g. otava-e-divisive."),
+        _c("night", "date32", False, "Eval date of the first night after the change."),
+        _c("run_id_after", "string", False, "Run of the first night after the change."),
+        _c("run_id_before", "string", False, "Run of the last night before the change."),
+        _c("revision_before", "string", False),
+        _c("revision_after", "string", False),
+        _c("n_before", "int64", False, "Nights in the segment before the change."),
+        _c("n_after", "int64", False, "Nights in the segment after the change."),
+        _c("mean_before", "float64", False),
+        _c("mean_after", "float64", False),
+        _c("relative_change", "float64", True, "mean_after / mean_before - 1; null when mean_before is 0."),
+        _c("p_value", "float64", False, "Significance of the split (Student's t-test between the two segments)."),
+        _c("revision_moved", "bool", False, "False: same revision on both sides, so a serving-stack change."),
+        _c("cause", "string", False, "revision | serving_stack."),
+        _c("provenance_diff", "string", True, "JSON {field: [before, after]} of what changed in the runs rows."),
     ],
 }
 
@@ -165,6 +217,8 @@ _ENUMS: dict[tuple[str, str], tuple[str, ...]] = {
     ("latency_samples", "load_type"): LOAD_TYPES,
     ("comparisons", "verdict"): VERDICTS,
     ("comparisons", "kind"): COMPARISON_KINDS,
+    ("comparisons", "method"): COMPARISON_METHODS,
+    ("change_points", "cause"): ("revision", "serving_stack"),
 }
 
 
@@ -197,7 +251,12 @@ def arrow_schema(table: str, *, with_partition: bool = True) -> pa.Schema:
         for c in COLUMNS[table]
         if with_partition or c.name != PARTITION_COLUMN
     ]
-    return pa.schema(fields, metadata={"table": table, "schema_version": str(SCHEMA_VERSION)})
+    return pa.schema(fields, metadata={"table": table, "schema_version": str(schema_version(table))})
+
+
+def schema_version(table: str) -> int:
+    """The current schema version of ``table`` (written into every row's ``schema_version``)."""
+    return TABLE_VERSIONS.get(table, SCHEMA_VERSION)
 
 
 def column_names(table: str) -> list[str]:
@@ -220,13 +279,13 @@ def conform(table: str, data: Frame) -> pa.Table:
     columns = _columns_of(table, data)
     n_rows = len(next(iter(columns.values()))) if columns else 0
     if "schema_version" not in columns:
-        columns["schema_version"] = pa.array([SCHEMA_VERSION] * n_rows, pa.int32())
+        columns["schema_version"] = pa.array([schema_version(table)] * n_rows, pa.int32())
     missing = [name for name in schema.names if name not in columns]
     if missing:
         raise SchemaViolation(table, missing[0], f"missing column (all missing: {', '.join(missing)})")
     unknown = [name for name in columns if name not in schema.names]
     if unknown:
-        raise SchemaViolation(table, unknown[0], f"unknown column, not in schema version {SCHEMA_VERSION}")
+        raise SchemaViolation(table, unknown[0], f"unknown column, not in schema version {schema_version(table)}")
 
     arrays = []
     for field in schema:

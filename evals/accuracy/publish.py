@@ -1,4 +1,4 @@
-"""An accuracy result -> a ``runs`` record plus ``accuracy`` rows, published through the validation gate."""
+"""An accuracy result -> a ``runs`` record plus ``accuracy`` and ``accuracy_samples`` rows, through the gate."""
 
 from __future__ import annotations
 

@@ -37,13 +37,26 @@ class AccuracyOOM(TransientError):
 
 @dataclass
 class AccuracyResult:
-    """What one suite run produced: ``accuracy`` rows, provenance for the ``runs`` row, lm-eval's own dict."""
+    """What one suite run produced: ``accuracy`` and ``accuracy_samples`` rows, provenance, lm-eval's own dict.
+
+    ``sample_counts`` is lm-eval's own count of logged scores per (task, metric, filter): the validation gate's
+    reference for the number of ``accuracy_samples`` rows (``raw_results`` drops the samples unless asked).
+    """
 
     rows: list[dict[str, Any]]
     provenance: dict[str, Any]
     raw_results: dict[str, Any] = field(repr=False)
     model_calls: int = 0
     duration_s: float = 0.0
+    sample_rows: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    sample_counts: dict[tuple[str, str, str], int] = field(default_factory=dict)
+
+    def tables(self) -> dict[str, list[dict[str, Any]]]:
+        """The frames for ``Warehouse.write_run`` (run_id and eval_date are filled by the warehouse)."""
+        tables = {"accuracy": self.rows}
+        if self.sample_rows:
+            tables["accuracy_samples"] = self.sample_rows
+        return tables
 
     @property
     def config_hash(self) -> str:
@@ -169,6 +182,8 @@ def run_suite(
             _close_cache(hook)
 
     rows = normalize.to_rows(results, model_id=model_id, revision=revision, suite=suite.name)
+    samples = normalize.sample_rows(results, model_id=model_id, revision=revision, suite=suite.name)
+    counts = normalize.sample_counts(results)
     prov = _provenance(
         results,
         suite=suite,
@@ -195,7 +210,7 @@ def run_suite(
         len(rows),
         hook.model_calls,
     )
-    return AccuracyResult(rows, prov, results, hook.model_calls, duration)
+    return AccuracyResult(rows, prov, results, hook.model_calls, duration, samples, counts)
 
 
 def _refuse_unsupported(impl: Backend, target: ModelTarget, suite: Suite, manager: Any) -> None:
@@ -276,7 +291,7 @@ def _evaluate(
         use_cache=str(cache / "requests") if cache is not None else None,
         limit=limit,
         bootstrap_iters=suite.bootstrap_iters,
-        log_samples=True,  # the per-doc hashes make the task hashes in provenance
+        log_samples=True,  # per-document scores: accuracy_samples, paired comparisons, task hashes in provenance
         system_instruction=suite.system_instruction,
         apply_chat_template=apply_chat_template,
         fewshot_as_multiturn=suite.fewshot_as_multiturn,

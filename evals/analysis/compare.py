@@ -2,62 +2,39 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
-import hashlib
 import logging
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from evals.analysis import stats
-from evals.analysis.views import HEADLINE_METRICS
+from evals.analysis.accuracy_deltas import HEADLINE, accuracy_deltas
+from evals.analysis.latency_deltas import latency_deltas
+from evals.analysis.options import CompareOptions
 from evals.errors import RunNotFound
 
 if TYPE_CHECKING:
     import duckdb
-    import numpy as np
 
-    from evals.settings import Settings
     from evals.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
 
-HEADLINE = "accuracy:headline"
+__all__ = [
+    "HEADLINE",
+    "NO_METRIC",
+    "CompareOptions",
+    "compare_models",
+    "compare_night",
+    "compare_pair",
+    "compare_run",
+    "flips_between",
+]
+
 NO_METRIC = "*"  # the metric of a no_baseline row: the comparison as a whole
-MIN_BOOTSTRAP_SAMPLES = 10  # fewer ok requests than this in a level: stored numbers, no CI
 
 _RUN_COLUMNS = "run_id, model_id, revision, eval_date, logical_date, suite, scenario"
-
-
-@dataclass(frozen=True)
-class CompareOptions:
-    """How runs are compared; defaults come from the ``compare_*`` settings."""
-
-    baselines: tuple[str, ...] = ()
-    alpha: float = 0.05
-    min_effect_accuracy_points: float = 1.0  # absolute, in percentage points of a [0, 1] metric
-    min_effect_latency: float = 0.05  # relative to the baseline value
-    min_effect_cost: float = 0.05  # relative to the baseline value
-    resamples: int = 2000
-    seed: int = 0
-
-    @classmethod
-    def from_settings(cls, settings: Settings, **overrides: Any) -> CompareOptions:
-        options = cls(
-            baselines=tuple(settings.compare_baselines),
-            alpha=settings.compare_alpha,
-            min_effect_accuracy_points=settings.compare_min_effect_accuracy_points,
-            min_effect_latency=settings.compare_min_effect_latency,
-            min_effect_cost=settings.compare_min_effect_cost,
-            resamples=settings.compare_bootstrap_resamples,
-            seed=settings.compare_seed,
-        )
-        given: dict[str, Any] = {
-            k: (tuple(v) if k == "baselines" else v) for k, v in overrides.items() if v is not None
-        }
-        return dataclasses.replace(options, **given)
 
 
 def compare_run(
@@ -129,21 +106,48 @@ def compare_models(
     opts = CompareOptions.from_settings(warehouse.settings, **options)
     con = connect(warehouse)
     try:
-        latest = _runs(
-            con,
-            "model_id = $model qualify row_number() over (partition by suite, scenario "
-            "order by logical_date desc, finished_at desc nulls last) = 1",
-            {"model": model_id},
-        )
-        if not latest:
-            raise RunNotFound(f"no published run of {model_id} in {warehouse.uri}")
         rows: list[dict[str, Any]] = []
-        for run in latest:
-            baseline = _latest_run(con, baseline_model_id, run, before=None)
+        for run, baseline in _latest_pairs(con, model_id, baseline_model_id, warehouse.uri):
             rows += compare_pair(con, run, baseline, "baseline_model", opts, baseline_model_id=baseline_model_id)
         return rows
     finally:
         con.close()
+
+
+def flips_between(model_id: str, baseline_model_id: str, *, warehouse: Warehouse | None = None) -> list[dict[str, Any]]:
+    """The questions whose score changed from ``baseline_model_id``'s latest run to ``model_id``'s (same suite).
+
+    What ``evals compare A B --flips`` lists: suite, task, doc, target, both responses and the direction.
+    """
+    from evals.analysis.paired import flips
+    from evals.analysis.views import connect
+    from evals.warehouse import Warehouse
+
+    warehouse = warehouse or Warehouse.from_settings()
+    con = connect(warehouse)
+    try:
+        return [
+            {"suite": run["suite"], **row}
+            for run, baseline in _latest_pairs(con, model_id, baseline_model_id, warehouse.uri)
+            if baseline is not None
+            for row in flips(con, run, baseline)
+        ]
+    finally:
+        con.close()
+
+
+def _latest_pairs(
+    con: duckdb.DuckDBPyConnection, model_id: str, baseline_model_id: str, uri: str
+) -> list[tuple[dict[str, Any], dict[str, Any] | None]]:
+    latest = _runs(
+        con,
+        "model_id = $model qualify row_number() over (partition by suite, scenario "
+        "order by logical_date desc, finished_at desc nulls last) = 1",
+        {"model": model_id},
+    )
+    if not latest:
+        raise RunNotFound(f"no published run of {model_id} in {uri}")
+    return [(run, _latest_run(con, baseline_model_id, run, before=None)) for run in latest]
 
 
 # ---------------------------------------------------------------------------------------------- finding baselines
@@ -237,266 +241,38 @@ def compare_pair(
             "ci_high": _finite(est.ci_high) if est else None,
             "alpha": opts.alpha if has_ci else None,
             "verdict": verdict,
+            "method": (est.method if has_ci else "none") if est else "none",
+            "n_pairs": est.n_pairs if est else None,
+            "n_fixed": est.n_fixed if est else None,
+            "n_broken": est.n_broken if est else None,
+            "p_value": _finite(est.p_value) if est else None,
+            "mde": _finite(est.mde) if est else None,
         }
 
     if baseline is None:
         return [row(NO_METRIC, None, "no_baseline")]
     rows = [
-        row(metric, est, stats.verdict(est.delta, est.ci_low, est.ci_high, higher_is_better=hib, threshold=thr))
+        row(metric, est, judge(est, hib, thr, opts))
         for metric, est, hib, thr in [
-            *_accuracy(con, run, baseline, opts),
-            *_latency(con, run, baseline, opts),
+            *accuracy_deltas(con, run, baseline, opts),
+            *latency_deltas(con, run, baseline, opts),
         ]
     ]
     return rows or [row(NO_METRIC, None, "no_baseline")]  # a baseline with no metric in common
 
 
+def judge(est: stats.Estimate, higher_is_better: bool, threshold: float, opts: CompareOptions) -> str:
+    """The verdict of one estimate: McNemar's exact p decides significance where it exists, else the CI."""
+    return stats.verdict(
+        est.delta,
+        est.ci_low,
+        est.ci_high,
+        higher_is_better=higher_is_better,
+        threshold=threshold,
+        p_value=est.p_value,
+        alpha=opts.alpha if est.p_value is not None else None,
+    )
+
+
 def _finite(value: float | None) -> float | None:
     return value if value is not None and math.isfinite(value) else None
-
-
-Compared = tuple[str, stats.Estimate, bool, float]  # metric, estimate, higher_is_better, threshold (metric units)
-
-
-def _accuracy(
-    con: duckdb.DuckDBPyConnection, run: Mapping[str, Any], baseline: Mapping[str, Any], opts: CompareOptions
-) -> list[Compared]:
-    """Per (task, metric, filter) present in both runs, plus the headline (mean over common top-level tasks)."""
-    mine, theirs = _accuracy_rows(con, run), _accuracy_rows(con, baseline)
-    out: list[Compared] = []
-    for key in sorted(mine.keys() & theirs.keys()):
-        a, b = mine[key], theirs[key]
-        se_a, _ = stats.standard_error(a["value"], a["stderr"], a["n_samples"], a["metric"])
-        se_b, _ = stats.standard_error(b["value"], b["stderr"], b["n_samples"], b["metric"])
-        est = stats.normal_diff(a["value"], se_a, b["value"], se_b, opts.alpha)
-        out.append((_accuracy_name(*key), est, bool(a["higher_is_better"]), _points(opts, a["value"], b["value"])))
-    headline = _headline(mine, theirs, opts)
-    return ([headline] if headline else []) + out
-
-
-def _accuracy_name(task: str, metric: str, filter_: str) -> str:
-    return f"accuracy:{task}/{metric}" + ("" if filter_ == "none" else f",{filter_}")
-
-
-def _points(opts: CompareOptions, value: float, baseline: float) -> float:
-    # Points are percent of a [0, 1] metric; a metric on a 0–100 scale (bleu) takes them as its own units.
-    return (
-        opts.min_effect_accuracy_points / 100
-        if 0 <= value <= 1 and 0 <= baseline <= 1
-        else opts.min_effect_accuracy_points
-    )
-
-
-def _accuracy_rows(
-    con: duckdb.DuckDBPyConnection, run: Mapping[str, Any]
-) -> dict[tuple[str, str, str], dict[str, Any]]:
-    cursor = con.execute(
-        "select task, metric, filter, task_group, value, stderr, n_samples, coalesce(higher_is_better, true) "
-        "as higher_is_better from accuracy where run_id = $run and eval_date = $day",
-        {"run": run["run_id"], "day": run["eval_date"]},
-    )
-    names = [d[0] for d in cursor.description]
-    rows = [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]
-    return {(r["task"], r["metric"], r["filter"]): r for r in rows}
-
-
-def _headline(
-    mine: Mapping[tuple[str, str, str], dict[str, Any]],
-    theirs: Mapping[tuple[str, str, str], dict[str, Any]],
-    opts: CompareOptions,
-) -> Compared | None:
-    """The leaderboard's headline (each top-level task's preferred metric), over the tasks both runs scored."""
-
-    def rank(key: tuple[str, str, str]) -> tuple[int, str, str]:
-        _, metric, filter_ = key
-        return (HEADLINE_METRICS.index(metric) if metric in HEADLINE_METRICS else 99, metric, filter_)
-
-    def pick(rows: Mapping[tuple[str, str, str], dict[str, Any]]) -> dict[str, tuple[str, str, str]]:
-        best: dict[str, tuple[str, str, str]] = {}
-        for key, r in rows.items():
-            if (
-                r["task_group"] is None
-                and r["higher_is_better"]
-                and (r["task"] not in best or rank(key) < rank(best[r["task"]]))
-            ):
-                best[r["task"]] = key
-        return best
-
-    a_keys, b_keys = pick(mine), pick(theirs)
-    common = sorted(task for task in a_keys.keys() & b_keys.keys() if a_keys[task] == b_keys[task])
-    if not common:
-        return None
-    a_rows = [mine[a_keys[t]] for t in common]
-    b_rows = [theirs[b_keys[t]] for t in common]
-
-    def mean_se(rows: list[dict[str, Any]]) -> tuple[float, float | None]:
-        ses = [stats.standard_error(r["value"], r["stderr"], r["n_samples"], r["metric"])[0] for r in rows]
-        mean = sum(r["value"] for r in rows) / len(rows)
-        # Tasks are independent item sets: the variance of a mean of k estimates is the sum of variances / k².
-        se = None if any(s is None for s in ses) else math.sqrt(sum(s**2 for s in ses if s is not None)) / len(rows)
-        return mean, se
-
-    (a, se_a), (b, se_b) = mean_se(a_rows), mean_se(b_rows)
-    return HEADLINE, stats.normal_diff(a, se_a, b, se_b, opts.alpha), True, _points(opts, a, b)
-
-
-# ---------------------------------------------------------------------------------------------- latency and cost
-
-_LEVEL_COLUMNS = (
-    "ttft_p95_ms",
-    "e2e_p95_ms",
-    "output_tokens_per_s",
-    "usd_per_1m_output_tokens",
-    "gpu_hour_usd",
-    "gpu_count",
-)
-
-
-def _latency(
-    con: duckdb.DuckDBPyConnection, run: Mapping[str, Any], baseline: Mapping[str, Any], opts: CompareOptions
-) -> list[Compared]:
-    """P95 TTFT, P95 E2E, throughput (bootstrap CIs from the samples) and cost, per load level both runs ran."""
-    mine, theirs = _levels(con, run), _levels(con, baseline)
-    my_samples, their_samples = _samples(con, run), _samples(con, baseline)
-    out: list[Compared] = []
-    for level in sorted(mine.keys() & theirs.keys()):
-        a, b = mine[level], theirs[level]
-        sa, sb = my_samples.get(level), their_samples.get(level)
-        bootstrap = sa is not None and sb is not None
-        suffix = f"@{level[0]}={level[1]:g}"
-        for column, stat, hib in (
-            ("ttft_p95_ms", stats.quantile_stat("ttft_ms", 0.95), False),
-            ("e2e_p95_ms", stats.quantile_stat("e2e_ms", 0.95), False),
-        ):
-            name = f"latency:{column}{suffix}"
-            if bootstrap:
-                assert sa is not None and sb is not None
-                est = stats.bootstrap_diff(
-                    sa, sb, stat, alpha=opts.alpha, resamples=opts.resamples, seed=_seed(opts, run, baseline, name)
-                )
-            elif a[column] is not None and b[column] is not None:
-                est = stats.Estimate(a[column], b[column], a[column] - b[column])
-            else:
-                continue
-            out.append((name, est, hib, _practical(est, opts.min_effect_latency)))
-        throughput = _throughput(a, b, sa, sb, level[0], opts, _seed(opts, run, baseline, f"tps{suffix}"))
-        if throughput is not None:
-            out.append(
-                (
-                    f"latency:output_tokens_per_s{suffix}",
-                    throughput,
-                    True,
-                    _practical(throughput, opts.min_effect_latency),
-                )
-            )
-        cost_a, cost_b = a["usd_per_1m_output_tokens"], b["usd_per_1m_output_tokens"]
-        if cost_a is not None and cost_b is not None:
-            # Cost is price × GPUs / throughput: it has no sampling spread of its own. At an unchanged price it moved
-            # only if throughput moved significantly, so it is judged only when the throughput CI excludes 0.
-            est = stats.Estimate(cost_a, cost_b, cost_a - cost_b)
-            same_price = (a["gpu_hour_usd"], a["gpu_count"]) == (b["gpu_hour_usd"], b["gpu_count"])
-            significant = throughput is not None and _excludes_zero(throughput)
-            threshold = opts.min_effect_cost * abs(cost_b) if (significant or not same_price) else math.inf
-            out.append((f"cost:usd_per_1m_output_tokens{suffix}", est, False, threshold))
-    return out
-
-
-def _practical(est: stats.Estimate, relative: float) -> float:
-    """The minimum practical effect in metric units; infinite when the estimate has no CI.
-
-    A latency level with fewer than MIN_BOOTSTRAP_SAMPLES ok requests gives no CI: its stored percentiles are
-    reported, but too few requests cannot show a change, so the verdict is no_change rather than a guess.
-    """
-    if est.ci_low is None or est.ci_high is None:
-        return math.inf
-    return relative * abs(est.baseline_value or 0.0)
-
-
-def _excludes_zero(est: stats.Estimate) -> bool:
-    return est.ci_low is not None and est.ci_high is not None and not (est.ci_low <= 0.0 <= est.ci_high)
-
-
-def _throughput(
-    a: Mapping[str, Any],
-    b: Mapping[str, Any],
-    sa: Mapping[str, np.ndarray] | None,
-    sb: Mapping[str, np.ndarray] | None,
-    load_type: str,
-    opts: CompareOptions,
-    seed: int,
-) -> stats.Estimate | None:
-    """Stored output tokens/s of both levels, with a bootstrap CI of the difference.
-
-    The value is the latency table's (tokens over the level's wall time). Its sampling spread is taken from an
-    estimator the samples support: closed loop (fixed concurrency) tokens/s ∝ Σ output tokens / Σ E2E (Little's
-    law); open loop (fixed rate) tokens/s ∝ Σ output tokens. Each resample is scaled so the point estimate is
-    the stored value.
-    """
-    ta, tb = a["output_tokens_per_s"], b["output_tokens_per_s"]
-    if ta is None or tb is None:
-        return None
-    if sa is None or sb is None:
-        return stats.Estimate(ta, tb, ta - tb)
-    stat = stats.ratio_stat("output_tokens", "e2e_ms") if load_type == "concurrency" else _sum_stat("output_tokens")
-    ra, rb = float(stat(sa)), float(stat(sb))
-    if not (ra > 0 and rb > 0):
-        return stats.Estimate(ta, tb, ta - tb)
-    return stats.bootstrap_diff(
-        sa, sb, stat, alpha=opts.alpha, resamples=opts.resamples, seed=seed, scale=ta / ra, baseline_scale=tb / rb
-    )
-
-
-def _sum_stat(column: str) -> stats.Statistic:
-    def stat(cols: Mapping[str, np.ndarray]) -> np.ndarray:
-        import numpy as np
-
-        return np.asarray(cols[column].sum(axis=-1), dtype=float)
-
-    return stat
-
-
-def _levels(con: duckdb.DuckDBPyConnection, run: Mapping[str, Any]) -> dict[tuple[str, float], dict[str, Any]]:
-    cursor = con.execute(
-        f"select load_type, load, {', '.join(_LEVEL_COLUMNS)} from latency where run_id = $run and eval_date = $day",
-        {"run": run["run_id"], "day": run["eval_date"]},
-    )
-    out = {}
-    for load_type, load, *values in cursor.fetchall():
-        out[(load_type, float(load))] = {
-            c: (float(v) if v is not None and math.isfinite(v) else None)
-            for c, v in zip(_LEVEL_COLUMNS, values, strict=True)
-        }
-    return out
-
-
-def _samples(con: duckdb.DuckDBPyConnection, run: Mapping[str, Any]) -> dict[tuple[str, float], dict[str, np.ndarray]]:
-    """Per level, the ok requests' TTFT and E2E (ms) and output tokens, as numpy columns."""
-    import numpy as np
-
-    data = con.execute(
-        """select load_type, load, (first_token_s - sent_s) * 1000 as ttft_ms, (finished_s - sent_s) * 1000 as e2e_ms,
-                  coalesce(output_tokens, 0)::double as output_tokens
-           from latency_samples
-           where run_id = $run and eval_date = $day and ok
-             and sent_s is not null and first_token_s is not null and finished_s is not null
-           order by load_type, load, request_index""",
-        {"run": run["run_id"], "day": run["eval_date"]},
-    ).fetchnumpy()
-    out: dict[tuple[str, float], dict[str, np.ndarray]] = {}
-    if not len(data["load"]):
-        return out
-    load_types = np.asarray(data["load_type"], dtype=object)
-    loads = np.asarray(data["load"], dtype=float)
-    for load_type, load in sorted({(str(t), float(x)) for t, x in zip(load_types, loads, strict=True)}):
-        mask = (load_types == load_type) & (loads == load)
-        if mask.sum() >= MIN_BOOTSTRAP_SAMPLES:
-            out[(load_type, load)] = {
-                c: np.asarray(data[c], dtype=float)[mask] for c in ("ttft_ms", "e2e_ms", "output_tokens")
-            }
-    return out
-
-
-def _seed(opts: CompareOptions, run: Mapping[str, Any], baseline: Mapping[str, Any], metric: str) -> int:
-    # One stream per (pair, metric): a rerun reproduces every CI, and metrics do not share draws.
-    key = f"{opts.seed}|{run['run_id']}|{baseline['run_id']}|{metric}".encode()
-    return int.from_bytes(hashlib.sha256(key).digest()[:8], "little")

@@ -20,13 +20,25 @@ _CHUNK_VALUES = 4_000_000
 
 @dataclass(frozen=True)
 class Estimate:
-    """A difference (value - baseline) with its two-sided CI; ci_low/ci_high are None when no CI exists."""
+    """A difference (value - baseline) with its two-sided CI; ci_low/ci_high are None when no CI exists.
+
+    ``method`` says how the CI was obtained (paired | unpaired | bootstrap | none); paired accuracy estimates
+    also carry the pair counts, McNemar's p-value (0/1 scores) and, like unpaired ones, the SE and the minimum
+    detectable effect (``mde``, see :mod:`evals.analysis.power`).
+    """
 
     value: float | None
     baseline_value: float | None
     delta: float | None
     ci_low: float | None = None
     ci_high: float | None = None
+    method: str = "none"
+    n_pairs: int | None = None
+    n_fixed: int | None = None
+    n_broken: int | None = None
+    p_value: float | None = None
+    se: float | None = None
+    mde: float | None = None
 
 
 def z_value(alpha: float) -> float:
@@ -50,16 +62,21 @@ def standard_error(
 
 
 def normal_diff(value: float, se: float | None, baseline: float, baseline_se: float | None, alpha: float) -> Estimate:
-    """Difference of two independent estimates with a normal CI, delta ± z·sqrt(se² + se_b²).
+    """Difference of two independent estimates with a normal CI, delta ± z·sqrt(se² + se_b²) (method unpaired).
 
-    Treating the runs as independent is conservative when both scored the same items (a paired test would be
-    tighter), which is the safe side for a regression alarm.
+    The fallback when per-question samples are missing: conservative when both runs scored the same items (the
+    paired test in :mod:`evals.analysis.paired` is tighter), the safe side for a regression alarm.
     """
+    from evals.analysis.power import mde
+
     delta = value - baseline
     if se is None or baseline_se is None:
         return Estimate(value, baseline, delta)
-    half = z_value(alpha) * math.sqrt(se**2 + baseline_se**2)
-    return Estimate(value, baseline, delta, delta - half, delta + half)
+    se_diff = math.sqrt(se**2 + baseline_se**2)
+    half = z_value(alpha) * se_diff
+    return Estimate(
+        value, baseline, delta, delta - half, delta + half, method="unpaired", se=se_diff, mde=mde(se_diff, alpha)
+    )
 
 
 Statistic = Callable[[Mapping[str, "np.ndarray"]], "np.ndarray"]
@@ -112,7 +129,7 @@ def bootstrap_diff(
     b_star = baseline_scale * _resampled(baseline, statistic, resamples, rng)
     diffs = a_star - b_star
     low, high = np.quantile(diffs, [alpha / 2, 1 - alpha / 2])
-    return Estimate(a, b, a - b, float(low), float(high))
+    return Estimate(a, b, a - b, float(low), float(high), method="bootstrap")
 
 
 def _resampled(
@@ -137,16 +154,22 @@ def verdict(
     *,
     higher_is_better: bool,
     threshold: float,
+    p_value: float | None = None,
+    alpha: float | None = None,
 ) -> str:
     """regression / improvement / no_change of one metric.
 
-    A change counts only when it is significant (the CI excludes 0) AND practical (|delta| ≥ threshold, in the
-    metric's own units). Without a CI (cost, or a metric without stderr) the practical threshold decides alone.
+    A change counts only when it is significant AND practical (|delta| ≥ threshold, in the metric's own units).
+    Significant: ``p_value < alpha`` when an exact test gave a p-value (McNemar on paired 0/1 scores), else the
+    CI excludes 0. Without either (cost, or a metric without stderr) the practical threshold decides alone.
     Direction comes from ``higher_is_better`` (accuracy, throughput) — lower latency and cost are better.
     """
     if delta is None or not math.isfinite(delta):
         return "no_change"
-    if ci_low is not None and ci_high is not None and ci_low <= 0.0 <= ci_high:
+    if p_value is not None and alpha is not None:
+        if not p_value < alpha:
+            return "no_change"
+    elif ci_low is not None and ci_high is not None and ci_low <= 0.0 <= ci_high:
         return "no_change"
     if abs(delta) < threshold or delta == 0.0:
         return "no_change"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from evals.validation.expected import Expected, level_key
+from evals.validation.expected import Expected, level_key, sample_key
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -38,10 +38,16 @@ def validation_frames(
         needed["accuracy"] = arrow_schema("accuracy").empty_table()
     if expected.requests and "latency" not in needed:
         needed["latency"] = arrow_schema("latency").empty_table()
+    if expected.samples and "accuracy_samples" not in needed:
+        needed["accuracy_samples"] = arrow_schema("accuracy_samples").empty_table()
     samples = needed.get("latency_samples")
     sample_frame = _samples_frame(samples) if samples is not None else None
     if "accuracy" in needed:
         frames["accuracy"] = _accuracy_frame(needed["accuracy"], expected, bounded_metrics)
+    if "accuracy_samples" in needed:
+        frames["accuracy_samples"] = _accuracy_samples_frame(
+            needed["accuracy_samples"], needed.get("accuracy"), expected
+        )
     if "latency" in needed:
         frames["latency"] = _latency_frame(needed["latency"], expected, sample_frame)
     if sample_frame is not None:
@@ -71,6 +77,37 @@ def _accuracy_frame(table: pa.Table, expected: Expected, bounded_metrics: Sequen
         wanted = frame["task"].map(dict(expected.n_samples)).astype("float64")
         # A task the expectations do not name is not checked (rather than failed against NaN).
         frame[f"{CHECK_PREFIX}expected_n_samples"] = wanted.fillna(frame["n_samples"].astype("float64"))
+    return frame
+
+
+def _accuracy_samples_frame(table: pa.Table, accuracy: pa.Table | None, expected: Expected) -> pd.DataFrame:
+    """Per sample row: its (task, metric, filter) key, that key's row count and lm-eval's, and — for
+    mean-aggregated metrics — how far the mean of the key's values is from the stored aggregate.
+
+    The mean is taken with ``math.fsum`` (exact rounding) so that the 1e-12 tolerance measures the data, not the
+    summation order.
+    """
+    import math
+
+    frame = table.to_pandas()
+    key = f"{CHECK_PREFIX}sample_key"
+    frame[key] = _str_series(
+        [sample_key(*k) for k in zip(frame["task"], frame["metric"], frame["filter"], strict=True)], frame.index
+    )
+    frame[f"{CHECK_PREFIX}key_rows"] = frame.groupby(key)[key].transform("size").astype("int64")
+    if expected.samples:
+        wanted = frame[key].map(expected.sample_keys).astype("float64")
+        frame[f"{CHECK_PREFIX}expected_rows"] = wanted
+    if accuracy is not None:
+        acc = accuracy.to_pandas()
+        stored = {
+            sample_key(t, m, f): v
+            for t, m, f, v in zip(acc["task"], acc["metric"], acc["filter"], acc["value"], strict=True)
+        }
+        means = {name: math.fsum(group) / len(group) for name, group in frame.groupby(key)["value"]}
+        frame[f"{CHECK_PREFIX}has_aggregate"] = frame[key].isin(set(stored))
+        error = frame[key].map(lambda k: abs(means[k] - stored[k]) if k in stored else float("nan"))
+        frame[f"{CHECK_PREFIX}mean_error"] = error.where(frame["aggregation"] == "mean").astype("float64")
     return frame
 
 

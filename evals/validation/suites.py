@@ -24,9 +24,13 @@ FINITE_MAX = sys.float_info.max
 INDEX_COLUMNS: dict[str, list[str]] = {
     "runs": ["run_id"],
     "accuracy": ["task", "metric", "filter"],
+    "accuracy_samples": ["task", "doc_id", "metric", "filter"],
     "latency": [f"{CHECK_PREFIX}level"],
     "latency_samples": [f"{CHECK_PREFIX}level", "request_index"],
 }
+
+# How far the mean of a mean-aggregated metric's per-document scores may be from lm-eval's stored aggregate.
+MEAN_TOLERANCE = 1e-12
 
 # Percentile order per latency metric: each pair is (higher, lower).
 _PERCENTILE_ORDER = (("p90", "p50"), ("p95", "p90"), ("p99", "p95"))
@@ -44,6 +48,7 @@ def suite_builders(
     builders: dict[str, Callable[[], list[Expectation]]] = {
         "runs": lambda: _runs(tables, settings),
         "accuracy": lambda: _accuracy(expected, settings),
+        "accuracy_samples": lambda: _accuracy_samples(expected, with_accuracy="accuracy" in tables),
         "latency": lambda: _latency(expected, settings, with_samples="latency_samples" in tables),
         "latency_samples": lambda: _samples(with_latency="latency" in tables),
     }
@@ -168,6 +173,57 @@ def _accuracy(expected: Expected, settings: Settings) -> list[Expectation]:
                 description="every task/metric/filter lm-eval reported has a row (none dropped)",
             )
         )
+    return suite
+
+
+def _accuracy_samples(expected: Expected, *, with_accuracy: bool) -> list[Expectation]:
+    gxe = _gxe()
+    key = f"{CHECK_PREFIX}sample_key"
+    suite: list[Expectation] = [
+        *_common(
+            "accuracy_samples",
+            ["run_id", "model_id", "revision", "suite", "task", "doc_id", "doc_hash", "metric", "filter", "value"],
+        ),
+        gxe.ExpectCompoundColumnsToBeUnique(
+            column_list=["run_id", "task", "doc_id", "metric", "filter"],
+            description="one row per (run_id, task, doc_id, metric, filter): no duplicated rows",
+        ),
+        gxe.ExpectColumnValuesToBeBetween(
+            column="value", min_value=-FINITE_MAX, max_value=FINITE_MAX, description="value is finite"
+        ),
+    ]
+    if expected.samples:
+        suite += [
+            gxe.ExpectColumnPairValuesToBeEqual(
+                column_A=f"{CHECK_PREFIX}key_rows",
+                column_B=f"{CHECK_PREFIX}expected_rows",
+                ignore_row_if="either_value_is_missing",
+                description="rows per (task, metric, filter) == lm-eval's sample count",
+            ),
+            gxe.ExpectColumnValuesToNotBeNull(
+                column=f"{CHECK_PREFIX}expected_rows",
+                description="every (task, metric, filter) with rows is one lm-eval logged",
+            ),
+            gxe.ExpectColumnDistinctValuesToContainSet(
+                column=key,
+                value_set=sorted(expected.sample_keys),
+                description="every (task, metric, filter) lm-eval logged has rows",
+            ),
+        ]
+    if with_accuracy:
+        suite += [
+            gxe.ExpectColumnValuesToBeInSet(
+                column=f"{CHECK_PREFIX}has_aggregate",
+                value_set=[True],
+                description="every (task, metric, filter) has its accuracy row",
+            ),
+            gxe.ExpectColumnValuesToBeBetween(
+                column=f"{CHECK_PREFIX}mean_error",
+                min_value=0,
+                max_value=MEAN_TOLERANCE,
+                description=f"mean of value == the stored aggregate (mean-aggregated metrics, to {MEAN_TOLERANCE:g})",
+            ),
+        ]
     return suite
 
 

@@ -29,10 +29,32 @@ def test_compare_prints_a_table_of_deltas_with_cis(warehouse: Warehouse) -> None
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert lines[0].startswith("org/a@") and " vs org/b@" in lines[0]
-    assert lines[1].split() == ["metric", "A", "B", "delta", "CI", "verdict"]
+    assert lines[1].split() == ["metric", "A", "B", "delta", "CI", "method", "MDE", "flips+/-", "verdict"]
     ttft = next(line for line in lines if line.startswith("latency:ttft_p95_ms@concurrency=4"))
-    assert ttft.endswith("!! regression") and "[" in ttft
+    assert ttft.endswith("!! regression") and "[" in ttft and " bootstrap " in ttft
+    # No samples in these runs: accuracy falls back to unpaired, and says what the suite can detect.
+    assert " unpaired " in next(line for line in lines if line.startswith("accuracy:headline"))
+    assert lines[-2].startswith("this suite detects ±") and "points of headline accuracy (unpaired" in lines[-2]
     assert "95% two-sided" in lines[-1]
+
+
+def test_leaderboard_ranks_per_suite_and_scenario(warehouse: Warehouse) -> None:
+    result = CliRunner().invoke(app, ["leaderboard", "--rank-by", "capacity", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    import json
+
+    rows = json.loads(result.output)
+    assert sorted(r["model_id"] for r in rows) == ["org/a", "org/b"]
+    assert all(r["capacity"] == 4.0 and r["reference_load"] == 4.0 for r in rows)
+    assert [r["rank"] for r in rows] == [1, 2]
+    result = CliRunner().invoke(app, ["leaderboard", "--rank-by", "speed"])
+    assert result.exit_code != 0
+
+
+def test_compare_flips_without_samples_lists_nothing(warehouse: Warehouse) -> None:
+    result = CliRunner().invoke(app, ["compare", "org/a", "org/b", "--flips"])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == "no question changed its score"
 
 
 def test_compare_as_csv(warehouse: Warehouse) -> None:

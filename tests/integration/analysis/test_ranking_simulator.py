@@ -1,0 +1,133 @@
+"""Capacity and cost at the SLO against the reference simulator given a known saturation point.
+
+The simulator (evals/latency/simulator.py, driven as is) answers every request after a fixed TTFT; here it is
+served behind a gate of ``slots`` concurrent requests, so a closed loop of more than ``slots`` users queues for
+a whole service time (~55 ms) before its first token. With an SLO of TTFT ≤ 45 ms the truth is known: the SLO
+holds up to concurrency ``slots`` and fails beyond it, so the capacity at SLO is exactly ``slots``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from factories import sha
+
+from evals.analysis.ranking import leaderboard, slo_levels
+from evals.analysis.views import connect
+from evals.latency.prompts import Prompt
+from evals.latency.runner import run_scenario_async
+from evals.latency.scenario import parse_scenario
+from evals.latency.server import ServerHandle, free_port
+from evals.latency.simulator import Simulator, SimulatorConfig
+from evals.warehouse import Warehouse
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+TTFT_MS, ITL_MS, TOKENS = 20.0, 5.0, 8  # service time ≈ 20 + 7 × 5 = 55 ms
+SLO_TTFT_MS = 45.0
+PRICE = 3.0
+
+
+class SlottedSimulator(Simulator):
+    """The reference simulator serving at most ``slots`` requests at a time; the rest wait their turn."""
+
+    def __init__(self, config: SimulatorConfig, slots: int) -> None:
+        super().__init__(config)
+        self.slots = slots
+        self.gate: asyncio.Semaphore | None = None
+
+    async def complete(self, request: Any) -> Any:
+        if self.gate is None:
+            self.gate = asyncio.Semaphore(self.slots)
+        async with self.gate:
+            return await super().complete(request)
+
+
+def _serve(slots: int) -> Iterator[str]:
+    from aiohttp import web
+
+    port = free_port()
+    loop = asyncio.new_event_loop()
+    sim = SlottedSimulator(SimulatorConfig(ttft_ms=[TTFT_MS], itl_ms=[ITL_MS], record=False), slots)
+    runner = web.AppRunner(sim.app())
+    loop.run_until_complete(runner.setup())
+    loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", port).start())
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)
+        loop.run_until_complete(runner.cleanup())
+        loop.close()
+
+
+SCENARIO = {
+    "name": "saturation",
+    "version": "1",
+    "api": "completions",
+    "prompts": {"source": "synthetic", "input_tokens": 8},
+    "output": {"max_tokens": TOKENS, "ignore_eos": True},
+    "levels": [{"concurrency": 1}, {"concurrency": 2}, {"concurrency": 4}],
+    "requests_per_level": 30,
+    "warmup_requests": 2,
+    "timeout_s": 30,
+    "slo": {"ttft_p95_ms": SLO_TTFT_MS},
+    "gpu_hour_usd": PRICE,
+    "saturation": {"stop": False},
+}
+
+
+@pytest.mark.parametrize("slots", [1, 2])
+def test_capacity_at_slo_is_the_saturation_point(slots: int, tmp_path: Path) -> None:
+    from evals.warehouse import RunRecord
+
+    scenario = parse_scenario(SCENARIO)
+    for endpoint in _serve(slots):
+        handle = ServerHandle(endpoint=endpoint, model="simulator", backend="simulator", accepts_ignore_eos=True)
+        prompts = [Prompt(text=f"prompt {i}") for i in range(200)]
+        result = asyncio.run(
+            run_scenario_async(
+                scenario, handle, prompts, model_id=f"org/slots-{slots}", revision=sha(str(slots)), hardware={}
+            )
+        )
+    wh = Warehouse(f"file://{tmp_path / 'wh'}")
+    record = result.run_record(
+        logical_date=dt.datetime(2026, 11, 1, tzinfo=dt.UTC), source="local", suite=None, suite_version=None
+    )
+    assert isinstance(record, RunRecord)
+    wh.write_run(record, result.tables())
+    con = connect(wh)
+    run = dict(zip(("run_id", "eval_date"), con.execute("select run_id, eval_date from runs").fetchone(), strict=True))  # type: ignore[arg-type]
+    levels = slo_levels(con, run)
+
+    goodput = {load: levels[("concurrency", float(load))].goodput for load in (1, 2, 4)}
+    print(f"slots {slots}: goodput per concurrency {goodput}")
+    for load, share in goodput.items():
+        assert (share is not None and share >= 0.9) == (load <= slots), goodput
+
+    (row,) = leaderboard(con, rank_by="capacity", min_goodput=0.9)
+    assert row["capacity"] == float(slots)
+    assert (row["reference_load_type"], row["reference_load"]) == ("concurrency", 1.0)
+    assert row["accuracy"] is None and row["slo_accuracy"] is None
+
+    # Every request met the SLO at capacity (8 tokens each): cost = price / (tokens/s × 3600) × 1e6.
+    cap = levels[("concurrency", float(slots))]
+    stored = {r["load"]: r for r in result.latency_rows}[float(slots)]
+    served = sum(1 for s in result.sample_rows if s["load"] == float(slots) and s["ok"]) * TOKENS
+    if cap.goodput == 1.0:
+        assert row["usd_per_1m_at_slo"] == pytest.approx(PRICE / (served / stored["duration_s"] * 3600) * 1e6)
+    # Beyond capacity only the tokens of requests that met the SLO count: cost at SLO × goodput = list cost.
+    over = levels[("concurrency", 4.0)]
+    listed = {r["load"]: r for r in result.latency_rows}[4.0]["usd_per_1m_output_tokens"]
+    if over.goodput:
+        assert over.usd_per_1m_at_slo * over.goodput == pytest.approx(listed, rel=1e-9)  # type: ignore[operator]
+    else:
+        assert over.usd_per_1m_at_slo is None
