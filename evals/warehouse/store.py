@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from evals.errors import RunNotFound, SchemaViolation, StorageUnavailable, TerminalError
-from evals.schemas import PARTITION_COLUMN, RUN_STATUSES, TABLES, Frame, arrow_schema, conform
+from evals.schemas import DERIVED_TABLES, PARTITION_COLUMN, RUN_STATUSES, TABLES, Frame, arrow_schema, conform
 from evals.warehouse import keys
 from evals.warehouse.approval import Approval, require_approval
 from evals.warehouse.catalog import Tables, open_catalog
@@ -27,7 +27,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 DATA_TABLES = tuple(t for t in TABLES if t != "runs")
-DERIVED_TABLES = ("comparisons",)  # computed from published runs, added to them later by write_table
 _STATUS_RANK = {status: rank for rank, status in enumerate(RUN_STATUSES)}
 _CONFLICT_ATTEMPTS = 5  # whole-operation retries after a validated conflict (e.g. a compaction of the partition)
 
@@ -124,7 +123,7 @@ class Warehouse:
         return record
 
     def write_table(self, record: RunRecord, table: str, frame: Frame) -> int:
-        """Add or replace a derived table (``comparisons``) of an already-published run; returns the row count."""
+        """Add or replace a derived table (comparisons, change points) of a published run; returns the row count."""
         if table not in DERIVED_TABLES:
             raise SchemaViolation(table, "-", f"only derived tables are added after publication: {DERIVED_TABLES}")
         existing = self.find_run(record.run_id, area="published", eval_date=record.eval_date)
