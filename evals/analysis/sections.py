@@ -160,7 +160,8 @@ def figure_block(fig_id: str, fig: go.Figure | None, caption: str = "") -> str:
     """A figure's target element and its JSON (a data block: never executed, so no CSP exception is needed)."""
     if fig is None:
         return ""
-    spec = {"data": fig.to_plotly_json()["data"], "layout": fig.to_plotly_json()["layout"], "config": figures.CONFIG}
+    plotted = fig.to_plotly_json()
+    spec = {"data": plotted["data"], "layout": plotted["layout"], "config": figures.CONFIG}
     caption_html = f"<figcaption>{escape(caption)}</figcaption>" if caption else ""
     return (
         f'<figure class="plot"><div id="{fig_id}" class="plot-target"></div>{caption_html}'

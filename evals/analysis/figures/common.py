@@ -64,7 +64,8 @@ def layout(fig: go.Figure, title: str, *, height: int = 400) -> go.Figure:
         height=height,
         margin={"l": 70, "r": 20, "t": 60, "b": 60},
         font={"family": "system-ui, -apple-system, Segoe UI, Roboto, sans-serif", "size": 12},
-        legend={"orientation": "v", "x": 1.02, "xanchor": "left", "y": 1, "font": {"size": 11}},
+        # Below the plot, entries side by side and wrapping: a long model id takes a row, not the plot's width.
+        legend={"orientation": "h", "x": 0, "xanchor": "left", "y": -0.25, "yanchor": "top", "font": {"size": 11}},
         hoverlabel={"align": "left"},
     )
     return fig

@@ -82,7 +82,7 @@ def trend(
     _change_markers(fig, metric, series, changes)
     fig.update_xaxes(title_text="night (eval date)", type="date", tickformat="%b %d, %Y", **_day_ticks(series))
     fig.update_yaxes(title_text=axis, rangemode="tozero" if metric in NON_NEGATIVE else "normal")
-    return layout(fig, title, height=360)
+    return layout(fig, title, height=400)
 
 
 def _day_ticks(series: Mapping[str, Sequence[Record]]) -> dict[str, Any]:

@@ -77,7 +77,7 @@ def pareto(board: Sequence[Record], accuracy_cis: Mapping[str, Any], palette: Ma
             )
         fig.update_xaxes(title_text=label, rangemode="tozero", row=1, col=col)
         fig.update_yaxes(title_text="headline accuracy", row=1, col=col)
-    return layout(fig, "Accuracy against cost and latency (ringed: on the Pareto frontier)", height=420)
+    return layout(fig, "Accuracy against cost and latency (ringed: on the Pareto frontier)", height=460)
 
 
 def latency_vs_load(curves: Sequence[Record], palette: Mapping[str, str], load_type: str) -> go.Figure:
@@ -148,7 +148,7 @@ def latency_vs_load(curves: Sequence[Record], palette: Mapping[str, str], load_t
         fig.update_xaxes(title_text=x_label, type="log" if log_x else "linear", row=1, col=col, **ticks)
         fig.update_yaxes(title_text=label, rangemode="tozero", row=1, col=col)
     title = f"Latency against load ({load_type}): the throughput–latency curve of each model's latest run"
-    return layout(fig, title, height=420)
+    return layout(fig, title, height=460)
 
 
 def cdf(lines: Sequence[Record], column: str, palette: Mapping[str, str]) -> go.Figure:
@@ -180,4 +180,4 @@ def cdf(lines: Sequence[Record], column: str, palette: Mapping[str, str]) -> go.
     fig.update_xaxes(title_text=label, rangemode="tozero")
     fig.update_yaxes(title_text="share of requests", range=[0, 1], tickformat=".0%")
     title = "TTFT distribution" if column == "ttft_ms" else "End-to-end latency distribution"
-    return layout(fig, f"{title} (dotted: P95)", height=380)
+    return layout(fig, f"{title} (dotted: P95)", height=420)

@@ -152,3 +152,16 @@ def test_embedded_data_is_strict_json(built: tuple[Warehouse, Path, Page, str]) 
     _, _, page, _ = built
     data = json.loads(page.blocks["report-data"], parse_constant=lambda c: pytest.fail(f"not strict JSON: {c}"))
     assert data["night"] == "2026-11-04" and set(data["models"]) == set(MODELS)
+
+
+def test_leaderboard_shows_the_columns_the_view_has() -> None:
+    """Columns another issue adds to the view (capacity and cost at SLO, detectable effect) show without a change."""
+    from evals.analysis.sections import leaderboard_tables
+
+    row = {"model_id": "org/a", "revision": "r" * 40, "suite": "s", "scenario": "c", "accuracy": 0.5,
+           "capacity_at_slo": 16.0, "usd_per_1m_output_tokens_at_slo": 0.25, "new_metric": 3.0}  # fmt: skip
+    html = leaderboard_tables([row, {**row, "model_id": "org/b", "suite": "t", "capacity_at_slo": None}])
+    assert html.count("<table") == 2 and "Suite s · scenario c" in html and "Suite t · scenario c" in html
+    assert ">Capacity at SLO<" in html and ">16<" in html and ">$0.25<" in html and ">new metric<" in html
+    assert 'data-sort="16.0"' in html and 'data-sort=""' in html  # missing values sort last, not as zero
+    assert ">P95 TTFT ms<" not in html  # a column the view does not have is left out
