@@ -37,8 +37,11 @@ def trend(
     fig = go.Figure()
     for model, points in series.items():
         colour = palette.get(model, PALETTE[0])
+        segments = _ci_segments(points, ci_key) if ci_key is not None else []
+        # A band needs two nights; a night alone (no neighbour with a CI) shows its CI as an error bar instead.
+        alone = {id(s[0]) for s in segments if len(s) == 1}
         if ci_key is not None:
-            for segment in _ci_segments(points, ci_key):
+            for segment in (s for s in segments if len(s) > 1):
                 fig.add_trace(
                     go.Scatter(
                         x=[p["eval_date"] for p in segment] + [p["eval_date"] for p in reversed(segment)],
@@ -64,6 +67,10 @@ def trend(
                 line={"color": colour, "width": 2},
                 marker={"size": 7},
                 meta={"role": "model"},
+                error_y=error_bars(
+                    [p.get(metric) for p in points],
+                    [p.get(ci_key) if ci_key and id(p) in alone else None for p in points],
+                ),
                 customdata=[
                     [
                         model,
