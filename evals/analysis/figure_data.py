@@ -213,22 +213,28 @@ def latency_curves(
     return rows
 
 
-def cdfs(
-    con: duckdb.DuckDBPyConnection, curves: Sequence[Record], levels: dict[str, tuple[str, float]]
-) -> list[Record]:
-    """Empirical CDFs of TTFT and E2E (ms) of each model's latest latency run at one level per model.
+def cdfs(con: duckdb.DuckDBPyConnection, curves: Sequence[Record]) -> list[Record]:
+    """Empirical CDFs of TTFT and E2E (ms) of each model's latest latency run, all at one load level per scenario.
 
-    ``levels`` names the level per model (the leaderboard's); a model without one is drawn at its lightest load.
-    At most ``CDF_POINTS`` points per line: enough to draw, small enough to embed.
+    The level is the lightest one every model of the scenario ran (closed-loop before open-loop), so the lines
+    compare like with like; when the models share none, each is drawn at its own lightest level (the legend says
+    which). At most ``CDF_POINTS`` points per line: enough to draw, small enough to embed.
     """
     import numpy as np
 
+    by_scenario: dict[Any, dict[str, list[Record]]] = {}
+    for r in curves:
+        by_scenario.setdefault(r["scenario"], {}).setdefault(r["model_id"], []).append(r)
+
+    def order(level: tuple[str, float]) -> tuple[bool, float]:
+        return (level[0] != "concurrency", level[1])
+
     chosen: dict[tuple[str, str], Record] = {}
-    for r in sorted(curves, key=lambda r: r["load"]):
-        key = (r["model_id"], r["scenario"])
-        wanted = levels.get(r["model_id"])
-        if wanted == (r["load_type"], r["load"]) or (key not in chosen and wanted is None):
-            chosen[key] = r
+    for scenario, models in by_scenario.items():
+        shared = set.intersection(*({(r["load_type"], r["load"]) for r in rows} for rows in models.values()))
+        for model, rows in models.items():
+            wanted = min(shared or {(r["load_type"], r["load"]) for r in rows}, key=order)
+            chosen[model, scenario] = next(r for r in rows if (r["load_type"], r["load"]) == wanted)
     if not chosen:
         return []
     run_levels = {(r["run_id"], r["load_type"], r["load"]): r for r in chosen.values()}
@@ -252,8 +258,9 @@ def cdfs(
         for column in ("ttft_ms", "e2e_ms"):
             values = np.sort(np.asarray(data[column], dtype=float)[mask])
             keep = np.unique(np.linspace(0, len(values) - 1, min(CDF_POINTS, len(values))).round().astype(int))
-            line[column] = [float(values[i]) for i in keep]
-            line[f"{column}_share"] = [(int(i) + 1) / len(values) for i in keep]
+            # The step function starts at 0 at the fastest request, then rises to i/n at the i-th.
+            line[column] = [float(values[0])] + [float(values[i]) for i in keep]
+            line[f"{column}_share"] = [0.0] + [(int(i) + 1) / len(values) for i in keep]
         out.append(line)
     return out
 

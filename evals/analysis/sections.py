@@ -71,7 +71,6 @@ def collect(
     shown = [model_id] if model_id is not None else list(dict.fromkeys(r["model_id"] for r in board))[:max_models]
     trends = figure_data.trends(con, shown, min_goodput=min_goodput, suite=suite, scenario=scenario)
     curves = figure_data.latency_curves(con, shown, scenario=scenario)
-    levels = {r["model_id"]: (r["load_type"], r["load"]) for r in board if r.get("load") is not None}
     night, comparisons = figure_data.night(con)
     if model_id is not None:
         comparisons = [c for c in comparisons if c["model_id"] == model_id]
@@ -83,7 +82,7 @@ def collect(
         "models_omitted": max(0, len({r["model_id"] for r in board}) - len(shown)) if model_id is None else 0,
         "trends": trends,
         "latency_curves": curves,
-        "cdfs": figure_data.cdfs(con, curves, levels),
+        "cdfs": figure_data.cdfs(con, curves),
         "night": night,
         "comparisons": comparisons,
         "change_points": figure_data.change_points(con, shown),
@@ -148,7 +147,10 @@ PARETO_NOTE = (
 )
 LOAD_NOTE = "Each model's latest latency run, every load level; bars: 95% CI of the P95 from the request samples."
 TREND_NOTE = "One point per model and night (the run's headline load level); bands: 95% CI; diamonds: change points."
-CDF_NOTE = "Each model's latest latency run at its leaderboard load level, successful requests only."
+CDF_NOTE = (
+    "Each model's latest latency run at the lightest load level all models ran (the legend names it), successful "
+    "requests only."
+)
 
 
 def section(title: str, body: str, note: str = "") -> str:

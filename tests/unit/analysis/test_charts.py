@@ -98,3 +98,21 @@ def test_latency_curve_draws_the_slo(tmp_path: Path) -> None:
     [line] = [t for t in fig.data if t.meta["role"] == "model" and t.xaxis == "x"]
     assert list(line.x) == [1.0, 8.0] and list(line.y) == pytest.approx([120 * 1.1, 120 * 1.8])
     assert list(fig.layout.xaxis.tickvals) == [1.0, 8.0]
+
+
+def test_cdfs_compare_models_at_a_load_level_they_all_ran(tmp_path: Path) -> None:
+    from factories import latency_rows, run_record, sample_rows
+
+    wh = Warehouse(f"file://{tmp_path / 'wh'}")
+    for model, loads in (("org/both", (1, 8)), ("org/heavy-only", (8,))):
+        record = run_record(model, day=1)
+        samples = [row for load in loads for row in sample_rows(record, n=10 + load, load=float(load))]
+        wh.write_run(record, {"latency": latency_rows(record, loads=loads), "latency_samples": samples})
+    con = connect(wh)
+    lines = {line["model_id"]: line for line in figure_data.cdfs(con, figure_data.latency_curves(con))}
+    assert {m: (line["load"], line["n"]) for m, line in lines.items()} == {
+        "org/both": (8.0, 18),
+        "org/heavy-only": (8.0, 18),
+    }
+    # factories: every request's TTFT is 99 ms (first token at +0.1 s, sent at +0.001 s)
+    assert lines["org/both"]["ttft_ms"][0] == pytest.approx(99.0) and lines["org/both"]["ttft_ms_share"][0] == 0.0
