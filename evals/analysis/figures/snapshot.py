@@ -130,7 +130,7 @@ def latency_vs_load(curves: Sequence[Record], palette: Mapping[str, str], load_t
         for limit in sorted({r["slo"][key] for r in rows if (r.get("slo") or {}).get(key) is not None}):
             fig.add_trace(
                 go.Scatter(
-                    x=[min(r["load"] for r in rows), max(r["load"] for r in rows)],
+                    x=_span([r["load"] for r in rows]),
                     y=[limit, limit],
                     mode="lines",
                     line={"dash": "dash", "color": "#c62828", "width": 1.5},
@@ -181,3 +181,9 @@ def cdf(lines: Sequence[Record], column: str, palette: Mapping[str, str]) -> go.
     fig.update_yaxes(title_text="share of requests", range=[0, 1], tickformat=".0%")
     title = "TTFT distribution" if column == "ttft_ms" else "End-to-end latency distribution"
     return layout(fig, f"{title} (dotted: P95)", height=420)
+
+
+def _span(loads: Sequence[float]) -> list[float]:
+    """Where a horizontal SLO line runs: across every level, and visibly wide when there is only one."""
+    low, high = min(loads), max(loads)
+    return [low, high] if high > low else [low * 0.75, high * 1.25]
