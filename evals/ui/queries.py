@@ -5,6 +5,24 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+# The leaderboard view's columns the page and the JSON API rely on (more show when the view has them).
+LEADERBOARD_COLUMNS = (
+    "model_id",
+    "revision",
+    "eval_date",
+    "suite",
+    "accuracy",
+    "n_tasks",
+    "scenario",
+    "load_type",
+    "load",
+    "ttft_p95_ms",
+    "e2e_p95_ms",
+    "output_tokens_per_s",
+    "goodput",
+    "usd_per_1m_output_tokens",
+)
+
 
 @dataclass(frozen=True)
 class Results:

@@ -199,3 +199,10 @@ def test_refused_requests_point_to_the_login(results_warehouse: str) -> None:
         assert page.status_code == 401 and "Sign in to Airflow" in page.text and 'href="../"' in page.text
         api = client.get("/api/leaderboard")
         assert api.status_code == 401 and api.json() == {"detail": "Not authenticated"}
+
+
+def test_api_rows_hold_every_promised_column(client: TestClient, results_warehouse: str) -> None:
+    from evals.ui.queries import LEADERBOARD_COLUMNS
+
+    rows = client.get("/api/leaderboard").json()["rows"]
+    assert rows and all(set(LEADERBOARD_COLUMNS) <= set(row) for row in rows)
