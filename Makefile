@@ -16,12 +16,15 @@ export TOKENIZERS_PARALLELISM := false
 .PHONY: venv test lint fmt demo airflow bench-query lock clean
 
 $(STAMP): pyproject.toml constraints.txt
-	@# PostgreSQL and Redis back the CeleryExecutor integration test (Debian packages; root on these machines).
-	@if ! command -v redis-server >/dev/null || ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+	@# PostgreSQL and Redis back the CeleryExecutor integration test; Chromium (headless) runs the browser tests of
+	@# the report and the Results page. Debian packages; root on these machines.
+	@if ! command -v redis-server >/dev/null || ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
+	    || ! command -v chromium >/dev/null; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-	      postgresql redis-server >/dev/null; \
-	  else echo "note: install postgresql and redis-server to run the distributed test (it skips without them)"; fi; \
+	      postgresql redis-server chromium >/dev/null; \
+	  else echo "note: install postgresql, redis-server and chromium to run the distributed and browser tests" \
+	    "(they skip without them)"; fi; \
 	fi
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip

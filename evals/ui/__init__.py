@@ -1,1 +1,1 @@
-"""The Results page (leaderboard, trends) served inside the Airflow API server by the plugin in plugins/."""
+"""The Results page (leaderboard, figures, per-model history) served inside the Airflow API server by plugins/."""

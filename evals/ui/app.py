@@ -12,28 +12,40 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from evals.ui import render
-from evals.ui.queries import Results, read_results
+from evals.ui.queries import Results, read_api, read_results
 
 log = logging.getLogger(__name__)
 
-# The page is data only: no script, nothing fetched from elsewhere, framed only by the Airflow UI itself.
+# Scripts only from this app (plotly.js and the page script, served below; figures are JSON data blocks, never
+# inline code), nothing fetched from elsewhere, framed only by the Airflow UI itself. Plotly sets inline styles.
 SECURITY_HEADERS = {
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'self'",
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'self'"
+    ),
     "X-Content-Type-Options": "nosniff",
     "Cache-Control": "no-store",
 }
+STATIC = {"plotly.min.js", "figures.js"}  # served from the installed packages' own files, never a CDN
 
 
 class WarehouseUnavailable(Exception):
     """The warehouse (or the settings naming it) could not be read; the message is safe to show."""
 
 
-def _read(model_id: str | None = None) -> Results:
+def _read(model_id: str | None = None, suite: str | None = None, scenario: str | None = None) -> Results:
     try:
-        return read_results(model_id)
+        return read_results(model_id, suite=suite, scenario=scenario)
     except Exception as exc:
         # Any failure here (bad settings, unreachable bucket, unreadable file) is an operational state the page
         # must explain, not a stack trace; the traceback goes to the API server's log.
+        log.exception("evals results: reading the warehouse failed")
+        raise WarehouseUnavailable(f"The results warehouse could not be read: {type(exc).__name__}: {exc}") from exc
+
+
+def _api(kind: str, model_id: str | None = None) -> tuple[str, Any]:
+    try:
+        return read_api(kind, model_id)
+    except Exception as exc:
         log.exception("evals results: reading the warehouse failed")
         raise WarehouseUnavailable(f"The results warehouse could not be read: {type(exc).__name__}: {exc}") from exc
 
@@ -75,22 +87,36 @@ def create_app(*, dependencies: Sequence[Any] = ()) -> FastAPI:
     # Routes are sync on purpose: FastAPI runs them in its thread pool, so a slow warehouse never blocks the
     # API server's event loop.
     @app.get("/", response_class=HTMLResponse)
-    def page(model_id: str | None = Query(None, max_length=500)) -> HTMLResponse:
-        results = _read(model_id)
-        return HTMLResponse(render.results_page(results, model_id), headers=SECURITY_HEADERS)
+    def page(
+        model_id: str | None = Query(None, max_length=500),
+        suite: str | None = Query(None, max_length=200),
+        scenario: str | None = Query(None, max_length=200),
+    ) -> HTMLResponse:
+        # An empty select ("all") arrives as an empty string.
+        results = _read(model_id or None, suite or None, scenario or None)
+        return HTMLResponse(render.results_page(results, model_id or None), headers=SECURITY_HEADERS)
+
+    @app.get("/static/{name}")
+    def static(name: str) -> Response:
+        if name not in STATIC:
+            raise HTTPException(status_code=404, detail="not found")
+        from evals.analysis.sections import asset
+
+        headers = {**SECURITY_HEADERS, "Cache-Control": "private, max-age=3600"}
+        return Response(asset(name), media_type="text/javascript; charset=utf-8", headers=headers)
 
     @app.get("/api/leaderboard")
     def api_leaderboard() -> JSONResponse:
-        results = _read()
-        return JSONResponse({"warehouse": results.warehouse, "rows": results.leaderboard}, headers=SECURITY_HEADERS)
+        warehouse, rows = _api("leaderboard")
+        return JSONResponse({"warehouse": warehouse, "rows": rows}, headers=SECURITY_HEADERS)
 
     @app.get("/api/trends")
     def api_trends(model_id: str | None = Query(None, max_length=500)) -> JSONResponse:
-        results = _read(model_id)
-        if model_id is not None and model_id not in results.trends:
+        warehouse, trends = _api("trends", model_id)
+        if model_id is not None and model_id not in trends:
             raise HTTPException(status_code=404, detail=f"no published runs of model {model_id!r}")
-        series = [{"model_id": model, "points": points} for model, points in results.trends.items()]
-        return JSONResponse({"warehouse": results.warehouse, "models": series}, headers=SECURITY_HEADERS)
+        series = [{"model_id": model, "points": points} for model, points in trends.items()]
+        return JSONResponse({"warehouse": warehouse, "models": series}, headers=SECURITY_HEADERS)
 
     return app
 

@@ -126,7 +126,10 @@ def test_results_page_served_by_the_api_server(api_server: ApiServer) -> None:
         html = page.text
         assert ">org/model-a</a>" in html and ">org/model-b</a>" in html
         assert "evil/&lt;script&gt;alert(1)&lt;/script&gt;" in html and "<script>" not in html
-        assert ">0.620<" in html and html.count("<svg") == 3 * len(MODELS)
+        assert ">0.620<" in html and 'data-figure="fig-trend-accuracy"' in html
+        # plotly.js comes from the app itself (the plotly package's own file), behind the same login.
+        assert client.get("/evals/static/plotly.min.js").status_code == 200
+        assert httpx.get(f"{api_server.url}/evals/static/plotly.min.js", timeout=30).status_code == 401
 
         board = client.get("/evals/api/leaderboard").json()
         assert [r["model_id"] for r in board["rows"]] == list(MODELS)

@@ -12,12 +12,17 @@ from evals.ui.app import create_app
 
 
 def leaderboard_rows(html: str) -> list[str]:
-    table = re.search(r'<table id="leaderboard">.*?</table>', html, re.S)
+    table = re.search(r'<table class="leaderboard sortable">.*?</table>', html, re.S)
     assert table, "no leaderboard table"
-    return re.findall(r"<tr><td.*?</tr>", table.group(0), re.S)
+    return re.findall(r"<tr data-model=.*?</tr>", table.group(0), re.S)
 
 
-def test_page_shows_the_leaderboard_and_trends(client: TestClient, results_warehouse: str) -> None:
+def figure_blocks(html: str) -> dict[str, dict]:
+    blocks = re.findall(r'<script type="application/json" data-figure="([^"]+)">(.*?)</script>', html, re.S)
+    return {fig_id: json.loads(text) for fig_id, text in blocks}
+
+
+def test_page_shows_the_leaderboard_and_figures(client: TestClient, results_warehouse: str) -> None:
     response = client.get("/")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
@@ -29,19 +34,30 @@ def test_page_shows_the_leaderboard_and_trends(client: TestClient, results_wareh
     assert ">0.600<" in rows[0]
     assert ">org/model-b</a>" in rows[1]
     # Headline latency is the heaviest load meeting the goodput bar (8): P95 TTFT 120 * 1.8, 800 tokens/s.
-    assert ">216.0<" in rows[0] and ">800.0<" in rows[0] and ">95.0%<" in rows[0] and ">$0.6944<" in rows[0]
-    # One chart per model and metric: accuracy, P95 TTFT, cost.
-    assert html.count("<svg") == 3 * 3
-    assert 'aria-label="Headline accuracy"' in html
+    assert ">216.0<" in rows[0] and ">800.0<" in rows[0] and ">95%<" in rows[0] and ">$0.6944<" in rows[0]
+    figures = figure_blocks(html)
+    assert {"fig-pareto", "fig-latency-concurrency", "fig-trend-accuracy", "fig-cdf-ttft"} <= set(figures)
+    accuracy = {t["name"]: t for t in figures["fig-trend-accuracy"]["data"] if t["meta"]["role"] == "model"}
+    assert accuracy["org/model-a"]["x"] == ["2026-11-01", "2026-11-02", "2026-11-03"]
+    assert accuracy["org/model-a"]["y"] == pytest.approx([0.50, 0.52, 0.60])
     assert results_warehouse in html
 
 
-def test_page_is_self_contained(client: TestClient, results_warehouse: str) -> None:
+def test_page_loads_scripts_only_from_itself(client: TestClient, results_warehouse: str) -> None:
     response = client.get("/")
     html = response.text
-    assert "<script" not in html.lower()
+    sources = re.findall(r'<script src="([^"]+)"', html)
+    assert sources == ["static/plotly.min.js", "static/figures.js"]
+    # Every other script element is a JSON data block: nothing inline runs, so the CSP needs no exception.
+    assert all('type="application/json"' in tag for tag in re.findall(r"<script(?! src)[^>]*>", html))
     assert not re.search(r'(src|href)="(https?:)?//', html), "nothing may be fetched from elsewhere"
-    assert "default-src 'none'" in response.headers["content-security-policy"]
+    csp = response.headers["content-security-policy"]
+    assert "default-src 'none'" in csp and "script-src 'self';" in csp and "unsafe-eval" not in csp
+    plotly_js = client.get("/static/plotly.min.js")
+    assert plotly_js.status_code == 200 and "plotly.js v" in plotly_js.text[:200]
+    assert plotly_js.headers["content-type"].startswith("text/javascript")
+    assert "Plotly.newPlot" in client.get("/static/figures.js").text
+    assert client.get("/static/../app.py").status_code == 404 and client.get("/static/x.js").status_code == 404
 
 
 def test_malicious_model_id_is_escaped(client: TestClient, results_warehouse: str, malicious_model_id: str) -> None:
@@ -49,22 +65,44 @@ def test_malicious_model_id_is_escaped(client: TestClient, results_warehouse: st
     html = client.get("/").text
     assert evil not in html
     assert "<script>alert(1)" not in html and "<img src=x" not in html
-    assert escape(evil) in html  # table cell and trend heading
-    # The link to its trends carries it percent-encoded, inside a quoted attribute.
+    assert escape(evil) in html  # the leaderboard cell
+    # The link to its page carries it percent-encoded, inside a quoted attribute.
     assert 'href="?model_id=evil%2F%3Cscript%3E' in html
     # Reflected from the query string, it is escaped too.
     html = client.get("/", params={"model_id": evil}).text
     assert evil not in html and "<script>alert(1)" not in html
-    assert f"Trends of {escape(evil)}" in html
+    assert f"Results of {escape(evil)}" in html
 
 
-def test_model_filter_shows_only_that_models_trends(client: TestClient, results_warehouse: str) -> None:
-    html = client.get("/", params={"model_id": "org/model-b"}).text
+def test_model_page_shows_its_history_provenance_and_only_its_figures(
+    client: TestClient, results_warehouse: str
+) -> None:
+    html = client.get("/", params={"model_id": "org/model-a"}).text
     assert len(leaderboard_rows(html)) == 3  # the leaderboard stays whole
-    assert html.count("<svg") == 3
-    assert "<h3>org/model-b</h3>" in html and "<h3>org/model-a</h3>" not in html
+    history = re.search(r'<table id="history".*?</table>', html, re.S)
+    assert history and history.group(0).count("<tr>") == 1 + 3  # header + three nights
+    assert sha("a-v2") in html and "test-cpu" in html and "lm_eval: 0.4.13" in html  # provenance
+    accuracy = figure_blocks(html)["fig-trend-accuracy"]
+    assert {t["name"] for t in accuracy["data"] if t["meta"]["role"] == "model"} == {"org/model-a"}
     html = client.get("/", params={"model_id": "org/unknown"}).text
     assert "No runs of model" in html
+
+
+def test_filters_by_suite_and_scenario(client: TestClient, results_warehouse: str) -> None:
+    from factories import all_tables, run_record
+
+    from evals.warehouse import Warehouse
+
+    record = run_record("org/model-c", day=3, suite="full", scenario="chat")
+    Warehouse(results_warehouse).write_run(record, all_tables(record, tasks={"arc_easy": 0.9, "gsm8k": 0.9}))
+    html = client.get("/").text
+    assert '<option value="full">full</option>' in html and '<option value="chat">chat</option>' in html
+    curves = figure_blocks(client.get("/", params={"scenario": "chat"}).text)["fig-latency-concurrency"]
+    assert {t["name"] for t in curves["data"] if t["meta"]["role"] == "model"} == {"org/model-c"}
+    html = client.get("/", params={"suite": "smoke", "scenario": ""}).text
+    assert '<option value="smoke" selected>' in html
+    pareto = figure_blocks(html)["fig-pareto"]
+    assert "org/model-c" not in {t["name"] for t in pareto["data"]}
 
 
 def test_api_leaderboard(client: TestClient, results_warehouse: str, malicious_model_id: str) -> None:
@@ -161,3 +199,10 @@ def test_refused_requests_point_to_the_login(results_warehouse: str) -> None:
         assert page.status_code == 401 and "Sign in to Airflow" in page.text and 'href="../"' in page.text
         api = client.get("/api/leaderboard")
         assert api.status_code == 401 and api.json() == {"detail": "Not authenticated"}
+
+
+def test_api_rows_hold_every_promised_column(client: TestClient, results_warehouse: str) -> None:
+    from evals.ui.queries import LEADERBOARD_COLUMNS
+
+    rows = client.get("/api/leaderboard").json()["rows"]
+    assert rows and all(set(LEADERBOARD_COLUMNS) <= set(row) for row in rows)

@@ -1,0 +1,375 @@
+"""What the report and the Results page plot, read from the warehouse's DuckDB views as JSON-safe records.
+
+Every reader here goes through the named views of :func:`evals.analysis.views.connect` (``runs``, ``all_runs``,
+``accuracy``, ``latency``, ``latency_samples``, ``comparisons``, ``leaderboard``), never through files, and looks
+columns up before using the optional ones: a view that gains a column (capacity at SLO, paired flips) shows it; a
+table that does not exist yet (``change_points``) yields nothing instead of an error.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from evals.analysis.views import HEADLINE_METRICS
+
+if TYPE_CHECKING:
+    import duckdb
+
+Record = dict[str, Any]
+
+Z95 = 1.959963984540054  # two-sided 95 % normal quantile
+
+# Headline accuracy per run (the leaderboard's definition) with the standard error of that mean (independent
+# tasks); latency and cost at the run's headline level (the most throughput among levels meeting the goodput bar,
+# else the lightest load). One point per (model, night, revision): a revision run twice that night counts once, by
+# its latest run (arg_max skips runs without the metric).
+TRENDS_SQL = """
+with headline as (
+    select run_id, task, value, stderr from accuracy
+    where task_group is null and coalesce(higher_is_better, true)
+    qualify row_number() over (
+        partition by run_id, task
+        order by coalesce(list_position({metrics}, metric), 99), metric, filter) = 1
+), acc as (
+    select run_id, avg(value) as accuracy,
+           case when count(stderr) = count(*) then sqrt(sum(stderr * stderr)) / count(*) end as accuracy_se
+    from headline group by run_id
+), lat as (
+    select run_id, eval_date, scenario, load_type, load, ttft_p95_ms, e2e_p95_ms, output_tokens_per_s,
+           usd_per_1m_output_tokens
+    from latency
+    qualify row_number() over (
+        partition by run_id
+        order by (coalesce(goodput, 0) >= $min_goodput) desc,
+                 case when coalesce(goodput, 0) >= $min_goodput then output_tokens_per_s end desc nulls last,
+                 load) = 1
+)
+select r.model_id, r.eval_date, r.revision,
+       arg_max(acc.accuracy, r.logical_date) as accuracy, arg_max(acc.accuracy_se, r.logical_date) as accuracy_se,
+       arg_max(lat.ttft_p95_ms, r.logical_date) as ttft_p95_ms, arg_max(lat.e2e_p95_ms, r.logical_date) as e2e_p95_ms,
+       arg_max(lat.output_tokens_per_s, r.logical_date) as output_tokens_per_s,
+       arg_max(lat.usd_per_1m_output_tokens, r.logical_date) as usd_per_1m_output_tokens,
+       arg_max(lat.run_id, r.logical_date) as latency_run_id, arg_max(lat.load_type, r.logical_date) as load_type,
+       arg_max(lat.load, r.logical_date) as load
+from runs r
+left join acc on acc.run_id = r.run_id and ($suite is null or r.suite = $suite)
+left join lat on lat.run_id = r.run_id and ($scenario is null or r.scenario = $scenario)
+where ($models is null or list_contains($models, r.model_id))
+group by r.model_id, r.eval_date, r.revision
+having count(acc.accuracy) > 0 or count(lat.run_id) > 0
+order by r.model_id, r.eval_date, min(r.logical_date), r.revision
+"""
+
+# The latest published run with latency rows per (model, scenario): its levels, P95s, goodput and SLO.
+CURVES_SQL = """
+with latest as (
+    select run_id, model_id, revision, eval_date, scenario from runs
+    where run_id in (select distinct run_id from latency)
+      and ($scenario is null or scenario = $scenario)
+      and ($models is null or list_contains($models, model_id))
+    qualify row_number() over (
+        partition by model_id, scenario order by logical_date desc, finished_at desc nulls last) = 1
+)
+select r.model_id, r.revision, r.eval_date, r.scenario, l.run_id, l.load_type, l.load, l.n_requests, l.n_failed,
+       l.ttft_p95_ms, l.e2e_p95_ms, l.output_tokens_per_s, l.goodput, l.slo, l.usd_per_1m_output_tokens
+from latency l join latest r on l.run_id = r.run_id and l.eval_date = r.eval_date
+order by r.model_id, r.scenario, l.load_type, l.load
+"""
+
+NIGHT_SQL = """
+select * from comparisons where eval_date = $night
+order by verdict, model_id, kind, metric
+"""
+
+
+def _quantile_ci(values: str, n: str, q: float) -> str:
+    """SQL: the distribution-free 95 % CI of the q-quantile, as the order statistics of ``values`` (a sorted list).
+
+    The rank of the sample q-quantile is Binomial(n, q); its normal approximation gives the ranks
+    ``n·q ∓ z·√(n·q·(1−q))`` (e.g. Conover, Practical Nonparametric Statistics, §3.2), clamped to the sample.
+    """
+    spread = f"{Z95} * sqrt({n} * {q} * {1 - q})"
+    low = f"greatest(1, floor({n} * {q} - {spread}))::bigint"
+    high = f"least({n}, ceil({n} * {q} + {spread}) + 1)::bigint"
+    return f"{values}[{low}], {values}[{high}]"
+
+
+def _sample_cis(con: duckdb.DuckDBPyConnection, levels: Iterable[tuple[str, Any, str, float]]) -> dict[tuple, Record]:
+    """{(run_id, load_type, load): {n, ttft/e2e p95 CI}} from the ok requests in ``latency_samples``."""
+    keys = sorted({(run_id, eval_date, load_type, float(load)) for run_id, eval_date, load_type, load in levels})
+    if not keys:
+        return {}
+    import pyarrow as pa
+
+    wanted = pa.table(
+        {
+            "run_id": [k[0] for k in keys],
+            "eval_date": pa.array([_date(k[1]) for k in keys], pa.date32()),
+            "load_type": [k[2] for k in keys],
+            "load": [k[3] for k in keys],
+        }
+    )
+    con.register("_wanted_levels", wanted)
+    try:
+        rows = con.execute(
+            f"""
+            with s as (
+                select s.run_id, s.load_type, s.load, count(*) as n,
+                       list_sort(list((s.first_token_s - s.sent_s) * 1000)) as ttft,
+                       list_sort(list((s.finished_s - s.sent_s) * 1000)) as e2e
+                from latency_samples s
+                join _wanted_levels w on s.run_id = w.run_id and s.eval_date = w.eval_date
+                     and s.load_type = w.load_type and s.load = w.load
+                where s.eval_date in (select eval_date from _wanted_levels)
+                  and s.ok and s.sent_s is not null and s.first_token_s is not null and s.finished_s is not null
+                group by all
+            )
+            select run_id, load_type, load, n, {_quantile_ci("ttft", "n", 0.95)}, {_quantile_ci("e2e", "n", 0.95)}
+            from s
+            """
+        ).fetchall()
+    finally:
+        con.unregister("_wanted_levels")
+    return {
+        (run_id, load_type, float(load)): {
+            "n_samples": n,
+            "ttft_p95_ci": [_plain(t_lo), _plain(t_hi)],
+            "e2e_p95_ci": [_plain(e_lo), _plain(e_hi)],
+        }
+        for run_id, load_type, load, n, t_lo, t_hi, e_lo, e_hi in rows
+    }
+
+
+# ---------------------------------------------------------------------------------------------- readers
+
+
+def leaderboard(
+    con: duckdb.DuckDBPyConnection, *, suite: str | None = None, scenario: str | None = None
+) -> list[Record]:
+    """Every row and column of the ``leaderboard`` view, optionally only one suite's and one scenario's."""
+    rows = _records(con.execute("select * from leaderboard"))
+    if suite is not None:
+        rows = [r for r in rows if r.get("suite") in (suite, None)]
+    if scenario is not None:
+        rows = [r for r in rows if r.get("scenario") in (scenario, None)]
+    return rows
+
+
+def trends(
+    con: duckdb.DuckDBPyConnection,
+    models: Sequence[str] | None = None,
+    *,
+    min_goodput: float,
+    suite: str | None = None,
+    scenario: str | None = None,
+    with_cis: bool = True,
+) -> dict[str, list[Record]]:
+    """Per model, one point per (night, revision): accuracy (± 95 % CI), P95 TTFT/E2E (± CI), throughput, cost."""
+    metrics = "[" + ", ".join(f"'{m}'" for m in HEADLINE_METRICS) + "]"
+    params = {
+        "models": list(models) if models is not None else None,
+        "min_goodput": float(min_goodput),
+        "suite": suite,
+        "scenario": scenario,
+    }
+    points = _records(con.execute(TRENDS_SQL.format(metrics=metrics), params))
+    cis = (
+        _sample_cis(
+            con,
+            [(p["latency_run_id"], p["eval_date"], p["load_type"], p["load"]) for p in points if p["latency_run_id"]],
+        )
+        if with_cis
+        else {}
+    )
+    series: dict[str, list[Record]] = {}
+    for p in points:
+        se = p.pop("accuracy_se")
+        p["accuracy_ci"] = (
+            [p["accuracy"] - Z95 * se, p["accuracy"] + Z95 * se]
+            if se is not None and p["accuracy"] is not None
+            else None
+        )
+        ci = cis.get((p.pop("latency_run_id"), p["load_type"], p["load"]), {}) if p["load"] is not None else {}
+        p["ttft_p95_ci"] = ci.get("ttft_p95_ci")
+        p["e2e_p95_ci"] = ci.get("e2e_p95_ci")
+        series.setdefault(p.pop("model_id"), []).append(p)
+    return series
+
+
+def latency_curves(
+    con: duckdb.DuckDBPyConnection, models: Sequence[str] | None = None, *, scenario: str | None = None
+) -> list[Record]:
+    """Per load level of each model's latest latency run (per scenario): P95 TTFT/E2E with sample CIs, SLO."""
+    params = {"models": list(models) if models is not None else None, "scenario": scenario}
+    rows = _records(con.execute(CURVES_SQL, params))
+    cis = _sample_cis(con, [(r["run_id"], r["eval_date"], r["load_type"], r["load"]) for r in rows])
+    for r in rows:
+        r.update(cis.get((r["run_id"], r["load_type"], r["load"]), {"ttft_p95_ci": None, "e2e_p95_ci": None}))
+        r["slo"] = _json_object(r["slo"])
+    return rows
+
+
+def cdfs(con: duckdb.DuckDBPyConnection, curves: Sequence[Record]) -> list[Record]:
+    """Empirical CDFs of TTFT and E2E (ms) of each model's latest latency run, all at one load level per scenario.
+
+    The level is the lightest one every model of the scenario ran (closed-loop before open-loop), so the lines
+    compare like with like; when the models share none, each is drawn at its own lightest level (the legend says
+    which). At most ``CDF_POINTS`` points per line: enough to draw, small enough to embed.
+    """
+    import numpy as np
+
+    by_scenario: dict[Any, dict[str, list[Record]]] = {}
+    for r in curves:
+        by_scenario.setdefault(r["scenario"], {}).setdefault(r["model_id"], []).append(r)
+
+    def order(level: tuple[str, float]) -> tuple[bool, float]:
+        return (level[0] != "concurrency", level[1])
+
+    chosen: dict[tuple[str, str], Record] = {}
+    for scenario, models in by_scenario.items():
+        shared = set.intersection(*({(r["load_type"], r["load"]) for r in rows} for rows in models.values()))
+        for model, rows in models.items():
+            wanted = min(shared or {(r["load_type"], r["load"]) for r in rows}, key=order)
+            chosen[model, scenario] = next(r for r in rows if (r["load_type"], r["load"]) == wanted)
+    if not chosen:
+        return []
+    run_levels = {(r["run_id"], r["load_type"], r["load"]): r for r in chosen.values()}
+    data = con.execute(
+        """select run_id, load_type, load, (first_token_s - sent_s) * 1000 as ttft_ms, (finished_s - sent_s) * 1000
+           as e2e_ms from latency_samples
+           where run_id in (select unnest($runs)) and ok and sent_s is not null and first_token_s is not null
+             and finished_s is not null""",
+        {"runs": sorted({k[0] for k in run_levels})},
+    ).fetchnumpy()
+    out = []
+    run_ids = np.asarray(data["run_id"], dtype=object)
+    load_types = np.asarray(data["load_type"], dtype=object)
+    loads = np.asarray(data["load"], dtype=float)
+    for (run_id, load_type, load), r in run_levels.items():
+        mask = (run_ids == run_id) & (load_types == load_type) & (loads == load)
+        if not mask.any():
+            continue
+        line: Record = {k: r[k] for k in ("model_id", "revision", "eval_date", "scenario", "load_type", "load")}
+        line["n"] = int(mask.sum())
+        for column in ("ttft_ms", "e2e_ms"):
+            values = np.sort(np.asarray(data[column], dtype=float)[mask])
+            keep = np.unique(np.linspace(0, len(values) - 1, min(CDF_POINTS, len(values))).round().astype(int))
+            # The step function starts at 0 at the fastest request, then rises to i/n at the i-th.
+            line[column] = [float(values[0])] + [float(values[i]) for i in keep]
+            line[f"{column}_share"] = [0.0] + [(int(i) + 1) / len(values) for i in keep]
+        out.append(line)
+    return out
+
+
+CDF_POINTS = 200
+
+
+def night(con: duckdb.DuckDBPyConnection, when: dt.date | str | None = None) -> tuple[str | None, list[Record]]:
+    """The latest night with comparisons (or ``when``) and every comparison of it, with whatever columns exist."""
+    if when is None:
+        when = con.execute("select max(eval_date) from comparisons").fetchall()[0][0]
+    if when is None:
+        return None, []
+    rows = _records(con.execute(NIGHT_SQL, {"night": _date(when)}))
+    return _date(when).isoformat(), rows
+
+
+def change_points(con: duckdb.DuckDBPyConnection, models: Sequence[str] | None = None) -> list[Record]:
+    """Rows of a ``change_points`` view or table when the warehouse has one; none otherwise."""
+    if not has_relation(con, "change_points"):
+        return []
+    rows = _records(con.execute("select * from change_points"))
+    return [r for r in rows if models is None or r.get("model_id") in models]
+
+
+def filter_options(con: duckdb.DuckDBPyConnection) -> dict[str, list[str]]:
+    """The suites and scenarios of published runs (what the Results page's filters offer)."""
+    out = {}
+    for column in ("suite", "scenario"):
+        values = con.execute(f"select distinct {column} from runs where {column} is not null order by 1").fetchall()
+        out[column] = [v for (v,) in values]
+    return out
+
+
+def history(con: duckdb.DuckDBPyConnection, model_id: str) -> list[Record]:
+    """Every run record of one model (published, quarantined, failed), newest first."""
+    wanted = ["eval_date", "revision", "status", "suite", "scenario", "backend", "dtype", "error", "run_id"]
+    present = [c for c in wanted if c in columns(con, "all_runs")]
+    sql = f"select {', '.join(present)} from all_runs where model_id = $m order by logical_date desc, run_id"
+    return _records(con.execute(sql, {"m": model_id}))
+
+
+def provenance(con: duckdb.DuckDBPyConnection, model_id: str) -> Record | None:
+    """The runs record of one model's latest published run: what produced its numbers."""
+    rows = _records(
+        con.execute(
+            "select * from runs where model_id = $m order by logical_date desc, finished_at desc nulls last limit 1",
+            {"m": model_id},
+        )
+    )
+    if not rows:
+        return None
+    record = rows[0]
+    for key in ("config", "row_counts", "params_json"):
+        if isinstance(record.get(key), str):
+            record[key] = _json_object(record[key]) or record[key]
+    return record
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+
+
+def columns(con: duckdb.DuckDBPyConnection, relation: str) -> list[str]:
+    """Column names of a view or table of the connection's main schema (empty when it does not exist)."""
+    rows = con.execute(
+        "select column_name from information_schema.columns where table_schema = 'main' and table_name = $t "
+        "order by ordinal_position",
+        {"t": relation},
+    ).fetchall()
+    return [name for (name,) in rows]
+
+
+def has_relation(con: duckdb.DuckDBPyConnection, relation: str) -> bool:
+    return bool(columns(con, relation))
+
+
+def _records(cursor: duckdb.DuckDBPyConnection) -> list[Record]:
+    names = [d[0] for d in cursor.description or ()]
+    return [{name: _plain(value) for name, value in zip(names, row, strict=True)} for row in cursor.fetchall()]
+
+
+def _plain(value: Any) -> Any:
+    """Values that survive strict JSON: no NaN or inf (browsers reject them), dates as ISO text, structs as dicts."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dt.date | dt.datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if hasattr(value, "as_tuple"):  # Decimal
+        return float(value)
+    return value
+
+
+def _date(value: Any) -> dt.date:
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    return dt.date.fromisoformat(str(value))
+
+
+def _json_object(text: Any) -> dict[str, Any] | None:
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
