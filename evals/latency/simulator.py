@@ -2,9 +2,10 @@
 
 Tests and ``bench/loadgen_fidelity.py`` measure the load generator against it: each request sleeps a known TTFT
 and known inter-token gaps (chosen with a seed from the given lists, so they can be non-uniform), and records
-the ``time.perf_counter()`` at which it received the request and wrote every token. On Linux that clock is
-system-wide (CLOCK_MONOTONIC), so the truth is comparable with the client's own timestamps even from another
-process. ``GET /truth`` returns the records keyed by ``X-Request-Id``.
+the ``time.perf_counter()`` at which it received the request, when each token was due (received + nominal
+delays) and when it was actually written: the server's own lateness is ``token_times - scheduled``. On Linux
+that clock is system-wide (CLOCK_MONOTONIC), so the records are comparable with a client's timestamps even from
+another process. ``GET /truth`` returns the records keyed by ``X-Request-Id``.
 
 Faults are asked for in the prompt text: ``<<fault:http500>>``, ``<<fault:drop:N>>`` (close the connection after
 N tokens), ``<<fault:malformed:N>>``, ``<<fault:error:N>>`` (an OpenAI error event), ``<<fault:hang:N>>``
@@ -48,6 +49,7 @@ class Truth:
     request_id: str
     received: float
     token_times: list[float] = field(default_factory=list)
+    scheduled: list[float] = field(default_factory=list)  # when each token was due: received + nominal delays
     nominal_ttft_ms: float = 0.0
     nominal_itl_ms: list[float] = field(default_factory=list)
 
@@ -145,9 +147,10 @@ class Simulator:
             if kind in ("drop", "malformed", "error", "hang") and position == arg:
                 await self._fault(kind, request, response)
                 return response
-            delay = deadline - time.perf_counter()
-            if delay > 0:
+            # Never early: a token written before its due time would make lateness (and the truth) negative.
+            while (delay := deadline - time.perf_counter()) > 0:
                 await asyncio.sleep(delay)
+            truth.scheduled.append(deadline)
             truth.token_times.append(time.perf_counter())
             await response.write(_chunk(chat, model, f" t{position}", None))
             if position < n_tokens - 1:
@@ -226,6 +229,9 @@ def main(argv: list[str] | None = None) -> None:
         record=not args.no_record,
     )
     # A short shutdown: hanging handlers (the hang fault) must not hold SIGTERM up for aiohttp's default 60 s.
+    # uvloop: the reference server's own lateness is part of every truth test's allowance; keep it small.
+    import uvloop
+
     web.run_app(
         Simulator(config).app(),
         host=args.host,
@@ -234,6 +240,7 @@ def main(argv: list[str] | None = None) -> None:
         access_log=None,
         backlog=4096,
         shutdown_timeout=1.0,
+        loop=uvloop.new_event_loop(),
     )
 
 
