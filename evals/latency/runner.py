@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import logging
 from collections.abc import Sequence
@@ -12,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from evals.environment import detect_hardware, package_versions
 from evals.latency.client import Target
-from evals.latency.loadgen import run_level
+from evals.latency.loadgen import run, run_level
 from evals.latency.metrics import LevelSummary, sample_rows, saturation_reason, summarize_level
 from evals.latency.prompts import Prompt, scenario_prompts
 from evals.latency.scenario import ConcurrencyLevel, RateLevel, Scenario, load_scenario
@@ -214,7 +213,7 @@ def run_scenario(
     loaded, base_dir = _scenario(scenario, settings)
     prompt_list = list(prompts) if prompts is not None else scenario_prompts(loaded, base_dir, tokenizer_dir)
     if server is not None:
-        return asyncio.run(
+        return run(
             run_scenario_async(
                 loaded,
                 server,
@@ -225,7 +224,7 @@ def run_scenario(
             )
         )
     with serve(endpoint=endpoint, model_name=model_name, settings=settings) as handle:
-        return asyncio.run(
+        return run(
             run_scenario_async(
                 loaded,
                 handle,
@@ -253,7 +252,7 @@ def run_checkpoint(
     loaded, base_dir = _scenario(scenario, settings)
     prompt_list = scenario_prompts(loaded, base_dir, checkpoint_dir)
     with serve(checkpoint_dir, model_name=model_id, backend=backend, settings=settings) as handle:
-        return asyncio.run(
+        return run(
             run_scenario_async(
                 loaded,
                 handle,

@@ -10,7 +10,6 @@ tests/unit/latency.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 from collections.abc import Iterator
 
@@ -18,6 +17,7 @@ import pytest
 from integration.latency.conftest import start_reference
 from integration.latency.truth import checks
 
+from evals.latency import loadgen
 from evals.latency.client import Target
 from evals.latency.loadgen import LevelRun, run_level
 from evals.latency.metrics import summarize_level
@@ -52,7 +52,7 @@ def _run(server: ServerHandle, level: ConcurrencyLevel | RateLevel, requests: in
     target = Target(server.endpoint, server.model, "completions", max_tokens=TOKENS)
     prompts = [Prompt(text=f"prompt {i}") for i in range(16)]
     warmup = max(4, level.load) if isinstance(level, ConcurrencyLevel) else 4
-    run = asyncio.run(
+    level_run = loadgen.run(
         run_level(
             target,
             prompts,
@@ -64,7 +64,7 @@ def _run(server: ServerHandle, level: ConcurrencyLevel | RateLevel, requests: in
             tag="t",
         )
     )
-    return run, fetch_truth(server.endpoint)
+    return level_run, fetch_truth(server.endpoint)
 
 
 @pytest.mark.parametrize("concurrency", [1, 8, 32])

@@ -30,15 +30,19 @@ _LOWER_SLACK_MS = 0.25
 
 
 def client_budget_ms(metric: str, stat: int, concurrency: int) -> float:
-    """The client error we hold, in ms, on 2 cores shared with the server (and other work) — see DESIGN note.
+    """The client error we hold, in ms, on 2 cores shared with the reference server and other busy processes.
 
-    Grows with concurrency: a closed loop over equal delays sends its streams in waves, and a wave of N requests
-    costs the client (and the server, whose receive delay is charged here) N request set-ups in a row.
+    Measured (Dec 2026, load average 4-7 on 2 cores, 3 runs per level): the client's error over the server's
+    realized values was TTFT/E2E p50 +0.3..+1.2 ms at 1-8 streams and up to +4.0 at 32 with constant delays,
+    p95 up to +3.9 at 1 stream and +5.5 at 32; ITL/TPOT within ±0.6 (p50) and +2.0 (p95). Most of that is the
+    machine (another process holding the core when a read arrives), which no client can hide; the floor client
+    (bench/floor_client.py) reads within ~1 ms of ours in the same runs. The budget grows with concurrency: a
+    closed loop over equal delays sends its streams in waves, and a wave of N requests costs N set-ups in a row.
     """
     if metric in ("ttft", "e2e"):
-        base, per_stream = (2.0, 0.35) if stat == 50 else (6.0, 0.50)
+        base, per_stream = (2.5, 0.10) if stat == 50 else (4.0, 0.15)
     else:  # gaps: both ends of a gap are read the same way, most of the delay cancels
-        base, per_stream = (0.75, 0.03) if stat == 50 else (2.0, 0.10)
+        base, per_stream = (0.75, 0.02) if stat == 50 else (2.0, 0.05)
     return base + per_stream * concurrency
 
 
