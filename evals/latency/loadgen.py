@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from evals.latency.client import RequestResult, Target, send_request
 from evals.latency.scenario import ConcurrencyLevel, RateLevel
+from evals.latency.server_metrics import EMPTY, Scraper
 from evals.latency.transport import Pool
 
 if TYPE_CHECKING:
@@ -23,6 +24,7 @@ log = logging.getLogger(__name__)
 # close to the due time, then yield to the loop (other streams keep being read) until it is due.
 _SPIN_S = 0.002
 _WARMUP_RATE_CONCURRENCY = 16
+_LOOP_PROBE_S = 0.005
 
 
 T = TypeVar("T")
@@ -39,18 +41,58 @@ def run(main: Coroutine[Any, Any, T]) -> T:
 
 @dataclass
 class LevelRun:
-    """The raw outcome of one level: measured requests (sorted by index) and the level's start clock."""
+    """The raw outcome of one level: measured requests (sorted by index), the level's start clock, and what the
+    client itself and the server's /metrics said meanwhile."""
 
     level: ConcurrencyLevel | RateLevel
     start: float
     results: list[RequestResult]
     warmup: list[RequestResult] = field(default_factory=list)
     prompts_used: int = 0
+    processes: int = 1
+    loop_lag_ms: list[float] = field(default_factory=list)  # how late a 5 ms timer woke, sampled all level
+    cpu_s: float = 0.0  # load generator CPU seconds (all processes) while measuring
+    wall_s: float = 0.0
+    server: dict[str, object] = field(default_factory=lambda: dict(EMPTY))
 
     @property
     def end(self) -> float:
         times = [r.finished for r in self.results if r.finished is not None]
         return max(times) if times else self.start
+
+
+async def _watch_loop(lags: list[float], stop: asyncio.Event) -> None:
+    """Event-loop lag: how late a short timer wakes; a loop busy with other work stamps tokens that late too."""
+    while not stop.is_set():
+        due = time.perf_counter() + _LOOP_PROBE_S
+        await asyncio.sleep(_LOOP_PROBE_S)
+        lags.append(max(0.0, time.perf_counter() - due) * 1e3)
+
+
+class _Observer:
+    """Client saturation and the server's metrics over the measured part of a level."""
+
+    def __init__(self, metrics_url: str | None, scrape_interval_s: float) -> None:
+        self.lags: list[float] = []
+        self.stop = asyncio.Event()
+        self.scraper = Scraper(metrics_url, interval_s=scrape_interval_s) if metrics_url else None
+        self.tasks: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        self.tasks.append(asyncio.ensure_future(_watch_loop(self.lags, self.stop)))
+        if self.scraper is not None:
+            self.tasks.append(asyncio.ensure_future(self.scraper.run()))
+        self.cpu0, self.wall0 = time.process_time(), time.perf_counter()
+
+    async def finish(self, run: LevelRun) -> None:
+        run.cpu_s, run.wall_s = time.process_time() - self.cpu0, time.perf_counter() - self.wall0
+        self.stop.set()
+        if self.scraper is not None:
+            self.scraper.stop()
+        await asyncio.gather(*self.tasks)
+        run.loop_lag_ms = self.lags
+        if self.scraper is not None:
+            run.server = self.scraper.summary()
 
 
 def arrival_offsets(
@@ -180,12 +222,15 @@ async def run_level(
     seed: int = 0,
     tag: str = "level",
     prompt_offset: int = 0,
+    metrics_url: str | None = None,
+    scrape_interval_s: float = 1.0,
 ) -> LevelRun:
     """Warm up (unmeasured), then run ``level`` for ``requests`` requests or ``duration_s`` seconds.
 
     Warm-up sends ``max(warmup_requests, concurrency)`` requests at the level's concurrency, so every pooled
     connection is open before measuring; ``warmup_requests=0`` skips it. Prompts are taken in order from
-    ``prompt_offset``; ``LevelRun.prompts_used`` says where the next level should continue.
+    ``prompt_offset``; ``LevelRun.prompts_used`` says where the next level should continue. With
+    ``metrics_url`` the server's Prometheus metrics are scraped while the level is measured.
     """
     payloads = _Payloads(target, prompts, prompt_offset)
     if isinstance(level, ConcurrencyLevel):
@@ -213,6 +258,8 @@ async def run_level(
             failed = [r for r in warmup if not r.ok]
             if failed:
                 log.warning("%d of %d warm-up requests failed, first: %s", len(failed), len(warmup), failed[0].error)
+        observer = _Observer(metrics_url, scrape_interval_s)
+        observer.start()
         if isinstance(level, ConcurrencyLevel):
             start, results = await _closed_loop(
                 connections,
@@ -236,7 +283,9 @@ async def run_level(
                 seed=seed,
                 tag=tag,
             )
+        results.sort(key=lambda r: r.index)
+        run = LevelRun(level=level, start=start, results=results, warmup=warmup, prompts_used=payloads.used)
+        await observer.finish(run)
     finally:
         connections.close()
-    results.sort(key=lambda r: r.index)
-    return LevelRun(level=level, start=start, results=results, warmup=warmup, prompts_used=payloads.used)
+    return run

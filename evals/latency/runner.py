@@ -129,6 +129,7 @@ async def run_scenario_async(
             seed=scenario.seed + number,
             tag=f"{scenario.name}-{number}",
             prompt_offset=used,
+            metrics_url=f"{server.endpoint.rstrip('/')}/metrics",
         )
         used = run.prompts_used
         summary = summarize_level(
