@@ -6,7 +6,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -69,7 +69,7 @@ async def _watch_loop(lags: list[float], stop: asyncio.Event) -> None:
         lags.append(max(0.0, time.perf_counter() - due) * 1e3)
 
 
-class _Observer:
+class LevelObserver:
     """Client saturation and the server's metrics over the measured part of a level."""
 
     def __init__(self, metrics_url: str | None, scrape_interval_s: float) -> None:
@@ -119,17 +119,45 @@ class _Payloads:
     Distinct prompts per request keep a prefix cache (vLLM's is on by default) from flattering TTFT.
     """
 
-    def __init__(self, target: Target, prompts: Sequence[Prompt], first: int) -> None:
+    def __init__(self, target: Target, prompts: Sequence[Prompt], first: int, stride: int = 1) -> None:
         if not prompts:
             raise ValueError("no prompts to send")
         self.bodies = [target.payload(prompt) for prompt in prompts]
         self.tokens = [prompt.tokens for prompt in prompts]
         self.used = first
+        self.stride = stride  # a worker process of N takes every Nth prompt
 
     def take(self) -> tuple[bytes, int | None]:
         slot = self.used % len(self.bodies)
-        self.used += 1
+        self.used += self.stride
         return self.bodies[slot], self.tokens[slot]
+
+
+@dataclass(frozen=True)
+class Share:
+    """This process's part of a level sent by ``processes`` processes: request k here is request
+    ``k * processes + worker`` of the level; ``go`` (after warm-up) returns the level's shared start clock."""
+
+    worker: int
+    processes: int
+    go: Callable[[], Awaitable[float]] | None = None
+
+    def part(self, total: int) -> int:
+        return total // self.processes + (1 if self.worker < total % self.processes else 0)
+
+    def index(self, local: int) -> int:
+        return local * self.processes + self.worker
+
+
+_ALONE = Share(0, 1)
+
+
+async def _wait_until(moment: float) -> None:
+    delay = moment - time.perf_counter()
+    if delay > _SPIN_S:
+        await asyncio.sleep(delay - _SPIN_S)
+    while time.perf_counter() < moment:
+        await asyncio.sleep(0)
 
 
 async def _one(
@@ -156,10 +184,14 @@ async def _closed_loop(
     duration_s: float | None,
     timeout_s: float,
     tag: str,
+    share: Share = _ALONE,
+    start_at: float | None = None,
 ) -> tuple[float, list[RequestResult]]:
     results: list[RequestResult] = []
     claimed = 0
-    start = time.perf_counter()
+    if start_at is not None:
+        await _wait_until(start_at)
+    start = start_at if start_at is not None else time.perf_counter()
     deadline = start + duration_s if duration_s is not None else None
 
     async def worker() -> None:
@@ -168,7 +200,7 @@ async def _closed_loop(
             now = time.perf_counter()
             if (count is not None and claimed >= count) or (deadline is not None and now >= deadline):
                 return
-            index = claimed
+            index = share.index(claimed)
             claimed += 1
             results.append(await _one(pool, target, payloads, index, now, timeout_s, tag))
 
@@ -180,16 +212,15 @@ async def _open_loop(
     pool: Pool,
     target: Target,
     payloads: _Payloads,
-    level: RateLevel,
+    offsets: list[float],
     *,
-    count: int | None,
-    duration_s: float | None,
+    max_concurrency: int | None,
     timeout_s: float,
-    seed: int,
     tag: str,
+    share: Share = _ALONE,
+    start_at: float | None = None,
 ) -> tuple[float, list[RequestResult]]:
-    offsets = arrival_offsets(level.rate, level.arrival, count=count, duration_s=duration_s, seed=seed)
-    limit = asyncio.Semaphore(level.max_concurrency) if level.max_concurrency else None
+    limit = asyncio.Semaphore(max_concurrency) if max_concurrency else None
 
     async def due(index: int, scheduled: float) -> RequestResult:
         if limit is None:
@@ -198,15 +229,11 @@ async def _open_loop(
             return await _one(pool, target, payloads, index, scheduled, timeout_s, tag)
 
     tasks = []
-    start = time.perf_counter()
-    for index, offset in enumerate(offsets):
+    start = start_at if start_at is not None else time.perf_counter()
+    for local, offset in enumerate(offsets):
         scheduled = start + offset
-        delay = scheduled - time.perf_counter()
-        if delay > _SPIN_S:
-            await asyncio.sleep(delay - _SPIN_S)
-        while time.perf_counter() < scheduled:
-            await asyncio.sleep(0)
-        tasks.append(asyncio.ensure_future(due(index, scheduled)))
+        await _wait_until(scheduled)
+        tasks.append(asyncio.ensure_future(due(share.index(local), scheduled)))
     return start, list(await asyncio.gather(*tasks))
 
 
@@ -224,27 +251,30 @@ async def run_level(
     prompt_offset: int = 0,
     metrics_url: str | None = None,
     scrape_interval_s: float = 1.0,
+    share: Share = _ALONE,
 ) -> LevelRun:
     """Warm up (unmeasured), then run ``level`` for ``requests`` requests or ``duration_s`` seconds.
 
     Warm-up sends ``max(warmup_requests, concurrency)`` requests at the level's concurrency, so every pooled
     connection is open before measuring; ``warmup_requests=0`` skips it. Prompts are taken in order from
     ``prompt_offset``; ``LevelRun.prompts_used`` says where the next level should continue. With
-    ``metrics_url`` the server's Prometheus metrics are scraped while the level is measured.
+    ``metrics_url`` the server's Prometheus metrics are scraped while the level is measured. With ``share``
+    this process sends only its part of the level (see :mod:`evals.latency.processes`).
     """
-    payloads = _Payloads(target, prompts, prompt_offset)
+    payloads = _Payloads(target, prompts, prompt_offset + share.worker, share.processes)
     if isinstance(level, ConcurrencyLevel):
-        pool = level.concurrency
-        warm_concurrency = level.concurrency
+        streams = share.part(level.concurrency)
+        pool, warm_concurrency = streams, streams
     else:
-        pool = level.max_concurrency or 0
-        warm_concurrency = min(level.max_concurrency or _WARMUP_RATE_CONCURRENCY, _WARMUP_RATE_CONCURRENCY)
+        pool = share.part(level.max_concurrency) if level.max_concurrency else 0
+        warm_concurrency = min(pool or _WARMUP_RATE_CONCURRENCY, _WARMUP_RATE_CONCURRENCY)
+    count = share.part(requests) if requests is not None else None
     warmup: list[RequestResult] = []
     # limit 0 is unbounded: an open-loop level must never queue behind its own connection pool.
     connections = Pool(target.base_url, limit=pool, connect_timeout_s=timeout_s)
     try:
-        if warmup_requests > 0:
-            n_warm = max(warmup_requests, warm_concurrency)
+        if warmup_requests > 0 and warm_concurrency > 0:
+            n_warm = max(share.part(warmup_requests), warm_concurrency)
             _, warmup = await _closed_loop(
                 connections,
                 target,
@@ -254,34 +284,40 @@ async def run_level(
                 duration_s=None,
                 timeout_s=timeout_s,
                 tag=f"{tag}-warmup",
+                share=share,
             )
             failed = [r for r in warmup if not r.ok]
             if failed:
                 log.warning("%d of %d warm-up requests failed, first: %s", len(failed), len(warmup), failed[0].error)
-        observer = _Observer(metrics_url, scrape_interval_s)
+        start_at = await share.go() if share.go is not None else None
+        observer = LevelObserver(metrics_url, scrape_interval_s)
         observer.start()
         if isinstance(level, ConcurrencyLevel):
             start, results = await _closed_loop(
                 connections,
                 target,
                 payloads,
-                concurrency=level.concurrency,
-                count=requests,
+                concurrency=streams,
+                count=count,
                 duration_s=duration_s,
                 timeout_s=timeout_s,
                 tag=tag,
+                share=share,
+                start_at=start_at,
             )
         else:
+            # Every process draws the same schedule from the seed and sends its own part of it.
+            offsets = arrival_offsets(level.rate, level.arrival, count=requests, duration_s=duration_s, seed=seed)
             start, results = await _open_loop(
                 connections,
                 target,
                 payloads,
-                level,
-                count=requests,
-                duration_s=duration_s,
+                offsets[share.worker :: share.processes],
+                max_concurrency=pool or None,
                 timeout_s=timeout_s,
-                seed=seed,
                 tag=tag,
+                share=share,
+                start_at=start_at,
             )
         results.sort(key=lambda r: r.index)
         run = LevelRun(level=level, start=start, results=results, warmup=warmup, prompts_used=payloads.used)

@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING, Any
 
 from evals.environment import detect_hardware, package_versions
 from evals.latency.client import Target
-from evals.latency.loadgen import run, run_level
+from evals.latency.loadgen import run
 from evals.latency.metrics import LevelSummary, sample_rows, saturation_reason, summarize_level
+from evals.latency.processes import run_level_processes
 from evals.latency.prompts import Prompt, scenario_prompts
 from evals.latency.scenario import ConcurrencyLevel, RateLevel, Scenario, load_scenario
 from evals.latency.server import ServerHandle, serve
@@ -92,8 +93,12 @@ async def run_scenario_async(
     revision: str,
     gpu_hour_usd: float | None = None,
     hardware: dict[str, Any] | None = None,
+    processes: int = 1,
 ) -> LatencyResult:
-    """Run every level of ``scenario`` against ``server``; a saturated level ends its sweep (rate or concurrency)."""
+    """Run every level of ``scenario`` against ``server``; a saturated level ends its sweep (rate or concurrency).
+
+    ``processes`` > 1 sends each level from that many load generator processes on one schedule (past one core).
+    """
     started_at = dt.datetime.now(dt.UTC)
     price = scenario.gpu_hour_usd if gpu_hour_usd is None else gpu_hour_usd
     # CPU-only servers are priced as one unit at the scenario's hourly price, so the formula stays reproducible
@@ -118,10 +123,11 @@ async def run_scenario_async(
             skipped.append(_level_label(level))
             continue
         log.info("level %s: %s", number, _level_label(level))
-        run = await run_level(
+        run = await run_level_processes(
             target,
             prompts,
             level,
+            processes=processes,
             requests=scenario.level_requests(level),
             duration_s=level.duration_s,
             warmup_requests=scenario.warmup_requests,

@@ -19,8 +19,9 @@ from integration.latency.truth import checks
 
 from evals.latency import loadgen
 from evals.latency.client import Target
-from evals.latency.loadgen import LevelRun, run_level
+from evals.latency.loadgen import LevelRun, arrival_offsets, run_level
 from evals.latency.metrics import summarize_level
+from evals.latency.processes import run_level_processes
 from evals.latency.prompts import Prompt
 from evals.latency.scenario import ConcurrencyLevel, RateLevel
 from evals.latency.server import ServerHandle
@@ -127,3 +128,66 @@ def test_the_bounds_catch_a_late_client_and_a_late_sent_stamp() -> None:
     assert {c.metric for c in queued if not c.ok} == {"ttft", "e2e"}
     late_stamp, _ = checks(row({"ttft": -1.0}), records, 1)
     assert {c.metric for c in late_stamp if not c.ok} == {"ttft"}
+
+
+def test_two_processes_on_one_schedule_hold_the_same_truth(reference: tuple[str, ServerHandle]) -> None:
+    """Multi-process mode: 2 worker processes split 16 streams; the merged level keeps every request once and
+    holds the truth bounds (each process's own stamps, one machine-wide monotonic clock).
+
+    Twice the single-process budget: here 2 workers and the server share 2 cores, so a worker waits for a core
+    more often than one process would; the mode is for machines with cores to spare. A wrong start clock or a
+    clock that differs between processes would still be off by far more.
+    """
+    profile, server = reference
+    attempts: list[str] = []
+    for attempt in range(ATTEMPTS):
+        reset_truth(server.endpoint)
+        target = Target(server.endpoint, server.model, "completions", max_tokens=TOKENS)
+        prompts = [Prompt(text=f"prompt {i}") for i in range(16)]
+        level_run = loadgen.run(
+            run_level_processes(
+                target,
+                prompts,
+                ConcurrencyLevel(concurrency=16),
+                processes=2,
+                requests=REQUESTS,
+                duration_s=None,
+                warmup_requests=16,
+                timeout_s=30,
+                tag="t",
+            )
+        )
+        truth = fetch_truth(server.endpoint)
+        assert [r.index for r in level_run.results] == list(range(REQUESTS))
+        row = summarize_level(
+            level_run, scenario="truth", slo={}, gpu_hour_usd=1.0, gpu_count=1, model_id="m", revision="r"
+        ).row
+        assert row["n_failed"] == 0 and row["client_processes"] == 2
+        records = [truth[f"t-{r.index}"] for r in level_run.results]
+        results, lateness = checks(row, records, 16, budget_scale=2.0)
+        if all(check.ok for check in results):
+            return
+        attempts.append(f"attempt {attempt + 1}: {lateness}\n    " + "\n    ".join(map(str, results)))
+    pytest.fail(f"{profile} delays, 2 processes x 8 streams: outside the truth bounds\n" + "\n".join(attempts))
+
+
+def test_processes_share_one_open_loop_schedule(simulator: ServerHandle) -> None:
+    target = Target(simulator.endpoint, simulator.model, "completions", max_tokens=4)
+    level = RateLevel(rate=100, arrival="poisson")
+    level_run = loadgen.run(
+        run_level_processes(
+            target,
+            [Prompt(text="p")],
+            level,
+            processes=2,
+            requests=80,
+            duration_s=None,
+            warmup_requests=2,
+            timeout_s=30,
+            seed=5,
+            tag="o",
+        )
+    )
+    expected = arrival_offsets(100, "poisson", count=80, duration_s=None, seed=5)
+    assert [r.scheduled - level_run.start for r in level_run.results] == pytest.approx(expected, abs=1e-9)
+    assert all(r.ok and r.sent is not None and r.sent >= r.scheduled for r in level_run.results)

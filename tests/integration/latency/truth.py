@@ -102,7 +102,9 @@ def truth_values(records: list[dict[str, Any]]) -> tuple[dict[str, list[float]],
     return nominal, realized, lateness
 
 
-def checks(row: dict[str, Any], records: list[dict[str, Any]], concurrency: int) -> tuple[list[Check], str]:
+def checks(
+    row: dict[str, Any], records: list[dict[str, Any]], concurrency: int, *, budget_scale: float = 1.0
+) -> tuple[list[Check], str]:
     """Every (metric, percentile) check of one level's ``latency`` row, and a line on the server's lateness."""
     nominal, realized, lateness = truth_values(records)
     result = [
@@ -112,7 +114,7 @@ def checks(row: dict[str, Any], records: list[dict[str, Any]], concurrency: int)
             measured=row[f"{metric}_p{stat}_ms"],
             truth=percentile(nominal[metric], stat),
             realized=percentile(realized[metric], stat),
-            budget=client_budget_ms(metric, stat, concurrency),
+            budget=client_budget_ms(metric, stat, concurrency) * budget_scale,
         )
         for metric in METRICS
         for stat in STATS
