@@ -65,6 +65,9 @@ def latency(
     json_out: Path | None = typer.Option(None, "--json", help="Write the per-level rows (latency columns) here."),
     publish: bool = typer.Option(False, "--publish", help="Write the run to the warehouse (EVALS_WAREHOUSE)."),
     source: str = typer.Option("local", "--source", help="Checkpoint source recorded with --publish."),
+    processes: int = typer.Option(
+        1, "--processes", min=1, help="Load generator processes per level, one shared schedule (past one core)."
+    ),
 ) -> None:
     """Benchmark an endpoint (--endpoint URL --model NAME) or a checkpoint (--checkpoint DIR) with a scenario."""
     from evals.errors import EvalsError
@@ -84,6 +87,7 @@ def latency(
                 model_id=model_id or model,
                 revision=revision or "unknown",
                 tokenizer_dir=tokenizer or model,
+                processes=processes,
             )
         else:
             assert checkpoint is not None
@@ -93,6 +97,7 @@ def latency(
                 model_id=model_id or model or checkpoint.name,
                 revision=revision or _content_revision(checkpoint),
                 backend=backend,
+                processes=processes,
             )
         typer.echo(format_table(result))
         if json_out is not None:

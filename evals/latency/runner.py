@@ -148,6 +148,8 @@ async def run_scenario_async(
             revision=revision,
         )
         levels.append(summary)
+        if summary.row.get("notes"):
+            notes.append(f"{_level_label(level)}: {summary.row['notes']}")
         samples.extend(sample_rows(run, scenario=scenario.name, model_id=model_id, revision=revision))
         reason = saturation_reason(run, summary, scenario.saturation)
         if reason:
@@ -207,6 +209,7 @@ def run_scenario(
     prompts: Sequence[Prompt] | None = None,
     settings: Settings | None = None,
     server: ServerHandle | None = None,
+    processes: int = 1,
 ) -> LatencyResult:
     """Benchmark an already-running OpenAI-compatible ``endpoint`` serving ``model_name`` with ``scenario``.
 
@@ -228,6 +231,7 @@ def run_scenario(
                 model_id=model_id or model_name,
                 revision=revision,
                 gpu_hour_usd=settings.latency_gpu_hour_usd,
+                processes=processes,
             )
         )
     with serve(endpoint=endpoint, model_name=model_name, settings=settings) as handle:
@@ -239,6 +243,7 @@ def run_scenario(
                 model_id=model_id or model_name,
                 revision=revision,
                 gpu_hour_usd=settings.latency_gpu_hour_usd,
+                processes=processes,
             )
         )
 
@@ -251,6 +256,7 @@ def run_checkpoint(
     revision: str,
     backend: str | None = None,
     settings: Settings | None = None,
+    processes: int = 1,
 ) -> LatencyResult:
     """Serve ``checkpoint_dir`` (vLLM on GPU, transformers on CPU), benchmark it with ``scenario``, stop it."""
     from evals.settings import get_settings
@@ -267,6 +273,7 @@ def run_checkpoint(
                 model_id=model_id,
                 revision=revision,
                 gpu_hour_usd=settings.latency_gpu_hour_usd,
+                processes=processes,
             )
         )
 
