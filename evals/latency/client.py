@@ -9,12 +9,17 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+import msgspec
+
 from evals.latency.transport import Pool, TransportError
 
 if TYPE_CHECKING:
     from evals.latency.prompts import Prompt
 
 _ERROR_BODY_CHARS = 300
+# msgspec decodes an event's JSON several times faster than json.loads (profiled: decoding was the client's
+# largest CPU cost per token, and CPU spent here delays the next read's stamp on a busy loop).
+_decode = msgspec.json.Decoder().decode
 
 
 @dataclass(frozen=True)
@@ -106,13 +111,13 @@ class _StreamState:
         self.chunks = 0
 
     def feed(self, data: bytes, now: float) -> None:
-        self.buffer += data
-        while not self.done:
-            newline = self.buffer.find(b"\n")
-            if newline < 0:
+        if self.done:
+            return
+        *lines, self.buffer = (self.buffer + data).split(b"\n")
+        for line in lines:
+            self._line(line.rstrip(b"\r"), now)
+            if self.done:
                 return
-            line, self.buffer = self.buffer[:newline].rstrip(b"\r"), self.buffer[newline + 1 :]
-            self._line(line, now)
 
     def _line(self, line: bytes, now: float) -> None:
         # Blank lines end events; ':' lines are comments (keep-alives); event:/id:/retry: carry no tokens.
@@ -123,8 +128,8 @@ class _StreamState:
             self.done = True
             return
         try:
-            event = json.loads(payload)
-        except ValueError as exc:
+            event = _decode(payload)
+        except msgspec.DecodeError as exc:
             raise _StreamFailure(f"malformed SSE event: {payload[:80]!r}") from exc
         if not isinstance(event, dict):
             raise _StreamFailure(f"malformed SSE event (not an object): {payload[:80]!r}")
