@@ -5,7 +5,7 @@ and the load generator's ceiling in token events/s per process.
 
 The reference server (``evals.latency.reference``, its own process) streams 16 tokens: the first after TTFT
 80 ms, every later one 12 ms after the previous, and records when each token was due and written. Error =
-measured - configured truth, in ms (TTFT and ITL at p50 / p95); "server late" is the reference server's own
+measured - configured truth, in ms (TTFT, TPOT and ITL at p50 / p95); "server late" is the reference server's own
 lateness at p95 in the same level, which no client can read away. Clients, each against the same server:
 
 - checkpoint-evals: ``evals.latency.loadgen`` (what the product publishes with);
@@ -14,13 +14,15 @@ lateness at p95 in the same level, which no client can read away. Clients, each 
   our lock) and driven through its CLI as ../shared/ENVIRONMENT.md says.
 
 The ceiling: a closed loop at 64 streams against 1 ms delays, with 1 and 2 load generator processes; it prints
-token events/s, events/s per process and the client's CPU share (2 cores here, shared with the server).
+token events/s, events/s per process, the client's CPU share and token events per client CPU-second (2 cores
+here, shared with the server, which is the limit first; the last figure is one process's ceiling on its own core).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import subprocess
@@ -57,10 +59,16 @@ def _lateness_p95(endpoint: str) -> float:
     return percentile(late, 95) if late else float("nan")
 
 
-def _cells(ttft: list[float], itl: list[float]) -> tuple[float, float, float, float]:
+def _cells(streams: list[list[float]], sent: list[float]) -> tuple[float | None, ...]:
+    """TTFT, TPOT, ITL errors at p50 and p95 from each request's token times and send time."""
+    ttft = [(times[0] - at) * 1e3 for times, at in zip(streams, sent, strict=True)]
+    tpot = [(times[-1] - times[0]) * 1e3 / (len(times) - 1) for times in streams]
+    itl = [(b - a) * 1e3 for times in streams for a, b in itertools.pairwise(times)]
     return (
         percentile(ttft, 50) - TTFT_MS,
         percentile(ttft, 95) - TTFT_MS,
+        percentile(tpot, 50) - ITL_MS,
+        percentile(tpot, 95) - ITL_MS,
         percentile(itl, 50) - ITL_MS,
         percentile(itl, 95) - ITL_MS,
     )
@@ -82,9 +90,9 @@ def ours(endpoint: str, streams: int, requests: int) -> tuple[tuple[float, ...],
         )
     )
     late = _lateness_p95(endpoint)
-    ttft = [(r.token_times[0] - r.sent) * 1e3 for r in run.results if r.ok and r.sent]
-    itl = [(b - a) * 1e3 for r in run.results if r.ok for a, b in zip(r.token_times, r.token_times[1:], strict=False)]
-    return _cells(ttft, itl), len(ttft) / (run.end - run.start), late
+    ok = [r for r in run.results if r.ok and r.sent is not None]
+    cells = _cells([r.token_times for r in ok], [r.sent or 0.0 for r in ok])
+    return cells, len(ok) / (run.end - run.start), late
 
 
 def floor(endpoint: str, port: int, streams: int, requests: int) -> tuple[tuple[float, ...], float, float]:
@@ -102,9 +110,8 @@ def floor(endpoint: str, port: int, streams: int, requests: int) -> tuple[tuple[
 
     results, wall = asyncio.run(go())
     late = _lateness_p95(endpoint)
-    ttft = [(r.token_times[0] - r.sent) * 1e3 for r in results if r.ok]
-    itl = [(b - a) * 1e3 for r in results if r.ok for a, b in zip(r.token_times, r.token_times[1:], strict=False)]
-    return _cells(ttft, itl), len(ttft) / wall, late
+    ok = [r for r in results if r.ok]
+    return _cells([r.token_times for r in ok], [r.sent for r in ok]), len(ok) / wall, late
 
 
 def _guidellm_ready() -> Path:
@@ -117,14 +124,15 @@ def _guidellm_ready() -> Path:
 
 
 def guidellm(endpoint: str, streams: list[int], requests: int, tokenizer: Path) -> dict[int, tuple]:  # type: ignore[type-arg]
-    """One GuideLLM run over every level; per level (errors, req/s); lateness is read per whole run."""
+    """One GuideLLM run over every level: per level (errors, req/s). It reports TTFT and per-request TPOT
+    percentiles (its "inter-token latency"), no per-gap ITL."""
     exe = _guidellm_ready()
     out = Path(tempfile.mkdtemp(prefix="guidellm-")) / "out.json"
     reset_truth(endpoint)
     command = [
         str(exe), "run",
         "--backend", f"kind=openai_http,target={endpoint},model=reference,request_format=/v1/completions",
-        "--profile", "kind=concurrent", "--override", f"profile.streams {','.join(map(str, streams))}",
+        "--profile", "kind=concurrent", "--override", "profile.streams", ",".join(map(str, streams)),
         "--constraint", f"kind=max_requests,count={requests}",
         "--tokenizer", f"kind=huggingface_auto,model={tokenizer}",
         "--data", f"kind=synthetic_text,prompt_tokens=32,output_tokens={TOKENS}",
@@ -139,8 +147,9 @@ def guidellm(endpoint: str, streams: list[int], requests: int, tokenizer: Path) 
     for bench in report["benchmarks"]:
         metrics = bench["metrics"]
         ttft = metrics["time_to_first_token_ms"]["successful"]["percentiles"]
-        itl = metrics["inter_token_latency_ms"]["successful"]["percentiles"]
-        cells = (ttft["p50"] - TTFT_MS, ttft["p95"] - TTFT_MS, itl["p50"] - ITL_MS, itl["p95"] - ITL_MS)
+        # GuideLLM's inter_token_latency is per request, (last - first token) / (tokens - 1): our TPOT.
+        tpot = metrics["inter_token_latency_ms"]["successful"]["percentiles"]
+        cells = (ttft["p50"] - TTFT_MS, ttft["p95"] - TTFT_MS, tpot["p50"] - ITL_MS, tpot["p95"] - ITL_MS, None, None)
         rows[int(bench["config"]["strategy"]["streams"])] = (
             cells,
             metrics["requests_per_second"]["successful"]["mean"],
@@ -148,10 +157,13 @@ def guidellm(endpoint: str, streams: list[int], requests: int, tokenizer: Path) 
     return rows
 
 
-def _row(name: str, streams: int, cells: tuple[float, ...], rate: float, late: float | None) -> None:
+def _row(name: str, streams: int, cells: tuple[float | None, ...], rate: float, late: float | None) -> None:
+    def pair(low: float | None, high: float | None) -> str:
+        return "       -        " if low is None or high is None else f"{low:+6.2f} / {high:+6.2f}"
+
     late_text = f"{late:6.2f}" if late is not None else "     -"
     print(
-        f"  {name:<17} {streams:>4}   {cells[0]:+6.2f} / {cells[1]:+6.2f}   {cells[2]:+6.2f} / {cells[3]:+6.2f}"
+        f"  {name:<17} {streams:>4}   {pair(*cells[0:2])}   {pair(*cells[2:4])}   {pair(*cells[4:6])}"
         f"   {rate:7.1f}   {late_text}"
     )
 
@@ -203,7 +215,10 @@ def main() -> None:
         ready_timeout_s=30,
     ) as server:
         print(f"\nerror = measured - truth, ms (TTFT {TTFT_MS:g} ms, then {ITL_MS:g} ms per token, {TOKENS} tokens)")
-        print("  client            streams  TTFT p50 / p95     ITL p50 / p95     req/s   server late p95")
+        print(
+            "  client            streams  TTFT p50 / p95     TPOT p50 / p95     ITL p50 / p95     req/s"
+            "   server late p95"
+        )
         for streams in args.streams:
             requests = max(200, streams * args.requests_per_stream)
             cells, rate, late = floor(server.endpoint, port, streams, requests)
@@ -219,10 +234,15 @@ def main() -> None:
         print(f"  (ideal req/s at N streams: N / {(TTFT_MS + ITL_MS * (TOKENS - 1)) / 1e3:.3f} s)")
     if not args.skip_ceiling:
         print("\nceiling: closed loop, 64 streams, 1 ms TTFT and gaps, 32 tokens, 3000 requests")
-        print("  processes  token events/s  per process  client CPU per process")
+        print("  (on 2 cores the reference server, not the client, is the limit here: the last column is what one")
+        print("  process would carry with a core to itself = token events per client CPU-second)")
+        print("  processes  token events/s  per process  client CPU per process  events per client CPU-s")
         for processes in (1, 2):
             events, cpu = ceiling(processes)
-            print(f"  {processes:>9}  {events:14.0f}  {events / processes:11.0f}  {cpu:21.0%}")
+            print(
+                f"  {processes:>9}  {events:14.0f}  {events / processes:11.0f}  {cpu:22.0%}  "
+                f"{events / (cpu * processes):23.0f}"
+            )
 
 
 if __name__ == "__main__":
