@@ -1,13 +1,21 @@
-"""Load generator fidelity: measurement error against a reference server's truth, and the highest open-loop rate
-the generator sustains on this machine with P99 send lag <= 2 ms.
+"""Load generator fidelity: each client's error against the same reference server's injected delays, in one run,
+and the load generator's ceiling in token events/s per process.
 
-    .venv/bin/python bench/loadgen_fidelity.py [--concurrency 1,16,64,256] [--rates 100,200,400,...]
+    .venv/bin/python bench/loadgen_fidelity.py [--streams 8,32,64] [--guidellm] [--skip-ceiling]
 
-The reference server (``evals.latency.simulator``, a separate process) sleeps known, non-uniform TTFTs and
-inter-token gaps and records ``time.perf_counter()`` (system-wide CLOCK_MONOTONIC on Linux) before each token
-write. Error = client-measured metric − the same metric from the server's write times, anchored at the client's
-send time; "send->recv" is the request's own trip into the server (client overhead + server queueing).
-Goals (issue 5): error <= 1 ms at P50/P95 up to 64 streams; >= 500 req/s with P99 send lag <= 2 ms.
+The reference server (``evals.latency.reference``, its own process) streams 16 tokens: the first after TTFT
+80 ms, every later one 12 ms after the previous, and records when each token was due and written. Error =
+measured - configured truth, in ms (TTFT, TPOT and ITL at p50 / p95); "server late" is the reference server's own
+lateness at p95 in the same level, which no client can read away. Clients, each against the same server:
+
+- checkpoint-evals: ``evals.latency.loadgen`` (what the product publishes with);
+- floor: ``bench/floor_client.py``, a raw-asyncio client that stamps reads inside ``data_received``;
+- GuideLLM 0.8.1 (``--guidellm``): installed into ``.cache/bench/guidellm`` on first use (~100 s; it does not fit
+  our lock) and driven through its CLI as ../shared/ENVIRONMENT.md says.
+
+The ceiling: a closed loop at 64 streams against 1 ms delays, with 1 and 2 load generator processes; it prints
+token events/s, events/s per process, the client's CPU share and token events per client CPU-second (2 cores
+here, shared with the server, which is the limit first; the last figure is one process's ceiling on its own core).
 """
 
 from __future__ import annotations
@@ -15,20 +23,29 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
+import json
 import os
+import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
-from evals.latency.client import Target
-from evals.latency.loadgen import LevelRun, run_level
-from evals.latency.metrics import percentile, summarize_level
-from evals.latency.prompts import Prompt
-from evals.latency.scenario import ConcurrencyLevel, RateLevel
-from evals.latency.server import free_port, launch, simulator_command
-from evals.latency.simulator import fetch_truth, reset_truth
+from bench.floor_client import run_closed_loop  # noqa: E402
+from evals.latency import loadgen  # noqa: E402
+from evals.latency.client import Target  # noqa: E402
+from evals.latency.metrics import percentile, summarize_level  # noqa: E402
+from evals.latency.processes import run_level_processes  # noqa: E402
+from evals.latency.prompts import Prompt  # noqa: E402
+from evals.latency.scenario import ConcurrencyLevel  # noqa: E402
+from evals.latency.server import free_port, launch, reference_command  # noqa: E402
+from evals.latency.simulator import fetch_truth, reset_truth  # noqa: E402
 
+TTFT_MS, ITL_MS, TOKENS = 80.0, 12.0, 16
+GUIDELLM = ROOT / ".cache" / "bench" / "guidellm"
 PROMPTS = [Prompt(text=f"bench prompt {i}") for i in range(64)]
 
 
@@ -36,123 +53,196 @@ def _ints(text: str) -> list[int]:
     return [int(x) for x in text.split(",") if x]
 
 
-def _floats(text: str) -> list[float]:
-    return [float(x) for x in text.split(",") if x]
+def _lateness_p95(endpoint: str) -> float:
+    records = fetch_truth(endpoint).values()
+    late = [(w - s) * 1e3 for r in records for w, s in zip(r["token_times"], r["scheduled"], strict=True)]
+    return percentile(late, 95) if late else float("nan")
 
 
-def _fmt(values: list[float]) -> str:
-    return f"{percentile(values, 50):6.3f} {percentile(values, 95):6.3f} {percentile(values, 99):7.3f}"
+def _cells(streams: list[list[float]], sent: list[float]) -> tuple[float | None, ...]:
+    """TTFT, TPOT, ITL errors at p50 and p95 from each request's token times and send time."""
+    ttft = [(times[0] - at) * 1e3 for times, at in zip(streams, sent, strict=True)]
+    tpot = [(times[-1] - times[0]) * 1e3 / (len(times) - 1) for times in streams]
+    itl = [(b - a) * 1e3 for times in streams for a, b in itertools.pairwise(times)]
+    return (
+        percentile(ttft, 50) - TTFT_MS,
+        percentile(ttft, 95) - TTFT_MS,
+        percentile(tpot, 50) - ITL_MS,
+        percentile(tpot, 95) - ITL_MS,
+        percentile(itl, 50) - ITL_MS,
+        percentile(itl, 95) - ITL_MS,
+    )
 
 
-def fidelity(endpoint: str, concurrency: int, requests: int, max_tokens: int) -> None:
+def ours(endpoint: str, streams: int, requests: int) -> tuple[tuple[float, ...], float, float]:
     reset_truth(endpoint)
-    target = Target(endpoint, "simulator", "completions", max_tokens=max_tokens)
-    run = asyncio.run(
-        run_level(
+    target = Target(endpoint, "reference", "completions", max_tokens=TOKENS)
+    run = loadgen.run(
+        loadgen.run_level(
             target,
             PROMPTS,
-            ConcurrencyLevel(concurrency=concurrency),
+            ConcurrencyLevel(concurrency=streams),
             requests=requests,
             duration_s=None,
-            warmup_requests=concurrency,
+            warmup_requests=streams,
             timeout_s=120,
-            tag="f",
+            tag="o",
         )
     )
-    truth = fetch_truth(endpoint)
-    row = summarize_level(run, scenario="bench", slo={}, gpu_hour_usd=0, gpu_count=1, model_id="m", revision="r").row
-    true: dict[str, list[float]] = {"ttft": [], "itl": [], "e2e": []}
-    read, send = [], []
-    for r in run.results:
-        if not r.ok or r.sent is None:
-            continue
-        record = truth[f"f-{r.index}"]
-        written = record["token_times"]
-        true["ttft"].append((written[0] - r.sent) * 1e3)
-        true["e2e"].append((written[-1] - r.sent) * 1e3)
-        true["itl"].extend((b - a) * 1e3 for a, b in itertools.pairwise(written))
-        read.extend((seen - w) * 1e3 for seen, w in zip(r.token_times, written, strict=True))
-        send.append((record["received"] - r.sent) * 1e3)
-    errors = []
-    for metric in ("ttft", "itl", "e2e"):
-        for stat in (50, 95, 99):
-            errors.append(row[f"{metric}_p{stat}_ms"] - percentile(true[metric], stat))
-    cells = " ".join(f"{e:+6.2f}" for e in errors)
+    late = _lateness_p95(endpoint)
+    ok = [r for r in run.results if r.ok and r.sent is not None]
+    cells = _cells([r.token_times for r in ok], [r.sent or 0.0 for r in ok])
+    return cells, len(ok) / (run.end - run.start), late
+
+
+def floor(endpoint: str, port: int, streams: int, requests: int) -> tuple[tuple[float, ...], float, float]:
+    bodies = [
+        json.dumps({"model": "reference", "prompt": p.text, "max_tokens": TOKENS, "stream": True}).encode()
+        for p in PROMPTS
+    ]
+
+    async def go() -> tuple[list, float]:  # type: ignore[type-arg]
+        await run_closed_loop("127.0.0.1", port, bodies, concurrency=streams, count=streams, tag="fw")
+        reset_truth(endpoint)
+        start = time.perf_counter()
+        results = await run_closed_loop("127.0.0.1", port, bodies, concurrency=streams, count=requests, tag="f")
+        return results, time.perf_counter() - start
+
+    results, wall = asyncio.run(go())
+    late = _lateness_p95(endpoint)
+    ok = [r for r in results if r.ok]
+    return _cells([r.token_times for r in ok], [r.sent for r in ok]), len(ok) / wall, late
+
+
+def _guidellm_ready() -> Path:
+    exe = GUIDELLM / "bin" / "guidellm"
+    if not exe.exists():
+        print("installing guidellm==0.8.1 into its own venv (~100 s) ...", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(GUIDELLM)], check=True)
+        subprocess.run([str(GUIDELLM / "bin" / "pip"), "install", "-q", "guidellm==0.8.1"], check=True)
+    return exe
+
+
+def guidellm(endpoint: str, streams: list[int], requests: int, tokenizer: Path) -> dict[int, tuple]:  # type: ignore[type-arg]
+    """One GuideLLM run over every level: per level (errors, req/s). It reports TTFT and per-request TPOT
+    percentiles (its "inter-token latency"), no per-gap ITL."""
+    exe = _guidellm_ready()
+    out = Path(tempfile.mkdtemp(prefix="guidellm-")) / "out.json"
+    reset_truth(endpoint)
+    command = [
+        str(exe), "run",
+        "--backend", f"kind=openai_http,target={endpoint},model=reference,request_format=/v1/completions",
+        "--profile", "kind=concurrent", "--override", "profile.streams", ",".join(map(str, streams)),
+        "--constraint", f"kind=max_requests,count={requests}",
+        "--tokenizer", f"kind=huggingface_auto,model={tokenizer}",
+        "--data", f"kind=synthetic_text,prompt_tokens=32,output_tokens={TOKENS}",
+        "--output", f"kind=json,path={out}", "--disable-console",
+    ]  # fmt: skip
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=1800)
+    if done.returncode != 0 or not out.exists():
+        raise RuntimeError(f"guidellm failed ({done.returncode}): {(done.stderr or done.stdout)[-2000:]}")
+    report = json.loads(out.read_text())
+    rows = {}
+    for bench in report["benchmarks"]:
+        metrics = bench["metrics"]
+        ttft = metrics["time_to_first_token_ms"]["successful"]["percentiles"]
+        # GuideLLM's inter_token_latency is per request, (last - first token) / (tokens - 1): our TPOT.
+        tpot = metrics["inter_token_latency_ms"]["successful"]["percentiles"]
+        cells = (ttft["p50"] - TTFT_MS, ttft["p95"] - TTFT_MS, tpot["p50"] - ITL_MS, tpot["p95"] - ITL_MS, None, None)
+        rows[int(bench["config"]["strategy"]["streams"])] = (
+            cells,
+            metrics["requests_per_second"]["successful"]["mean"],
+        )
+    return rows
+
+
+def _row(name: str, streams: int, cells: tuple[float | None, ...], rate: float, late: float | None) -> None:
+    def pair(low: float | None, high: float | None) -> str:
+        return "       -        " if low is None or high is None else f"{low:+6.2f} / {high:+6.2f}"
+
+    late_text = f"{late:6.2f}" if late is not None else "     -"
     print(
-        f"{concurrency:>5} {len(run.results):>5} {row['n_failed']:>4}  {cells}   read {_fmt(read)}   "
-        f"send->recv {_fmt(send)}"
+        f"  {name:<17} {streams:>4}   {pair(*cells[0:2])}   {pair(*cells[2:4])}   {pair(*cells[4:6])}"
+        f"   {rate:7.1f}   {late_text}"
     )
 
 
-def rate_capacity(endpoint: str, rate: float, duration_s: float) -> tuple[float, float, float, int]:
-    target = Target(endpoint, "simulator", "completions", max_tokens=2)
-    run: LevelRun = asyncio.run(
-        run_level(
-            target,
-            PROMPTS,
-            RateLevel(rate=rate, arrival="poisson"),
-            requests=None,
-            duration_s=duration_s,
-            warmup_requests=16,
-            timeout_s=30,
-            tag="r",
+def ceiling(processes: int) -> tuple[float, float]:
+    """Token events/s at 64 streams over 1 ms delays, and the client's CPU share per process."""
+    port = free_port()
+    with launch(
+        reference_command(port, ttft_ms=[1.0], itl_ms=[1.0]),
+        port=port,
+        model="reference",
+        backend="reference",
+        accepts_ignore_eos=True,
+        ready_timeout_s=30,
+    ) as server:
+        target = Target(server.endpoint, "reference", "completions", max_tokens=32)
+        run = loadgen.run(
+            run_level_processes(
+                target,
+                PROMPTS,
+                ConcurrencyLevel(concurrency=64),
+                processes=processes,
+                requests=3000,
+                duration_s=None,
+                warmup_requests=64,
+                timeout_s=120,
+                tag="c",
+            )
         )
-    )
-    lags = [(r.sent - r.scheduled) * 1e3 for r in run.results if r.sent is not None]
-    span = max(r.scheduled for r in run.results) - run.start if run.results else 0.0
-    achieved = (len(run.results) - 1) / span if span > 0 else 0.0
-    failed = sum(not r.ok for r in run.results)
-    return achieved, percentile(lags, 50), percentile(lags, 99), failed
+    row = summarize_level(run, scenario="c", slo={}, gpu_hour_usd=0, gpu_count=1, model_id="m", revision="r").row
+    return row["output_tokens_per_s"], row["client_cpu_share"]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--concurrency", type=_ints, default=[1, 16, 64, 256])
-    parser.add_argument("--requests-per-stream", type=int, default=4)
-    parser.add_argument("--max-tokens", type=int, default=16)
-    parser.add_argument("--ttft-ms", type=_floats, default=[20.0, 35.0, 60.0])
-    parser.add_argument("--itl-ms", type=_floats, default=[10.0, 20.0, 40.0])
-    parser.add_argument("--rates", type=_floats, default=[100, 200, 400, 500, 600, 800, 1000, 1500])
-    parser.add_argument("--rate-duration-s", type=float, default=3.0)
-    parser.add_argument("--max-lag-ms", type=float, default=2.0)
-    parser.add_argument("--skip-fidelity", action="store_true", help="Only the open-loop capacity sweep.")
+    parser.add_argument("--streams", type=_ints, default=[8, 32, 64])
+    parser.add_argument("--requests-per-stream", type=int, default=10, help="at least 200 requests per level")
+    parser.add_argument("--guidellm", action="store_true", help="also GuideLLM 0.8.1 (own venv, installed once)")
+    parser.add_argument("--skip-ceiling", action="store_true")
     args = parser.parse_args()
-
-    print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}")
-    if not args.skip_fidelity:
-        port = free_port()
-        command = simulator_command(port, ttft_ms=args.ttft_ms, itl_ms=args.itl_ms, seed=1)
-        with launch(
-            command, port=port, model="simulator", backend="simulator", accepts_ignore_eos=True, ready_timeout_s=30
-        ) as server:
-            print(
-                f"\nmeasurement error, ms (client - server truth); TTFT {args.ttft_ms} ms, "
-                f"ITL {args.itl_ms} ms, {args.max_tokens} tokens"
-            )
-            print(
-                "  conc  reqs fail  TTFT p50  p95    p99   ITL p50  p95    p99   E2E p50  p95    p99  "
-                "   read p50 p95 p99            send->recv p50 p95 p99"
-            )
-            for concurrency in args.concurrency:
-                requests = max(32, concurrency * args.requests_per_stream)
-                fidelity(server.endpoint, concurrency, requests, args.max_tokens)
-
+    print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} (other work shares them)")
     port = free_port()
-    command = simulator_command(port, ttft_ms=[1.0], itl_ms=[1.0], seed=1, extra=("--no-record",))
     with launch(
-        command, port=port, model="simulator", backend="simulator", accepts_ignore_eos=True, ready_timeout_s=30
+        reference_command(port, ttft_ms=[TTFT_MS], itl_ms=[ITL_MS], seed=1),
+        port=port,
+        model="reference",
+        backend="reference",
+        accepts_ignore_eos=True,
+        ready_timeout_s=30,
     ) as server:
-        print(f"\nopen-loop Poisson capacity ({args.rate_duration_s:g} s per rate, 2-token responses)")
-        print("  offered  achieved  lag p50 ms  lag p99 ms  failed")
-        best = 0.0
-        for rate in args.rates:
-            achieved, lag50, lag99, failed = rate_capacity(server.endpoint, rate, args.rate_duration_s)
-            print(f"  {rate:7.0f}  {achieved:8.1f}  {lag50:10.3f}  {lag99:10.3f}  {failed:6d}")
-            if lag99 <= args.max_lag_ms and failed == 0:
-                best = max(best, rate)
-            else:
-                break
-        print(f"\nhighest rate sustained with P99 send lag <= {args.max_lag_ms:g} ms: {best:.0f} req/s")
+        print(f"\nerror = measured - truth, ms (TTFT {TTFT_MS:g} ms, then {ITL_MS:g} ms per token, {TOKENS} tokens)")
+        print(
+            "  client            streams  TTFT p50 / p95     TPOT p50 / p95     ITL p50 / p95     req/s"
+            "   server late p95"
+        )
+        for streams in args.streams:
+            requests = max(200, streams * args.requests_per_stream)
+            cells, rate, late = floor(server.endpoint, port, streams, requests)
+            _row("floor", streams, cells, rate, late)
+            cells, rate, late = ours(server.endpoint, streams, requests)
+            _row("checkpoint-evals", streams, cells, rate, late)
+        if args.guidellm:
+            from evals.checkpoints.models import tiny_model_checkpoint
+
+            tokenizer, _ = tiny_model_checkpoint(Path.home() / ".cache" / "checkpoint-evals" / "test-models")
+            for streams, (cells, rate) in sorted(guidellm(server.endpoint, args.streams, 200, tokenizer).items()):
+                _row("GuideLLM 0.8.1", streams, cells, rate, None)
+        print(f"  (ideal req/s at N streams: N / {(TTFT_MS + ITL_MS * (TOKENS - 1)) / 1e3:.3f} s)")
+    if not args.skip_ceiling:
+        print("\nceiling: closed loop, 64 streams, 1 ms TTFT and gaps, 32 tokens, 3000 requests")
+        print("  (on 2 cores the reference server, not the client, is the limit here: the last column is what one")
+        print("  process would carry with a core to itself = token events per client CPU-second)")
+        print("  processes  token events/s  per process  client CPU per process  events per client CPU-s")
+        for processes in (1, 2):
+            events, cpu = ceiling(processes)
+            print(
+                f"  {processes:>9}  {events:14.0f}  {events / processes:11.0f}  {cpu:22.0%}  "
+                f"{events / (cpu * processes):23.0f}"
+            )
 
 
 if __name__ == "__main__":

@@ -47,7 +47,7 @@ import pyarrow.parquet as pq
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from evals.analysis.views import HEADLINE_METRICS, connect, scope
-from evals.schemas import PARTITION_COLUMN, SCHEMA_VERSION, arrow_schema, conform
+from evals.schemas import PARTITION_COLUMN, SCHEMA_VERSION, arrow_schema, conform, schema_version
 from evals.ui import queries as ui_queries
 from evals.warehouse import RunRecord, Warehouse, keys
 from evals.warehouse.approval import Approval
@@ -294,7 +294,7 @@ def _latency_tables(spec: RunSpec, rng: np.random.Generator) -> tuple[pa.Table, 
     good = (ok & (ttft <= SLO["ttft_ms"]) & (tpot <= SLO["tpot_ms"])).sum(axis=1) / per
     gpu_hour_usd = 2.5
     lat_cols: dict[str, Any] = {
-        "schema_version": _const(SCHEMA_VERSION, levels, pa.int32()),
+        "schema_version": _const(schema_version("latency"), levels, pa.int32()),
         "run_id": _const(spec.run_id, levels, pa.string()),
         "model_id": _const(spec.model_id, levels, pa.string()),
         "revision": _const(spec.revision, levels, pa.string()),

@@ -15,7 +15,10 @@ if TYPE_CHECKING:
 # Bump a table's version when one of its columns is added/changed; readers pass the current schema so older files
 # read with nulls. SCHEMA_VERSION is the version of every table not listed in TABLE_VERSIONS.
 SCHEMA_VERSION = 1
-TABLE_VERSIONS: dict[str, int] = {"comparisons": 2}  # 2: method, n_pairs, n_fixed, n_broken, p_value, mde
+TABLE_VERSIONS: dict[str, int] = {
+    "comparisons": 2,  # 2: method, n_pairs, n_fixed, n_broken, p_value, mde
+    "latency": 2,  # 2: the client's saturation (client_*), notes, and the server's own metrics (server_*)
+}
 
 PARTITION_COLUMN = "eval_date"  # Hive partition key, lives in the path (eval_date=YYYY-MM-DD), not in files
 
@@ -68,6 +71,24 @@ def _latency_stat_columns() -> list[Column]:
         for stat in LATENCY_STATS
     ]
 
+
+# The load generator's own state during a level, and the server's Prometheus view of it (null when the server
+# exposes no /metrics). Nullable, so rows of schema version 1 read with nulls.
+LATENCY_LEVEL_EXTRA_COLUMNS = [
+    _c("client_processes", "int32", True, "Load generator processes that sent this level."),
+    _c("client_send_lag_p99_ms", "float64", True, "P99 of sent - scheduled: requests the client sent late."),
+    _c("client_loop_lag_p99_ms", "float64", True, "P99 event-loop lag of the load generator during the level."),
+    _c("client_cpu_share", "float64", True, "Load generator CPU seconds / level seconds, per process (1 = a core)."),
+    _c("notes", "string", True, "Warnings about this level, e.g. the client limited the measurement."),
+    _c("server_metrics_scrapes", "int32", True, "Scrapes of the server's /metrics during the level; null: none."),
+    _c("server_requests_running_mean", "float64", True, "Mean of vllm:num_requests_running over the scrapes."),
+    _c("server_requests_waiting_mean", "float64", True, "Mean of vllm:num_requests_waiting over the scrapes."),
+    _c("server_kv_cache_usage_mean", "float64", True, "Mean KV-cache usage (0..1) over the scrapes."),
+    _c("server_prefix_cache_hit_rate", "float64", True, "Prefix-cache hits / queries during the level (0..1)."),
+    _c("server_queue_time_mean_ms", "float64", True, "Mean request queue time the server saw in the level."),
+    _c("server_ttft_mean_ms", "float64", True, "Mean time to first token the server saw in the level."),
+]
+LATENCY_LEVEL_EXTRA = tuple(c.name for c in LATENCY_LEVEL_EXTRA_COLUMNS)
 
 COLUMNS: dict[str, list[Column]] = {
     "runs": [
@@ -143,6 +164,7 @@ COLUMNS: dict[str, list[Column]] = {
         _c("gpu_hour_usd", "float64", True),
         _c("gpu_count", "int32", True),
         _c("usd_per_1m_output_tokens", "float64", True),
+        *LATENCY_LEVEL_EXTRA_COLUMNS,
     ],
     "latency_samples": [
         *_KEY,

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 from factories import publish_run, run_record, sha
 
+from evals.schemas import LATENCY_LEVEL_EXTRA
 from evals.warehouse import RunRecord, Warehouse
 
 TTFT_MEDIAN_MS = 100.0
@@ -90,6 +91,7 @@ def latency_tables(
         "gpu_hour_usd": GPU_HOUR_USD,
         "gpu_count": 1,
         "usd_per_1m_output_tokens": GPU_HOUR_USD / (tokens_per_s * 3600) * 1e6,
+        **dict.fromkeys(LATENCY_LEVEL_EXTRA),  # client/server columns: none here
     }
     for metric, values in (("ttft", ttft), ("e2e", e2e), ("tpot", (e2e - ttft) / (OUTPUT_TOKENS - 1)), ("itl", None)):
         for stat, q in (("mean", None), ("p50", 50), ("p90", 90), ("p95", 95), ("p99", 99)):

@@ -6,7 +6,7 @@ import datetime as dt
 import hashlib
 from typing import Any
 
-from evals.schemas import LATENCY_METRICS
+from evals.schemas import LATENCY_LEVEL_EXTRA, LATENCY_METRICS
 from evals.warehouse import RunRecord, Warehouse
 
 
@@ -79,6 +79,7 @@ def latency_rows(record: RunRecord, loads: tuple[int, ...] = (1, 8), ttft_p95: f
             "gpu_hour_usd": 2.0,
             "gpu_count": 1,
             "usd_per_1m_output_tokens": 2.0 / (100.0 * load * 3600) * 1e6,
+            **dict.fromkeys(LATENCY_LEVEL_EXTRA),  # client/server columns: none here
         }
         for i, metric in enumerate(LATENCY_METRICS):
             base = (ttft_p95 if metric == "ttft" else 10.0 * (i + 1)) * (1 + load / 10)

@@ -67,6 +67,9 @@ def latency(
     json_out: Path | None = typer.Option(None, "--json", help="Write the per-level rows (latency columns) here."),
     publish: bool = typer.Option(False, "--publish", help="Write the run to the warehouse (EVALS_WAREHOUSE)."),
     source: str = typer.Option("local", "--source", help="Checkpoint source recorded with --publish."),
+    processes: int = typer.Option(
+        1, "--processes", min=1, help="Load generator processes per level, one shared schedule (past one core)."
+    ),
 ) -> None:
     """Benchmark an endpoint (--endpoint URL --model NAME) or a checkpoint (--checkpoint DIR) with a scenario."""
     from evals.checkpoints.content import pinned_revision
@@ -87,6 +90,7 @@ def latency(
                 model_id=model_id or model,
                 revision=pinned_revision(revision, None, publishing=publish),
                 tokenizer_dir=tokenizer or model,
+                processes=processes,
             )
         else:
             assert checkpoint is not None
@@ -96,6 +100,7 @@ def latency(
                 model_id=model_id or model or checkpoint.name,
                 revision=pinned_revision(revision, checkpoint, publishing=publish),
                 backend=backend,
+                processes=processes,
             )
         typer.echo(format_table(result))
         if json_out is not None:

@@ -15,6 +15,10 @@ from evals.latency.scenario import RateLevel, Saturation
 from evals.schemas import LATENCY_METRICS, LATENCY_STATS
 
 _QUANTILES = {"p50": 50.0, "p90": 90.0, "p95": 95.0, "p99": 99.0}
+# Above these the client, not the server, may have shaped the numbers: the row's notes say so.
+CLIENT_WARN_LOOP_LAG_P99_MS = 5.0
+CLIENT_WARN_SEND_LAG_P99_MS = 5.0
+CLIENT_WARN_CPU_SHARE = 0.9
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -151,15 +155,37 @@ def summarize_level(
             "usd_per_1m_output_tokens": usd_per_1m_output_tokens(gpu_hour_usd, gpu_count, tokens_per_s),
         }
     )
+    lags = [(r.sent - r.scheduled) * 1e3 for r in results if r.sent is not None]
+    row.update(client_columns(run, percentile(lags, 99) if lags else None))
+    row.update(run.server)
     slo_met = None
     if slo:
         slo_met = all(row.get(key) is not None and row[key] <= limit for key, limit in slo.items())
-    lags = [(r.sent - r.scheduled) * 1e3 for r in results if r.sent is not None]
     errors: dict[str, int] = {}
     for r in results:
         if r.error:
             errors[_error_kind(r.error)] = errors.get(_error_kind(r.error), 0) + 1
     return LevelSummary(row=row, slo_met=slo_met, send_lag_p99_ms=percentile(lags, 99) if lags else None, errors=errors)
+
+
+def client_columns(run: LevelRun, send_lag_p99_ms: float | None) -> dict[str, Any]:
+    """The load generator's saturation during the level, and a warning in ``notes`` when it limited the numbers."""
+    loop_lag = percentile(run.loop_lag_ms, 99) if run.loop_lag_ms else None
+    cpu_share = run.cpu_s / (run.wall_s * run.processes) if run.wall_s > 0 else None
+    warnings = []
+    if loop_lag is not None and loop_lag > CLIENT_WARN_LOOP_LAG_P99_MS:
+        warnings.append(f"event-loop lag P99 {loop_lag:.1f} ms (token timestamps can be that late)")
+    if send_lag_p99_ms is not None and send_lag_p99_ms > CLIENT_WARN_SEND_LAG_P99_MS:
+        warnings.append(f"send lag P99 {send_lag_p99_ms:.1f} ms (requests left after their due time)")
+    if cpu_share is not None and cpu_share > CLIENT_WARN_CPU_SHARE:
+        warnings.append(f"load generator CPU {cpu_share:.0%} of a core per process")
+    return {
+        "client_processes": run.processes,
+        "client_send_lag_p99_ms": send_lag_p99_ms,
+        "client_loop_lag_p99_ms": loop_lag,
+        "client_cpu_share": cpu_share,
+        "notes": "client-limited: " + "; ".join(warnings) if warnings else None,
+    }
 
 
 def sample_rows(run: LevelRun, *, scenario: str, model_id: str, revision: str) -> list[dict[str, Any]]:

@@ -10,7 +10,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from evals.errors import ConfigError
-from evals.latency.scenario import JsonlPrompts, Scenario, SyntheticPrompts, TokenLength
+from evals.latency.scenario import (
+    JsonlPrompts,
+    MultiTurnPrompts,
+    Scenario,
+    SharedPrefixPrompts,
+    SyntheticPrompts,
+    TokenLength,
+)
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -80,6 +87,20 @@ def _word_tokens(tokenizer: PreTrainedTokenizerBase) -> list[int]:
     return words
 
 
+def random_text(tokenizer: PreTrainedTokenizerBase, target: int, rng: random.Random) -> str:
+    """Random plain words that encode to exactly ``target`` tokens (without special tokens), when it converges."""
+    words = _word_tokens(tokenizer)
+    ids = [rng.choice(words) for _ in range(target)]
+    # Decoding then encoding can merge or split pieces; a few rounds converge on the exact length.
+    for _ in range(8):
+        text = str(tokenizer.decode(ids))
+        encoded = tokenizer.encode(text, add_special_tokens=False)
+        if len(encoded) == target:
+            break
+        ids = encoded[:target] + [rng.choice(words) for _ in range(target - len(encoded))]
+    return text
+
+
 def synthetic_prompts(
     spec: SyntheticPrompts, tokenizer: PreTrainedTokenizerBase, seed: int, count: int
 ) -> list[Prompt]:
@@ -88,17 +109,9 @@ def synthetic_prompts(
     Same tokenizer and seed, same prompts. The count excludes special tokens (BOS, chat template).
     """
     rng = random.Random(seed)
-    words = _word_tokens(tokenizer)
     prompts = []
     for target in sample_lengths(spec.input_tokens, count, rng):
-        ids = [rng.choice(words) for _ in range(target)]
-        # Decoding then encoding can merge or split pieces; a few rounds converge on the exact length.
-        for _ in range(8):
-            text = str(tokenizer.decode(ids))
-            encoded = tokenizer.encode(text, add_special_tokens=False)
-            if len(encoded) == target:
-                break
-            ids = encoded[:target] + [rng.choice(words) for _ in range(target - len(encoded))]
+        text = random_text(tokenizer, target, rng)
         prompts.append(Prompt(text=text, tokens=len(tokenizer.encode(text, add_special_tokens=False))))
     return prompts
 
@@ -145,13 +158,22 @@ def scenario_prompts(
     tokenizer: str | Path | PreTrainedTokenizerBase | None,
 ) -> list[Prompt]:
     """The prompts ``scenario`` asks for; synthetic prompts need ``tokenizer`` (a path or a loaded tokenizer)."""
+    from evals.latency.prompt_sets import multi_turn_prompts, shared_prefix_prompts
+
     spec = scenario.prompts
     if isinstance(spec, JsonlPrompts):
         return jsonl_prompts(spec, scenario_dir, scenario.api)
+    if isinstance(spec, MultiTurnPrompts) and spec.path is not None:
+        return multi_turn_prompts(spec, scenario_dir, None, scenario.api, scenario.seed)
     if tokenizer is None:
         raise ConfigError(
             f"scenario {scenario.name!r} uses synthetic prompts, which need the checkpoint's tokenizer: "
             "pass a tokenizer directory (CLI: --tokenizer DIR or --checkpoint DIR)"
         )
     loaded = load_tokenizer(tokenizer) if isinstance(tokenizer, str | Path) else tokenizer
-    return synthetic_prompts(spec, loaded, scenario.seed, spec.count or scenario.prompts_needed())
+    if isinstance(spec, MultiTurnPrompts):
+        return multi_turn_prompts(spec, scenario_dir, loaded, scenario.api, scenario.seed)
+    count = spec.count or scenario.prompts_needed()
+    if isinstance(spec, SharedPrefixPrompts):
+        return shared_prefix_prompts(spec, loaded, scenario.api, scenario.seed, count)
+    return synthetic_prompts(spec, loaded, scenario.seed, count)

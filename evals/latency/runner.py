@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import logging
 from collections.abc import Sequence
@@ -12,8 +11,9 @@ from typing import TYPE_CHECKING, Any
 
 from evals.environment import detect_hardware, package_versions
 from evals.latency.client import Target
-from evals.latency.loadgen import run_level
+from evals.latency.loadgen import run
 from evals.latency.metrics import LevelSummary, sample_rows, saturation_reason, summarize_level
+from evals.latency.processes import run_level_processes
 from evals.latency.prompts import Prompt, scenario_prompts
 from evals.latency.scenario import ConcurrencyLevel, RateLevel, Scenario, load_scenario
 from evals.latency.server import ServerHandle, serve
@@ -93,8 +93,12 @@ async def run_scenario_async(
     revision: str,
     gpu_hour_usd: float | None = None,
     hardware: dict[str, Any] | None = None,
+    processes: int = 1,
 ) -> LatencyResult:
-    """Run every level of ``scenario`` against ``server``; a saturated level ends its sweep (rate or concurrency)."""
+    """Run every level of ``scenario`` against ``server``; a saturated level ends its sweep (rate or concurrency).
+
+    ``processes`` > 1 sends each level from that many load generator processes on one schedule (past one core).
+    """
     started_at = dt.datetime.now(dt.UTC)
     price = scenario.gpu_hour_usd if gpu_hour_usd is None else gpu_hour_usd
     # CPU-only servers are priced as one unit at the scenario's hourly price, so the formula stays reproducible
@@ -119,10 +123,11 @@ async def run_scenario_async(
             skipped.append(_level_label(level))
             continue
         log.info("level %s: %s", number, _level_label(level))
-        run = await run_level(
+        run = await run_level_processes(
             target,
             prompts,
             level,
+            processes=processes,
             requests=scenario.level_requests(level),
             duration_s=level.duration_s,
             warmup_requests=scenario.warmup_requests,
@@ -130,6 +135,7 @@ async def run_scenario_async(
             seed=scenario.seed + number,
             tag=f"{scenario.name}-{number}",
             prompt_offset=used,
+            metrics_url=f"{server.endpoint.rstrip('/')}/metrics",
         )
         used = run.prompts_used
         summary = summarize_level(
@@ -142,6 +148,8 @@ async def run_scenario_async(
             revision=revision,
         )
         levels.append(summary)
+        if summary.row.get("notes"):
+            notes.append(f"{_level_label(level)}: {summary.row['notes']}")
         samples.extend(sample_rows(run, scenario=scenario.name, model_id=model_id, revision=revision))
         reason = saturation_reason(run, summary, scenario.saturation)
         if reason:
@@ -201,6 +209,7 @@ def run_scenario(
     prompts: Sequence[Prompt] | None = None,
     settings: Settings | None = None,
     server: ServerHandle | None = None,
+    processes: int = 1,
 ) -> LatencyResult:
     """Benchmark an already-running OpenAI-compatible ``endpoint`` serving ``model_name`` with ``scenario``.
 
@@ -214,7 +223,7 @@ def run_scenario(
     loaded, base_dir = _scenario(scenario, settings)
     prompt_list = list(prompts) if prompts is not None else scenario_prompts(loaded, base_dir, tokenizer_dir)
     if server is not None:
-        return asyncio.run(
+        return run(
             run_scenario_async(
                 loaded,
                 server,
@@ -222,10 +231,11 @@ def run_scenario(
                 model_id=model_id or model_name,
                 revision=revision,
                 gpu_hour_usd=settings.latency_gpu_hour_usd,
+                processes=processes,
             )
         )
     with serve(endpoint=endpoint, model_name=model_name, settings=settings) as handle:
-        return asyncio.run(
+        return run(
             run_scenario_async(
                 loaded,
                 handle,
@@ -233,6 +243,7 @@ def run_scenario(
                 model_id=model_id or model_name,
                 revision=revision,
                 gpu_hour_usd=settings.latency_gpu_hour_usd,
+                processes=processes,
             )
         )
 
@@ -245,6 +256,7 @@ def run_checkpoint(
     revision: str,
     backend: str | None = None,
     settings: Settings | None = None,
+    processes: int = 1,
 ) -> LatencyResult:
     """Serve ``checkpoint_dir`` (vLLM on GPU, transformers on CPU), benchmark it with ``scenario``, stop it."""
     from evals.settings import get_settings
@@ -253,7 +265,7 @@ def run_checkpoint(
     loaded, base_dir = _scenario(scenario, settings)
     prompt_list = scenario_prompts(loaded, base_dir, checkpoint_dir)
     with serve(checkpoint_dir, model_name=model_id, backend=backend, settings=settings) as handle:
-        return asyncio.run(
+        return run(
             run_scenario_async(
                 loaded,
                 handle,
@@ -261,6 +273,7 @@ def run_checkpoint(
                 model_id=model_id,
                 revision=revision,
                 gpu_hour_usd=settings.latency_gpu_hour_usd,
+                processes=processes,
             )
         )
 

@@ -89,7 +89,49 @@ class JsonlPrompts(_Strict):
     limit: int | None = Field(None, gt=0)
 
 
-Prompts = Annotated[SyntheticPrompts | JsonlPrompts, Field(discriminator="source")]
+class SharedPrefixPrompts(_Strict):
+    """Prompts that share a long prefix (a system prompt) and differ after it: what prefix caching speeds up.
+
+    Chat: the prefix is the system message, the distinct part the user message; completions: prefix + text.
+    """
+
+    source: Literal["shared_prefix"]
+    prefix_tokens: int = Field(gt=0, description="Length of each shared prefix in tokens.")
+    input_tokens: TokenLength = Field(description="Length of the distinct part after the prefix.")
+    prefixes: int = Field(1, gt=0, description="Distinct prefixes, used round-robin (1: every prompt shares one).")
+    count: int | None = Field(None, gt=0, description="Prompts to make; default one per request sent.")
+
+    _coerce = field_validator("input_tokens", mode="before")(lambda cls, v: _token_length(v))
+
+
+class MultiTurnPrompts(_Strict):
+    """Multi-turn chat: the prompt of turn k holds turns 1..k-1 (user and assistant) before the new user turn.
+
+    From ``path`` (JSONL, one conversation a line: ``{"turns": ["user 1", "user 2", ...]}`` with optional
+    ``"replies"``, or ``{"messages": [...]}``) or synthetic (``conversations`` x ``turns``, random words of
+    ``input_tokens`` per user turn and ``reply_tokens`` per assistant reply). Requests go out turn by turn: every
+    conversation's turn 1, then every turn 2, ... so a turn's history was served before it is asked again.
+    """
+
+    source: Literal["multi_turn"]
+    path: str | None = Field(None, description="JSONL of conversations; relative to the scenario file.")
+    conversations: int = Field(16, gt=0, description="Synthetic conversations (without path).")
+    turns: int = Field(4, gt=0, description="Synthetic turns per conversation (without path).")
+    input_tokens: TokenLength | None = Field(None, description="Synthetic user-turn length (without path).")
+    reply_tokens: int = Field(32, gt=0, description="Synthetic assistant reply length put into the history.")
+
+    _coerce = field_validator("input_tokens", mode="before")(lambda cls, v: _token_length(v))
+
+    @model_validator(mode="after")
+    def _source(self) -> MultiTurnPrompts:
+        if self.path is None and self.input_tokens is None:
+            raise ValueError("give a JSONL path of conversations, or input_tokens for synthetic ones")
+        return self
+
+
+Prompts = Annotated[
+    SyntheticPrompts | JsonlPrompts | SharedPrefixPrompts | MultiTurnPrompts, Field(discriminator="source")
+]
 
 
 class Output(_Strict):
@@ -294,7 +336,7 @@ def parse_scenario(data: dict[str, Any], *, source: str = "<scenario>") -> Scena
         raise ConfigError(f"scenario {source}: {_describe(exc)}") from exc
 
 
-_TAGS = ("concurrency", "rate", "synthetic", "jsonl")
+_TAGS = ("concurrency", "rate", "synthetic", "jsonl", "shared_prefix", "multi_turn")
 
 
 def _describe(exc: ValidationError) -> str:

@@ -328,6 +328,23 @@ def simulator_command(
     ]
 
 
+def reference_command(port: int, *, ttft_ms: Sequence[float], itl_ms: Sequence[float], seed: int = 0) -> list[str]:
+    """The command line of the lean reference server (``evals.latency.reference``) for truth tests and benches."""
+    return [
+        sys.executable,
+        "-m",
+        "evals.latency.reference",
+        "--port",
+        str(port),
+        "--ttft-ms",
+        ",".join(map(str, ttft_ms)),
+        "--itl-ms",
+        ",".join(map(str, itl_ms)),
+        "--seed",
+        str(seed),
+    ]
+
+
 def fetch_json(url: str) -> Any:
     with urllib.request.urlopen(url, timeout=30) as response:
         return json.loads(response.read())

@@ -2,9 +2,14 @@
 
 Tests and ``bench/loadgen_fidelity.py`` measure the load generator against it: each request sleeps a known TTFT
 and known inter-token gaps (chosen with a seed from the given lists, so they can be non-uniform), and records
-the ``time.perf_counter()`` at which it received the request and wrote every token. On Linux that clock is
-system-wide (CLOCK_MONOTONIC), so the truth is comparable with the client's own timestamps even from another
-process. ``GET /truth`` returns the records keyed by ``X-Request-Id``.
+the ``time.perf_counter()`` at which it received the request, when each token was due (received + nominal
+delays) and when it was actually written: the server's own lateness is ``token_times - scheduled``. On Linux
+that clock is system-wide (CLOCK_MONOTONIC), so the records are comparable with a client's timestamps even from
+another process. ``GET /truth`` returns the records keyed by ``X-Request-Id``.
+
+``GET /metrics`` speaks Prometheus with vLLM's names (requests running/waiting, KV-cache usage, prefix-cache
+queries/hits — a hit when the prompt's first ``PREFIX_CHARS`` characters were seen before —, queue time and
+TTFT histograms), so the scrape of the server's own view can be tested without a GPU.
 
 Faults are asked for in the prompt text: ``<<fault:http500>>``, ``<<fault:drop:N>>`` (close the connection after
 N tokens), ``<<fault:malformed:N>>``, ``<<fault:error:N>>`` (an OpenAI error event), ``<<fault:hang:N>>``
@@ -27,6 +32,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from aiohttp import web
 
+PREFIX_CHARS = 200
+_KV_CAPACITY_REQUESTS = 64  # "KV-cache usage" = running requests / this, capped at 1
 _FAULT = re.compile(r"<<fault:(?P<kind>[a-z0-9]+)(?::(?P<arg>\d+))?>>")
 
 
@@ -48,6 +55,7 @@ class Truth:
     request_id: str
     received: float
     token_times: list[float] = field(default_factory=list)
+    scheduled: list[float] = field(default_factory=list)  # when each token was due: received + nominal delays
     nominal_ttft_ms: float = 0.0
     nominal_itl_ms: list[float] = field(default_factory=list)
 
@@ -82,6 +90,21 @@ class Simulator:
         self.rng = random.Random(config.seed)
         self.truth: dict[str, Truth] = {}
         self.counter = 0
+        self._metrics()
+
+    def _metrics(self) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+        self.registry = CollectorRegistry()
+        self.running = Gauge("vllm:num_requests_running", "Requests streaming.", registry=self.registry)
+        self.waiting = Gauge("vllm:num_requests_waiting", "Requests queued (never, here).", registry=self.registry)
+        self.kv_usage = Gauge("vllm:kv_cache_usage_perc", "Running / capacity.", registry=self.registry)
+        self.prefix_queries = Counter("vllm:prefix_cache_queries", "Requests looked up.", registry=self.registry)
+        self.prefix_hits = Counter("vllm:prefix_cache_hits", "Prefix seen before.", registry=self.registry)
+        self.queue_time = Histogram("vllm:request_queue_time_seconds", "Queue time.", registry=self.registry)
+        self.ttft = Histogram("vllm:time_to_first_token_seconds", "Time to first token.", registry=self.registry)
+        self.prefixes: set[str] = set()
+        self.in_flight = 0
 
     def app(self) -> web.Application:
         from aiohttp import web
@@ -90,6 +113,7 @@ class Simulator:
         app.router.add_get("/health", self.health)
         app.router.add_get("/v1/models", self.models)
         app.router.add_get("/truth", self.get_truth)
+        app.router.add_get("/metrics", self.metrics)
         app.router.add_post("/truth/reset", self.reset_truth)
         app.router.add_post("/v1/completions", self.complete)
         app.router.add_post("/v1/chat/completions", self.complete)
@@ -104,6 +128,30 @@ class Simulator:
         from aiohttp import web
 
         return web.json_response({"object": "list", "data": [{"id": "simulator", "object": "model"}]})
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        from aiohttp import web
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        response = web.Response(body=generate_latest(self.registry))
+        response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+        return response
+
+    def _started(self, prompt: str) -> None:
+        self.in_flight += 1
+        self.running.set(self.in_flight)
+        self.kv_usage.set(min(1.0, self.in_flight / _KV_CAPACITY_REQUESTS))
+        self.queue_time.observe(0.0)
+        self.prefix_queries.inc()
+        key = prompt[:PREFIX_CHARS]
+        if len(prompt) >= PREFIX_CHARS and key in self.prefixes:
+            self.prefix_hits.inc()
+        self.prefixes.add(key)
+
+    def _finished(self) -> None:
+        self.in_flight -= 1
+        self.running.set(self.in_flight)
+        self.kv_usage.set(min(1.0, self.in_flight / _KV_CAPACITY_REQUESTS))
 
     async def get_truth(self, request: web.Request) -> web.Response:
         from aiohttp import web
@@ -136,6 +184,27 @@ class Simulator:
         if kind == "http500":
             return web.Response(status=500, text="injected failure")
 
+        self._started(_prompt_text(body))
+        try:
+            return await self._stream(request, body, truth, chat, n_tokens, gaps_ms, kind, arg, received, ttft_ms)
+        finally:
+            self._finished()
+
+    async def _stream(
+        self,
+        request: web.Request,
+        body: dict[str, Any],
+        truth: Truth,
+        chat: bool,
+        n_tokens: int,
+        gaps_ms: list[float],
+        kind: str | None,
+        arg: int,
+        received: float,
+        ttft_ms: float,
+    ) -> web.StreamResponse:
+        from aiohttp import web
+
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
         await response.prepare(request)
         model = str(body.get("model", "simulator"))
@@ -145,10 +214,13 @@ class Simulator:
             if kind in ("drop", "malformed", "error", "hang") and position == arg:
                 await self._fault(kind, request, response)
                 return response
-            delay = deadline - time.perf_counter()
-            if delay > 0:
+            # Never early: a token written before its due time would make lateness (and the truth) negative.
+            while (delay := deadline - time.perf_counter()) > 0:
                 await asyncio.sleep(delay)
+            truth.scheduled.append(deadline)
             truth.token_times.append(time.perf_counter())
+            if position == 0:
+                self.ttft.observe(truth.token_times[0] - received)
             await response.write(_chunk(chat, model, f" t{position}", None))
             if position < n_tokens - 1:
                 deadline += gaps_ms[position] / 1e3
@@ -226,6 +298,9 @@ def main(argv: list[str] | None = None) -> None:
         record=not args.no_record,
     )
     # A short shutdown: hanging handlers (the hang fault) must not hold SIGTERM up for aiohttp's default 60 s.
+    # uvloop: the reference server's own lateness is part of every truth test's allowance; keep it small.
+    import uvloop
+
     web.run_app(
         Simulator(config).app(),
         host=args.host,
@@ -234,6 +309,7 @@ def main(argv: list[str] | None = None) -> None:
         access_log=None,
         backlog=4096,
         shutdown_timeout=1.0,
+        loop=uvloop.new_event_loop(),
     )
 
 

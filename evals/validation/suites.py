@@ -282,6 +282,31 @@ def _latency(expected: Expected, settings: Settings, *, with_samples: bool) -> l
             column="goodput", min_value=0, max_value=1, description="goodput is a share in [0, 1] or null"
         ),
     ]
+    # Client saturation and the server's own view: null when not measured (a server without /metrics).
+    bounds: tuple[tuple[str, float, float | None], ...] = (
+        ("client_processes", 1, None),
+        ("client_send_lag_p99_ms", 0, FINITE_MAX),
+        ("client_loop_lag_p99_ms", 0, FINITE_MAX),
+        ("client_cpu_share", 0, FINITE_MAX),
+        ("server_metrics_scrapes", 1, None),
+        ("server_requests_running_mean", 0, FINITE_MAX),
+        ("server_requests_waiting_mean", 0, FINITE_MAX),
+        ("server_kv_cache_usage_mean", 0, 1),
+        ("server_prefix_cache_hit_rate", 0, 1),
+        ("server_queue_time_mean_ms", 0, FINITE_MAX),
+        ("server_ttft_mean_ms", 0, FINITE_MAX),
+    )
+    for name, lowest, highest in bounds:
+        suite.append(
+            gxe.ExpectColumnValuesToBeBetween(
+                column=name,
+                min_value=lowest,
+                max_value=highest,
+                description=f"{name} >= {lowest:g}"
+                + (f" and <= {highest:g}" if highest is not None else "")
+                + " or null",
+            )
+        )
     for column in stats:
         # Tokens that arrive in one streamed chunk have an inter-token gap of 0 ms; every other stat is > 0.
         strict = not column.startswith("itl_")

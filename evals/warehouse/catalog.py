@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from evals.errors import ConfigError
-from evals.schemas import PARTITION_COLUMN, SCHEMA_VERSION, TABLES, arrow_schema
+from evals.schemas import PARTITION_COLUMN, TABLES, arrow_schema, schema_version
 
 if TYPE_CHECKING:
     from pyiceberg.catalog import Catalog
@@ -33,7 +33,7 @@ _CATALOGS: dict[tuple[Any, ...], Catalog] = {}
 _CATALOGS_LOCK = threading.Lock()
 
 
-def table_properties(settings: Settings) -> dict[str, str]:
+def table_properties(settings: Settings, table: str) -> dict[str, str]:
     """Properties every table is created with (and brought to): small metadata, patient commits.
 
     Metadata: merged manifests and at most 10 old metadata.json files keep a commit O(1) as nights accumulate
@@ -55,7 +55,7 @@ def table_properties(settings: Settings) -> dict[str, str]:
         "commit.retry.min-wait-ms": "100",
         "commit.retry.max-wait-ms": "5000",
         "commit.retry.total-timeout-ms": "600000",
-        SCHEMA_VERSION_PROPERTY: str(SCHEMA_VERSION),
+        SCHEMA_VERSION_PROPERTY: str(schema_version(table)),
     }
 
 
@@ -202,7 +202,7 @@ class Tables:
         )
         log.info("creating Iceberg table %s.%s", self.namespaces[area], table)
         return self.catalog.create_table(
-            self.identifier(table, area), schema=schema, partition_spec=spec, properties=table_properties(self.settings)
+            self.identifier(table, area), schema=schema, partition_spec=spec, properties=table_properties(self.settings, table)
         )
 
     def _evolve(self, found: Table, table: str) -> Table:
@@ -210,7 +210,7 @@ class Tables:
         current = {field.name for field in found.schema().fields}
         wanted = iceberg_schema(table)
         missing = [field.name for field in wanted.fields if field.name not in current]
-        props = table_properties(self.settings)
+        props = table_properties(self.settings, table)
         stale = {k: v for k, v in props.items() if k != "format-version" and found.properties.get(k) != v}
         if not missing and not stale:
             return found

@@ -7,7 +7,7 @@ import datetime as dt
 import json
 from typing import Any
 
-from evals.schemas import COLUMNS, HARDWARE_FIELDS, SCHEMA_VERSION, VERSION_FIELDS
+from evals.schemas import COLUMNS, HARDWARE_FIELDS, VERSION_FIELDS, schema_version
 from evals.warehouse.keys import eval_date_of, make_run_id
 
 
@@ -65,7 +65,7 @@ class RunRecord:
         row["hardware"] = _complete(self.hardware, HARDWARE_FIELDS)
         row["versions"] = _complete(self.versions, VERSION_FIELDS)
         row["eval_date"] = self.eval_date
-        row["schema_version"] = SCHEMA_VERSION
+        row["schema_version"] = schema_version("runs")
         return {name: row[name] for name in (c.name for c in COLUMNS["runs"])}
 
     @classmethod

@@ -7,7 +7,7 @@ from contextlib import AbstractContextManager
 
 import pytest
 
-from evals.latency.server import ServerHandle, free_port, launch, simulator_command
+from evals.latency.server import ServerHandle, free_port, launch, reference_command, simulator_command
 
 # Non-uniform on purpose: percentiles over a mix are where an off-by-one or a wrong interpolation shows.
 TTFT_MS = [20.0, 35.0, 60.0]
@@ -21,6 +21,15 @@ def start_simulator(
     command = simulator_command(port, ttft_ms=ttft_ms or TTFT_MS, itl_ms=itl_ms or ITL_MS, seed=7, extra=extra)
     return launch(
         command, port=port, model="simulator", backend="simulator", accepts_ignore_eos=True, ready_timeout_s=30
+    )
+
+
+def start_reference(ttft_ms: list[float], itl_ms: list[float]) -> AbstractContextManager[ServerHandle]:
+    """The lean reference server (``evals.latency.reference``) with these configured delays."""
+    port = free_port()
+    command = reference_command(port, ttft_ms=ttft_ms, itl_ms=itl_ms, seed=7)
+    return launch(
+        command, port=port, model="reference", backend="reference", accepts_ignore_eos=True, ready_timeout_s=30
     )
 
 

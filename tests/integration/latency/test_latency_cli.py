@@ -175,3 +175,17 @@ def test_run_scenario_with_a_launched_server_handle(simulator: ServerHandle) -> 
     record = result.run_record(logical_date=dt.datetime(2026, 1, 2, tzinfo=dt.UTC), source="hf")
     assert (record.scenario, record.scenario_version, record.backend) == ("api", "1", "simulator")
     assert record.config is not None and record.config["server_backend"] == "simulator"
+
+
+def test_processes_option_sends_each_level_from_several_processes(simulator: ServerHandle, tmp_path: Path) -> None:
+    scenario = _scenario(tmp_path, [f"hi {i}" for i in range(4)], [{"concurrency": 4}, {"rate": 40}])
+    out = tmp_path / "rows.json"
+    result = _invoke(
+        "--endpoint", simulator.endpoint, "--model", "simulator", "--scenario", str(scenario),
+        "--json", str(out), "--processes", "2",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    rows = json.loads(out.read_text())
+    assert [(row["client_processes"], row["n_requests"], row["n_failed"]) for row in rows] == [(2, 8, 0)] * 2
+    # The simulator speaks Prometheus: the server's own view is filled in every level.
+    assert all(row["server_metrics_scrapes"] >= 1 and row["server_ttft_mean_ms"] >= 20.0 for row in rows)

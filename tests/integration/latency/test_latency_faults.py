@@ -3,7 +3,6 @@ reasons; the run completes, goodput counts them as misses, and every request is 
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -11,7 +10,7 @@ from contextlib import AbstractContextManager
 import pytest
 
 from evals.latency.client import Target
-from evals.latency.loadgen import run_level
+from evals.latency.loadgen import run, run_level
 from evals.latency.metrics import sample_rows, summarize_level
 from evals.latency.prompts import Prompt
 from evals.latency.scenario import ConcurrencyLevel
@@ -32,7 +31,7 @@ FAULTS = {
 
 def _level(handle: ServerHandle, prompts: list[Prompt], *, requests: int, concurrency: int = 4):  # type: ignore[no-untyped-def]
     target = Target(handle.endpoint, handle.model, "chat", max_tokens=6)
-    return asyncio.run(
+    return run(
         run_level(
             target,
             prompts,

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from unit.validation.validation_cases import warehouse_at
 
 from evals.errors import ValidationFailed
-from evals.schemas import LATENCY_METRICS
+from evals.schemas import LATENCY_LEVEL_EXTRA, LATENCY_METRICS
 from evals.validation import Expected, validate_and_write
 from evals.warehouse import RunRecord, Warehouse
 
@@ -100,6 +100,7 @@ def runs(draw: st.DrawFn) -> tuple[RunRecord, Tables, Expected]:
             "gpu_hour_usd": None,
             "gpu_count": None,
             "usd_per_1m_output_tokens": None,
+            **dict.fromkeys(LATENCY_LEVEL_EXTRA),
         }
         for metric in LATENCY_METRICS:
             low = 0.0 if metric == "itl" else 0.01

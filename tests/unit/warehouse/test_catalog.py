@@ -63,7 +63,7 @@ def test_s3_file_io_properties_come_from_the_settings() -> None:
 
 
 def test_table_properties_keep_metadata_small_and_commits_patient() -> None:
-    props = table_properties(get_settings(commit_retries=7, snapshot_retention_hours=2))
+    props = table_properties(get_settings(commit_retries=7, snapshot_retention_hours=2), "runs")
     assert props["commit.retry.num-retries"] == "7"
     assert props["commit.manifest-merge.enabled"] == "true"
     assert props["write.metadata.delete-after-commit.enabled"] == "true"
