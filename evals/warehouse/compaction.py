@@ -1,10 +1,11 @@
 """Compaction: a partition's many small data files rewritten as one, in one atomic Iceberg overwrite.
 
-pyiceberg 0.12 has no rewrite-data-files action, so a partition (one eval_date) is read at a snapshot and written
-back with ``overwrite(rows, eval_date = D)``: one commit replaces every file of the partition. Readers pinned to an
+pyiceberg 0.12 has no rewrite-data-files action, so the partitions (eval_dates) of a month that have several files
+are read at a snapshot and written back with ``overwrite(rows, eval_date IN (...))``: one commit replaces every
+file of those partitions by one file per partition. Readers pinned to an
 earlier snapshot keep reading the old files (they stay until expiry and orphan removal, see ``maintenance``). A
-run published into the same partition meanwhile makes the overwrite fail its validation (pyiceberg checks for data
-added under the overwrite's filter since the scan), and the partition is left for the next compaction: nothing a
+run published into one of those partitions meanwhile makes the overwrite fail its validation (pyiceberg checks for
+data added under the overwrite's filter since the scan), and they are left for the next compaction: nothing a
 concurrent publisher wrote is lost.
 """
 
@@ -44,10 +45,11 @@ def compact(
     *,
     area: str = "published",
 ) -> CompactionResult:
-    """Rewrite each partition of ``table`` with ``start <= eval_date <= end`` that has more than one data file."""
+    """Rewrite each partition of ``table`` with ``start <= eval_date <= end`` that has more than one data file
+    as one file (a month of partitions per commit)."""
     from pyiceberg.exceptions import CommitFailedException, ValidationException
 
-    from evals.warehouse.store import equal
+    from evals.warehouse.store import one_of
 
     if table not in TABLES:
         raise ValueError(f"unknown table {table!r}; tables: {', '.join(TABLES)}")
@@ -59,27 +61,32 @@ def compact(
     files: dict[dt.date, int] = defaultdict(int)
     for task in iceberg.scan(snapshot_id=snapshot.snapshot_id).plan_files():
         files[_partition_date(task.file.partition[0])] += 1
-    for eval_date, count in sorted(files.items()):
-        if count <= 1 or (start and eval_date < start) or (end and eval_date > end):
-            continue
-        partition = equal(PARTITION_COLUMN, eval_date.isoformat())
+    due = {d: n for d, n in sorted(files.items()) if n > 1 and not (start and d < start) and not (end and d > end)}
+    batches: dict[tuple[int, int], list[dt.date]] = defaultdict(list)
+    for eval_date in due:  # one commit per month of partitions: far fewer commits, each still all-or-nothing
+        batches[eval_date.year, eval_date.month].append(eval_date)
+    for (year, month), dates in sorted(batches.items()):
+        partitions = one_of(PARTITION_COLUMN, (d.isoformat() for d in dates))
         # Read at the head the overwrite starts from: its validation then covers every commit after the read.
         iceberg = iceberg.refresh()
         head = iceberg.current_snapshot()
-        rows = iceberg.scan(row_filter=partition, snapshot_id=head.snapshot_id if head else None).to_arrow()
-        rows = rows.sort_by([("run_id", "ascending")])
+        rows = iceberg.scan(row_filter=partitions, snapshot_id=head.snapshot_id if head else None).to_arrow()
+        rows = rows.sort_by([(PARTITION_COLUMN, "ascending"), ("run_id", "ascending")])
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)
-                iceberg.overwrite(rows, overwrite_filter=partition)
+                iceberg.overwrite(rows, overwrite_filter=partitions)
         except (ValidationException, CommitFailedException) as exc:
-            log.info("left %s eval_date=%s for next time: a concurrent commit changed it (%s)", table, eval_date, exc)
-            result.skipped += 1
+            log.info("left %s %d-%02d for next time: a concurrent commit changed it (%s)", table, year, month, exc)
+            result.skipped += len(dates)
             continue
-        result.partitions += 1
-        result.files_merged += count
+        merged = sum(due[d] for d in dates)
+        result.partitions += len(dates)
+        result.files_merged += merged
         result.rows += rows.num_rows
-        log.info("compacted %s eval_date=%s: %d files -> 1 (%d rows)", table, eval_date, count, rows.num_rows)
+        log.info(
+            "compacted %s %d-%02d: %d partitions, %d files -> %d", table, year, month, len(dates), merged, len(dates)
+        )
     return result
 
 
