@@ -91,8 +91,10 @@ async def run_closed_loop(
     count: int,
     path: str = "/v1/completions",
     tag: str = "t",
+    timeout_s: float = 120.0,
 ) -> list[FloorResult]:
-    """``count`` requests, ``concurrency`` in flight, each stream on its own kept-alive connection."""
+    """``count`` requests, ``concurrency`` in flight, each stream on its own kept-alive connection; a request not
+    done within ``timeout_s`` stays ``ok=False`` and its stream reconnects."""
     loop = asyncio.get_running_loop()
     results: list[FloorResult] = []
     claimed = 0
@@ -105,7 +107,14 @@ async def run_closed_loop(
                 result = FloorResult(index=claimed)
                 claimed += 1
                 body = bodies[result.index % len(bodies)]
-                await stream.send(http_request(host, port, path, body, f"{tag}-{result.index}"), result)
+                request = http_request(host, port, path, body, f"{tag}-{result.index}")
+                try:
+                    await asyncio.wait_for(stream.send(request, result), timeout_s)
+                except TimeoutError:
+                    result.ok = False
+                    if stream.transport is not None:
+                        stream.transport.close()
+                    _, stream = await loop.create_connection(_Stream, host, port)
                 results.append(result)
         finally:
             if stream.transport is not None:

@@ -25,6 +25,7 @@ import asyncio
 import itertools
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -111,6 +112,8 @@ def floor(endpoint: str, port: int, streams: int, requests: int) -> tuple[tuple[
     results, wall = asyncio.run(go())
     late = _lateness_p95(endpoint)
     ok = [r for r in results if r.ok]
+    if len(ok) < len(results):
+        print(f"  (floor: {len(results) - len(ok)} of {len(results)} requests did not finish)")
     return _cells([r.token_times for r in ok], [r.sent for r in ok]), len(ok) / wall, late
 
 
@@ -198,6 +201,8 @@ def ceiling(processes: int) -> tuple[float, float]:
 
 
 def main() -> None:
+    # A SIGTERM (timeout, Ctrl-C in a pipeline) must still stop the reference servers this started.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--streams", type=_ints, default=[8, 32, 64])
     parser.add_argument("--requests-per-stream", type=int, default=10, help="at least 200 requests per level")

@@ -75,6 +75,8 @@ class RequestResult:
     ok: bool = False
     error: str | None = None
     status: int | None = None
+    # The raw response of a request whose parsing was deferred (``send_request(defer=True)``) until ``complete``.
+    pending: Any = field(default=None, repr=False, compare=False)
 
     @property
     def first_token(self) -> float | None:
@@ -157,14 +159,16 @@ async def send_request(
     *,
     timeout_s: float,
     request_id: str | None = None,
+    defer: bool = False,
 ) -> RequestResult:
     """Send one streaming request and fill ``result``. Never raises for request failures: they become
     ``ok=False`` with a reason (HTTP status, timeout, disconnect, malformed SSE, server error event).
 
     ``sent`` is the clock right before the request's bytes are written; each token's time is the clock at the
-    top of the read that completed its event (see :mod:`evals.latency.transport`).
+    top of the read that completed its event (see :mod:`evals.latency.transport`). With ``defer`` a response that
+    arrived whole is kept raw in ``result.pending`` and parsed by :func:`complete` later (the load generator does
+    that after the level, so no parsing competes with other streams' reads for the event loop).
     """
-    state = _StreamState(result)
     headers = {"Content-Type": "application/json", "Accept": "text/event-stream", **dict(target.headers)}
     if request_id is not None:
         headers["X-Request-Id"] = request_id
@@ -180,7 +184,32 @@ async def send_request(
         finally:
             if connection is not None:
                 pool.release(connection)
-        result.status = response.status
+    except TimeoutError:
+        _fail(result, f"timeout after {timeout_s:g}s ({_partial(result, response)} chunks received)")
+        return result
+    except TransportError as exc:
+        sent = result.sent is not None
+        _fail(result, f"{exc} after {_partial(result, response)} chunks" if sent else str(exc))
+        return result
+    except OSError as exc:
+        _fail(result, f"connection error: {type(exc).__name__}: {_reason(exc)}")
+        return result
+    except Exception as exc:  # a bug in one request must not end the whole run
+        _fail(result, f"unexpected error: {type(exc).__name__}: {_reason(exc)}")
+        return result
+    result.status = response.status
+    result.finished = time.perf_counter()  # the response's end; a success replaces it with its last token
+    result.pending = response
+    return result if defer else complete(result)
+
+
+def complete(result: RequestResult) -> RequestResult:
+    """Parse a response kept by ``send_request(defer=True)``: status, SSE events, tokens, usage, outcome."""
+    response, result.pending = result.pending, None
+    if response is None:
+        return result
+    state = _StreamState(result)
+    try:
         if response.status != 200:
             text = b"".join(data for _, data in response.reads)[:_ERROR_BODY_CHARS].decode(errors="replace")
             raise _StreamFailure(f"HTTP {response.status}: {' '.join(text.split())}")
@@ -198,34 +227,27 @@ async def send_request(
         result.ok = True
     except _StreamFailure as exc:
         _fail(result, str(exc))
-    except TimeoutError:
-        _partial(state, response)
-        _fail(result, f"timeout after {timeout_s:g}s ({len(result.token_times)} chunks received)")
-    except TransportError as exc:
-        _partial(state, response)
-        _fail(result, f"{exc} after {len(result.token_times)} chunks" if result.sent is not None else str(exc))
-    except OSError as exc:
-        _fail(result, f"connection error: {type(exc).__name__}: {_reason(exc)}")
-    except Exception as exc:  # a bug in one request must not end the whole run
+    except Exception as exc:  # a bug in one response must not end the whole run
         _fail(result, f"unexpected error: {type(exc).__name__}: {_reason(exc)}")
     return result
 
 
-def _partial(state: _StreamState, response: Any) -> None:
-    """Count the tokens of a stream cut short (for the failure's reason); its own faults no longer matter."""
-    if response is None:
-        return
-    try:
-        for now, data in response.reads:
-            state.feed(data, now)
-    except _StreamFailure:
-        pass
+def _partial(result: RequestResult, response: Any) -> int:
+    """The tokens of a stream cut short (for the failure's reason); its own faults no longer matter."""
+    if response is not None:
+        state = _StreamState(result)
+        try:
+            for now, data in response.reads:
+                state.feed(data, now)
+        except _StreamFailure:
+            pass
+    return len(result.token_times)
 
 
 def _fail(result: RequestResult, reason: str) -> None:
     result.ok = False
     result.error = reason
-    result.finished = time.perf_counter()
+    result.finished = result.finished or time.perf_counter()
     if result.output_tokens is None and result.token_times:
         result.output_tokens = len(result.token_times)
 

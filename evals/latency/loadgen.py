@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from evals.latency.client import RequestResult, Target, send_request
+from evals.latency.client import RequestResult, Target, complete, send_request
 from evals.latency.scenario import ConcurrencyLevel, RateLevel
 from evals.latency.server_metrics import EMPTY, Scraper
 from evals.latency.transport import Pool
@@ -171,7 +171,8 @@ async def _one(
 ) -> RequestResult:
     body, tokens = payloads.take()
     result = RequestResult(index=index, scheduled=scheduled, prompt_tokens=tokens)
-    return await send_request(pool, target, body, result, timeout_s=timeout_s, request_id=f"{tag}-{index}")
+    # Parsing waits until the level is over: it would otherwise hold the loop while other streams' reads arrive.
+    return await send_request(pool, target, body, result, timeout_s=timeout_s, request_id=f"{tag}-{index}", defer=True)
 
 
 async def _closed_loop(
@@ -286,6 +287,8 @@ async def run_level(
                 tag=f"{tag}-warmup",
                 share=share,
             )
+            for result in warmup:
+                complete(result)
             failed = [r for r in warmup if not r.ok]
             if failed:
                 log.warning("%d of %d warm-up requests failed, first: %s", len(failed), len(warmup), failed[0].error)
@@ -319,6 +322,8 @@ async def run_level(
                 share=share,
                 start_at=start_at,
             )
+        for result in results:
+            complete(result)
         results.sort(key=lambda r: r.index)
         run = LevelRun(level=level, start=start, results=results, warmup=warmup, prompts_used=payloads.used)
         await observer.finish(run)

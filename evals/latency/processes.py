@@ -56,7 +56,12 @@ async def run_level_processes(
     scrape_interval_s: float = 1.0,
     **options: Any,
 ) -> LevelRun:
-    """:func:`evals.latency.loadgen.run_level` over ``processes`` worker processes (same options and result)."""
+    """:func:`evals.latency.loadgen.run_level` over ``processes`` worker processes (same options and result).
+
+    Never more processes than streams (closed loop) or than the in-flight cap (open loop): each needs one.
+    """
+    cap = level.concurrency if isinstance(level, ConcurrencyLevel) else level.max_concurrency
+    processes = min(processes, cap) if cap else processes
     if processes < 2:
         return await loadgen.run_level(
             target, prompts, level, metrics_url=metrics_url, scrape_interval_s=scrape_interval_s, **options

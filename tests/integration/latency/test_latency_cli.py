@@ -189,3 +189,15 @@ def test_processes_option_sends_each_level_from_several_processes(simulator: Ser
     assert [(row["client_processes"], row["n_requests"], row["n_failed"]) for row in rows] == [(2, 8, 0)] * 2
     # The simulator speaks Prometheus: the server's own view is filled in every level.
     assert all(row["server_metrics_scrapes"] >= 1 and row["server_ttft_mean_ms"] >= 20.0 for row in rows)
+
+
+def test_more_processes_than_streams_still_sends_every_request(simulator: ServerHandle, tmp_path: Path) -> None:
+    scenario = _scenario(tmp_path, ["hi"], [{"concurrency": 1}])
+    out = tmp_path / "rows.json"
+    result = _invoke(
+        "--endpoint", simulator.endpoint, "--model", "simulator", "--scenario", str(scenario),
+        "--json", str(out), "--processes", "3",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    [row] = json.loads(out.read_text())
+    assert (row["client_processes"], row["n_requests"], row["n_failed"]) == (1, 8, 0)
