@@ -1,4 +1,4 @@
-"""An accuracy result -> a ``runs`` record plus ``accuracy`` and ``accuracy_samples`` rows in the warehouse."""
+"""An accuracy result -> a ``runs`` record plus ``accuracy`` rows in the warehouse."""
 
 from __future__ import annotations
 
@@ -41,4 +41,4 @@ def publish(
     logical_date = logical_date or dt.datetime.now(dt.UTC)
     record = run_record(result, logical_date=logical_date, source=source, **fields)
     warehouse = warehouse or Warehouse.from_settings()
-    return warehouse.write_run(record, result.tables(), status=status)
+    return warehouse.write_run(record, {"accuracy": result.rows}, status=status)
