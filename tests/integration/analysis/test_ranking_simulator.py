@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from factories import sha
+from history_publish import publish
 
 from evals.analysis.ranking import leaderboard, slo_levels
 from evals.analysis.views import connect
@@ -108,7 +109,7 @@ def test_capacity_at_slo_is_the_saturation_point(slots: int, tmp_path: Path) -> 
         logical_date=dt.datetime(2026, 11, 1, tzinfo=dt.UTC), source="local", suite=None, suite_version=None
     )
     assert isinstance(record, RunRecord)
-    wh.write_run(record, result.tables())
+    publish(wh, record, result.tables())
     con = connect(wh)
     run = dict(zip(("run_id", "eval_date"), con.execute("select run_id, eval_date from runs").fetchone(), strict=True))  # type: ignore[arg-type]
     levels = slo_levels(con, run)
