@@ -31,6 +31,10 @@ WORKDIR /opt/checkpoint-evals
 COPY constraints.txt docker/control-plane-requirements.txt ./lock/
 RUN pip install -c lock/constraints.txt -r lock/control-plane-requirements.txt \
     && if pip show torch >/dev/null 2>&1; then echo "torch must not be in the control-plane image" >&2; exit 1; fi
+# The analytics DAG's change points: Apache Otava's detection (numpy + scipy only) without its CLI's dependencies,
+# which do not fit the lock (see the Makefile's venv recipe).
+RUN pip install --no-deps apache-otava==0.8.0 \
+    && python -c "from otava.analysis import compute_change_points"
 
 COPY pyproject.toml README.md ./
 COPY evals ./evals

@@ -2,7 +2,7 @@
 
 The simulator (evals/latency/simulator.py, driven as is) answers every request after a fixed TTFT; here it is
 served behind a gate of ``slots`` concurrent requests, so a closed loop of more than ``slots`` users queues for
-a whole service time (~55 ms) before its first token. With an SLO of TTFT ≤ 45 ms the truth is known: the SLO
+a whole service time (~190 ms) before its first token. With an SLO of TTFT ≤ 150 ms the truth is known: the SLO
 holds up to concurrency ``slots`` and fails beyond it, so the capacity at SLO is exactly ``slots``.
 """
 
@@ -10,63 +10,69 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import threading
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from factories import sha
+from history_publish import publish
 
 from evals.analysis.ranking import leaderboard, slo_levels
 from evals.analysis.views import connect
 from evals.latency.prompts import Prompt
 from evals.latency.runner import run_scenario_async
 from evals.latency.scenario import parse_scenario
-from evals.latency.server import ServerHandle, free_port
-from evals.latency.simulator import Simulator, SimulatorConfig
+from evals.latency.server import ServerHandle, free_port, wait_ready
 from evals.warehouse import Warehouse
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-TTFT_MS, ITL_MS, TOKENS = 20.0, 5.0, 8  # service time ≈ 20 + 7 × 5 = 55 ms
-SLO_TTFT_MS = 45.0
+TTFT_MS, ITL_MS, TOKENS = 50.0, 20.0, 8  # service time ≈ 50 + 7 × 20 = 190 ms
+SLO_TTFT_MS = 150.0  # 100 ms above an unqueued first token, 90 ms below a queued one (≈ 240 ms)
 PRICE = 3.0
 
 
+# The simulator runs in its own process (as in production, the server is not the load generator's process):
+# sharing one interpreter would let the generator's work delay the server's tokens.
+SERVER = """
+import asyncio, sys
+from aiohttp import web
+from evals.latency.simulator import Simulator, SimulatorConfig
+
+
 class SlottedSimulator(Simulator):
-    """The reference simulator serving at most ``slots`` requests at a time; the rest wait their turn."""
+    \"\"\"The reference simulator serving at most ``slots`` requests at a time; the rest wait their turn.\"\"\"
 
-    def __init__(self, config: SimulatorConfig, slots: int) -> None:
+    def __init__(self, config, slots):
         super().__init__(config)
-        self.slots = slots
-        self.gate: asyncio.Semaphore | None = None
+        self.slots, self.gate = slots, None
 
-    async def complete(self, request: Any) -> Any:
+    async def complete(self, request):
         if self.gate is None:
             self.gate = asyncio.Semaphore(self.slots)
         async with self.gate:
             return await super().complete(request)
 
 
-def _serve(slots: int) -> Iterator[str]:
-    from aiohttp import web
+port, slots, ttft, itl = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
+sim = SlottedSimulator(SimulatorConfig(ttft_ms=[ttft], itl_ms=[itl], record=False), slots)
+web.run_app(sim.app(), host="127.0.0.1", port=port, print=None)
+"""
 
+
+def _serve(slots: int) -> Iterator[str]:
     port = free_port()
-    loop = asyncio.new_event_loop()
-    sim = SlottedSimulator(SimulatorConfig(ttft_ms=[TTFT_MS], itl_ms=[ITL_MS], record=False), slots)
-    runner = web.AppRunner(sim.app())
-    loop.run_until_complete(runner.setup())
-    loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", port).start())
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
+    args = [sys.executable, "-c", SERVER, str(port), str(slots), str(TTFT_MS), str(ITL_MS)]
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    endpoint = f"http://127.0.0.1:{port}"
     try:
-        yield f"http://127.0.0.1:{port}"
+        wait_ready(endpoint, timeout_s=30)
+        yield endpoint
     finally:
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout=10)
-        loop.run_until_complete(runner.cleanup())
-        loop.close()
+        process.terminate()
+        process.wait(timeout=10)
 
 
 SCENARIO = {
@@ -103,7 +109,7 @@ def test_capacity_at_slo_is_the_saturation_point(slots: int, tmp_path: Path) -> 
         logical_date=dt.datetime(2026, 11, 1, tzinfo=dt.UTC), source="local", suite=None, suite_version=None
     )
     assert isinstance(record, RunRecord)
-    wh.write_run(record, result.tables())
+    publish(wh, record, result.tables())
     con = connect(wh)
     run = dict(zip(("run_id", "eval_date"), con.execute("select run_id, eval_date from runs").fetchone(), strict=True))  # type: ignore[arg-type]
     levels = slo_levels(con, run)

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 from factories import accuracy_rows, run_record, sha
+from history_publish import publish
 
 from evals.analysis.changepoints import ChangePointOptions, detect, detect_and_store, latest_change_points, rows_for
 from evals.analysis.views import connect
@@ -103,7 +104,7 @@ def test_detect_and_store_writes_onto_each_groups_latest_run(tmp_path: Path, mon
     for night, value in enumerate(_series(3, STEP)[:48]):
         day = dt.datetime(2026, 1, 1, 2, tzinfo=dt.UTC) + dt.timedelta(days=night)
         record = run_record("org/a", 1, logical_date=day, revision=sha("r1"), scenario=None, scenario_version=None)
-        wh.write_run(record, {"accuracy": accuracy_rows(record, {"arc_easy": float(value)})})
+        publish(wh, record, {"accuracy": accuracy_rows(record, {"arc_easy": float(value)})})
     summary = detect_and_store(warehouse=wh)
     assert summary["change_points"] == 1 and summary["by_cause"] == {"serving_stack": 1}
     (row,) = latest_change_points(connect(wh))

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 from factories import run_record, sha
+from history_publish import publish
 
 from evals.analysis import paired
 from evals.analysis.compare import compare_run
@@ -88,7 +89,7 @@ def _publish(
     wh: Warehouse, day: int, scores: dict[str, np.ndarray], *, revision: str = "r1", order: int = 1
 ) -> RunRecord:
     record = run_record("org/a", day, revision=sha(revision), scenario=None, scenario_version=None)
-    return wh.write_run(record, _tables(record, scores, order=order))
+    return publish(wh, record, _tables(record, scores, order=order))
 
 
 def _by_metric(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -153,7 +154,7 @@ def test_runs_without_samples_fall_back_to_unpaired_and_say_so(wh: Warehouse) ->
     scores = _scores(2)
     for day in (1, 2):
         record = run_record("org/a", day, revision=sha("r1"), scenario=None, scenario_version=None)
-        wh.write_run(record, {"accuracy": _tables(record, scores)["accuracy"]})
+        publish(wh, record, {"accuracy": _tables(record, scores)["accuracy"]})
     tonight = run_record("org/a", 2, revision=sha("r1"), scenario=None, scenario_version=None)
     rows = _by_metric(compare_run(tonight.run_id, warehouse=wh, baselines=[]))
     leaf = rows[f"accuracy:{LEAF}/acc"]

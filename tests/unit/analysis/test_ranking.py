@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from factories import accuracy_rows, latency_rows, run_record
+from history_publish import publish
 
 from evals.analysis.ranking import capacity, cost_per_1m, leaderboard, reference_level, slo_levels
 from evals.analysis.views import connect
@@ -56,7 +57,7 @@ def _publish(wh: Warehouse, model: str, accuracy: float, goodputs: dict[int, flo
         latency.append(row)
         samples += rows
     tables = {"accuracy": accuracy_rows(record, {"arc_easy": accuracy}), "latency": latency, "latency_samples": samples}
-    wh.write_run(record, tables)
+    publish(wh, record, tables)
 
 
 @pytest.fixture
