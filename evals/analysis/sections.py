@@ -22,7 +22,8 @@ STYLE = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;color:#1d2430;background:#fff}
 h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #dde2ea}
 h3{font-size:15px;margin:16px 0 6px}.meta{color:#5b6575}code{font-size:12px}a{color:#1f5fbf}
-table{border-collapse:collapse;margin:8px 0}th,td{padding:4px 8px;border-bottom:1px solid #e6e9ef;text-align:right;
+table{border-collapse:collapse;margin:8px 0;display:block;max-width:100%;overflow-x:auto}
+th,td{padding:4px 8px;border-bottom:1px solid #e6e9ef;text-align:right;
 white-space:nowrap}th{background:#f3f5f8;font-weight:600}td.text,th.text{text-align:left}
 table.sortable th{cursor:pointer}table.sortable th[aria-sort=ascending]::after{content:" ▲"}
 table.sortable th[aria-sort=descending]::after{content:" ▼"}.regression{color:#b3261e;font-weight:600}
