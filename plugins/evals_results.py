@@ -1,4 +1,4 @@
-"""Airflow plugin: a Results page (leaderboard, trends) in the Airflow UI, served by the API server at /evals/."""
+"""Airflow plugin: the Results page (leaderboard, figures, per-model history) in the Airflow UI, served at /evals/."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ results_view = {
 
 
 class EvalsResultsPlugin(AirflowPlugin):
-    """The checkpoint-evals results page: leaderboard and per-model trends read from the warehouse."""
+    """The checkpoint-evals results page: leaderboard, figures and per-model pages read from the warehouse."""
 
     name = "evals_results"
     fastapi_apps = [results_app]  # noqa: RUF012 - the AirflowPlugin API is class-level lists

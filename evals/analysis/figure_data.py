@@ -59,6 +59,7 @@ from runs r
 left join acc on acc.run_id = r.run_id and ($suite is null or r.suite = $suite)
 left join lat on lat.run_id = r.run_id and ($scenario is null or r.scenario = $scenario)
 where ($models is null or list_contains($models, r.model_id))
+  and ($days is null or r.eval_date > (select max(eval_date) from runs) - $days::integer)
 group by r.model_id, r.eval_date, r.revision
 having count(acc.accuracy) > 0 or count(lat.run_id) > 0
 order by r.model_id, r.eval_date, min(r.logical_date), r.revision
@@ -167,14 +168,20 @@ def trends(
     suite: str | None = None,
     scenario: str | None = None,
     with_cis: bool = True,
+    days: int | None = None,
 ) -> dict[str, list[Record]]:
-    """Per model, one point per (night, revision): accuracy (± 95 % CI), P95 TTFT/E2E (± CI), throughput, cost."""
+    """Per model, one point per (night, revision): accuracy (± 95 % CI), P95 TTFT/E2E (± CI), throughput, cost.
+
+    ``days`` keeps only the nights of the last that many days of the warehouse (what an overview needs; the CIs
+    read the request samples of every point drawn).
+    """
     metrics = "[" + ", ".join(f"'{m}'" for m in HEADLINE_METRICS) + "]"
     params = {
         "models": list(models) if models is not None else None,
         "min_goodput": float(min_goodput),
         "suite": suite,
         "scenario": scenario,
+        "days": days,
     }
     points = _records(con.execute(TRENDS_SQL.format(metrics=metrics), params))
     cis = (

@@ -22,7 +22,8 @@ STYLE = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;color:#1d2430;background:#fff}
 h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #dde2ea}
 h3{font-size:15px;margin:16px 0 6px}.meta{color:#5b6575}code{font-size:12px}a{color:#1f5fbf}
-table{border-collapse:collapse;margin:8px 0}th,td{padding:4px 8px;border-bottom:1px solid #e6e9ef;text-align:right;
+table{border-collapse:collapse;margin:8px 0;display:block;max-width:100%;overflow-x:auto}
+th,td{padding:4px 8px;border-bottom:1px solid #e6e9ef;text-align:right;
 white-space:nowrap}th{background:#f3f5f8;font-weight:600}td.text,th.text{text-align:left}
 table.sortable th{cursor:pointer}table.sortable th[aria-sort=ascending]::after{content:" ▲"}
 table.sortable th[aria-sort=descending]::after{content:" ▼"}.regression{color:#b3261e;font-weight:600}
@@ -69,7 +70,9 @@ def collect(
     """Everything the figures draw, JSON-safe; ``model_id`` narrows every figure but the leaderboard to one model."""
     board = figure_data.leaderboard(con, suite=suite, scenario=scenario)
     shown = [model_id] if model_id is not None else list(dict.fromkeys(r["model_id"] for r in board))[:max_models]
-    trends = figure_data.trends(con, shown, min_goodput=min_goodput, suite=suite, scenario=scenario)
+    # An overview draws the last TREND_DAYS; one model's page its whole history.
+    days = TREND_DAYS if model_id is None else None
+    trends = figure_data.trends(con, shown, min_goodput=min_goodput, suite=suite, scenario=scenario, days=days)
     curves = figure_data.latency_curves(con, shown, scenario=scenario)
     night, comparisons = figure_data.night(con)
     if model_id is not None:
@@ -140,13 +143,18 @@ def figure_sections(data: Mapping[str, Any], *, model_links: bool = False) -> li
     return out
 
 
+TREND_DAYS = 180
+
 LEADERBOARD_NOTE = "Latest published run per model. Click a column header to sort."
 PARETO_NOTE = (
     "Up and to the left is better. Dashed: the Pareto frontier — no other model is both cheaper (or faster) and more "
     "accurate. Bars: 95% CI of the headline accuracy."
 )
 LOAD_NOTE = "Each model's latest latency run, every load level; bars: 95% CI of the P95 from the request samples."
-TREND_NOTE = "One point per model and night (the run's headline load level); bands: 95% CI; diamonds: change points."
+TREND_NOTE = (
+    f"One point per model and night (the run's headline load level) over the last {TREND_DAYS} days (a model's own "
+    "page: its whole history); bands: 95% CI; diamonds: change points."
+)
 CDF_NOTE = (
     "Each model's latest latency run at the lightest load level all models ran (the legend names it), successful "
     "requests only."

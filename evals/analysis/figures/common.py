@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import html
 import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -49,6 +50,11 @@ def pareto_frontier(points: Sequence[tuple[float, float]]) -> list[int]:
             frontier.append(i)
             best_y = points[i][1]
     return frontier
+
+
+def escaped(value: Any) -> str:
+    """Text for Plotly: its labels understand a little HTML (<b>, <a href>), so a model id's markup is escaped."""
+    return html.escape(str(value), quote=False)
 
 
 def ci_text(ci: Sequence[float | None] | None, fmt: str = ".3g") -> str:

@@ -16,6 +16,7 @@ from evals.analysis.figures.common import (
     alpha,
     ci_text,
     error_bars,
+    escaped,
     layout,
     short,
 )
@@ -53,7 +54,7 @@ def trend(
                         legendgroup=model,
                         showlegend=False,
                         hoverinfo="skip",
-                        name=f"{model} 95% CI",
+                        name=f"{escaped(model)} 95% CI",
                         meta={"role": "band", "model_id": model},
                     )
                 )
@@ -62,18 +63,18 @@ def trend(
                 x=[p["eval_date"] for p in points],
                 y=[p.get(metric) for p in points],
                 mode="lines+markers",
-                name=model,
+                name=escaped(model),
                 legendgroup=model,
                 line={"color": colour, "width": 2},
                 marker={"size": 7},
-                meta={"role": "model"},
+                meta={"role": "model", "model_id": model},
                 error_y=error_bars(
                     [p.get(metric) for p in points],
                     [p.get(ci_key) if ci_key and id(p) in alone else None for p in points],
                 ),
                 customdata=[
                     [
-                        model,
+                        escaped(model),
                         str(p.get("revision") or "")[:12],
                         p["eval_date"],
                         ci_text(p.get(ci_key) if ci_key else None),
@@ -144,7 +145,7 @@ def _change_markers(
         on_line = {p["eval_date"]: p.get(metric) for p in series[model]}
         xs.append(night[:10])
         ys.append(on_line.get(night[:10]))
-        texts.append("<br>".join(f"{k}: {short(v)}" for k, v in change.items() if v is not None))
+        texts.append("<br>".join(f"{k}: {escaped(short(v))}" for k, v in change.items() if v is not None))
     if xs:
         fig.add_trace(
             go.Scatter(
@@ -187,7 +188,7 @@ def verdicts(rows: Sequence[Record]) -> go.Figure | None:
             fig.add_trace(
                 go.Scatter(
                     x=[s[0] for s in scaled],
-                    y=[f"{r['model_id']} · {r['metric']} ({r['kind']})" for r in picked],
+                    y=[escaped(f"{r['model_id']} · {r['metric']} ({r['kind']})") for r in picked],
                     mode="markers",
                     name=verdict,
                     legendgroup=verdict,
@@ -223,11 +224,11 @@ def _scaled(r: Record, kind: str) -> tuple[float, list[float | None]]:
 
 def _verdict_hover(r: Record) -> str:
     lines = [
-        f"<b>{r['model_id']}</b> · {r['verdict']}",
+        f"<b>{escaped(r['model_id'])}</b> · {r['verdict']}",
         f"revision {str(r.get('revision') or '')[:12]} · night {r.get('eval_date')}",
-        f"{r['metric']} ({r['kind']})",
+        escaped(f"{r['metric']} ({r['kind']})"),
         f"value {short(r.get('value'))} vs baseline {short(r.get('baseline_value'))}"
-        f" ({r.get('baseline_model_id')}@{str(r.get('baseline_revision') or '')[:12]})",
+        f" ({escaped(r.get('baseline_model_id'))}@{str(r.get('baseline_revision') or '')[:12]})",
         f"Δ {short(r.get('delta'))}, 95% CI {ci_text([r.get('ci_low'), r.get('ci_high')], '.4g')}",
     ]
     extra = [f"{k} {short(r[k])}" for k in ("method", "n_pairs", "n_fixed", "n_broken", "mde") if r.get(k) is not None]

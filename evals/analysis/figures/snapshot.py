@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from evals.analysis.figures.common import Record, ci_text, error_bars, layout, pareto_frontier
+from evals.analysis.figures.common import Record, ci_text, error_bars, escaped, layout, pareto_frontier
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -30,10 +30,10 @@ def pareto(board: Sequence[Record], accuracy_cis: Mapping[str, Any], palette: Ma
                     x=[r[key]],
                     y=[r["accuracy"]],
                     mode="markers",
-                    name=r["model_id"],
+                    name=escaped(r["model_id"]),
                     legendgroup=r["model_id"],
                     showlegend=col == 1,
-                    meta={"role": "model"},
+                    meta={"role": "model", "model_id": r["model_id"]},
                     error_y=error_bars([r["accuracy"]], [ci]),
                     marker={
                         "size": 12,
@@ -42,7 +42,7 @@ def pareto(board: Sequence[Record], accuracy_cis: Mapping[str, Any], palette: Ma
                     },
                     customdata=[
                         [
-                            r["model_id"],
+                            escaped(r["model_id"]),
                             str(r.get("revision") or "")[:12],
                             r.get("eval_date"),
                             ci_text(ci),
@@ -101,7 +101,7 @@ def latency_vs_load(curves: Sequence[Record], palette: Mapping[str, str], load_t
                     x=[r["load"] for r in levels],
                     y=[r[key] for r in levels],
                     mode="lines+markers",
-                    name=model if len(scenarios) == 1 else f"{model} · {scenario}",
+                    name=escaped(model if len(scenarios) == 1 else f"{model} · {scenario}"),
                     legendgroup=f"{model}|{scenario}",
                     showlegend=col == 1,
                     line={"color": palette.get(model), "width": 2},
@@ -109,12 +109,12 @@ def latency_vs_load(curves: Sequence[Record], palette: Mapping[str, str], load_t
                     meta={"role": "model", "model_id": model, "scenario": scenario},
                     customdata=[
                         [
-                            model,
+                            escaped(model),
                             str(r["revision"])[:12],
                             r["eval_date"],
                             ci_text(r.get(ci_key), ",.1f"),
                             "n/a" if r.get("goodput") is None else f"{r['goodput']:.0%}",
-                            scenario,
+                            escaped(scenario),
                         ]
                         for r in levels
                     ],
@@ -165,9 +165,11 @@ def cdf(lines: Sequence[Record], column: str, palette: Mapping[str, str]) -> go.
                 y=line[f"{column}_share"],
                 mode="lines",
                 line={"shape": "hv", "color": palette.get(line["model_id"]), "width": 2},
-                name=f"{line['model_id']} ({level})",
+                name=escaped(f"{line['model_id']} ({level})"),
                 meta={"role": "model", "model_id": line["model_id"]},
-                customdata=[[line["model_id"], str(line["revision"])[:12], line["eval_date"], level, line["n"]]]
+                customdata=[
+                    [escaped(line["model_id"]), str(line["revision"])[:12], line["eval_date"], level, line["n"]]
+                ]
                 * len(line[column]),
                 hovertemplate=(
                     "<b>%{customdata[0]}</b> at %{customdata[3]}<br>revision %{customdata[1]} · night "

@@ -40,11 +40,16 @@ SORT_BY_ACCURACY_JS = """
 
 def hover_js(fig_id: str, model: str, subplot: str = "xy") -> str:
     """Hover a model's first point the way a mouse does, and return the hover label's text."""
+    # Plotly throttles hover events (one per 50 ms per figure): wait before and after, as a moving mouse would.
     return f"""
-(() => {{
+(async () => {{
+  const pause = () => new Promise(done => setTimeout(done, 120));
   const gd = document.getElementById({fig_id!r});
-  const curve = gd.data.findIndex(t => t.name === {model!r} && t.meta.role === 'model');
+  const curve = gd.data.findIndex(t => t.meta.model_id === {model!r} && t.meta.role === 'model');
+  if (curve < 0) {{ return 'no trace of ' + {model!r}; }}
+  await pause();
   Plotly.Fx.hover(gd, [{{curveNumber: curve, pointNumber: 0}}], [{subplot!r}]);
+  await pause();
   return Array.from(gd.querySelectorAll('.hoverlayer .hovertext')).map(e => e.textContent).join(' | ');
 }})()
 """
@@ -55,7 +60,11 @@ def figures_by_id(values: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 
 def traces(fig: dict[str, Any], role: str = "model", axis: str = "x") -> dict[str, dict[str, Any]]:
-    return {t["name"]: t for t in fig["traces"] if (t["meta"] or {}).get("role") == role and t["xaxis"] == axis}
+    return {
+        t["meta"].get("model_id", t["name"]): t
+        for t in fig["traces"]
+        if (t["meta"] or {}).get("role") == role and t["xaxis"] == axis
+    }
 
 
 def assert_round_ticks(fig: dict[str, Any]) -> None:
@@ -93,7 +102,14 @@ def test_report_in_chromium_plots_the_warehouse(report_warehouse: tuple[Warehous
     result = open_page(
         report.as_uri(),
         tmp_path / "profile",
-        expressions=[FIGURE_DATA_JS, hover_js("fig-pareto", "org/b"), hover_js("fig-trend-accuracy", "org/b")],
+        expressions=[
+            FIGURE_DATA_JS,
+            hover_js("fig-pareto", "org/b"),
+            hover_js("fig-trend-accuracy", "org/b"),
+            hover_js("fig-pareto", HOSTILE),
+            "document.querySelector('#fig-pareto .legend').textContent",
+            "document.querySelectorAll('.js-plotly-plot .main-svg a, .js-plotly-plot img').length",
+        ],
         screenshot=tmp_path / "report.png",
     )
     keep_screenshot(result.screenshot)
@@ -136,7 +152,9 @@ def test_report_in_chromium_plots_the_warehouse(report_warehouse: tuple[Warehous
     # Hovering a point names model, revision, night, value and its CI (the trend's first point: the first night).
     first_revision = con.execute("select revision from runs where model_id = 'org/b' order by eval_date").fetchall()
     accuracy, _, _, _, _, revision, night = latest["org/b"]
-    pareto_label, trend_label = result.values[1:]
+    pareto_label, trend_label, hostile_label, legend, links = result.values[1:]
+    # Plotly's labels understand some HTML: a model id's markup shows as text, never as a tag or a link.
+    assert HOSTILE in hostile_label and HOSTILE in legend and links == 0
     assert "org/b" in pareto_label and revision[:12] in pareto_label and night in pareto_label
     assert f"accuracy {accuracy:.3f} (95% CI [" in pareto_label
     assert first_revision[0][0][:12] in trend_label and history[0][0] in trend_label

@@ -116,3 +116,9 @@ def test_cdfs_compare_models_at_a_load_level_they_all_ran(tmp_path: Path) -> Non
     }
     # factories: every request's TTFT is 99 ms (first token at +0.1 s, sent at +0.001 s)
     assert lines["org/both"]["ttft_ms"][0] == pytest.approx(99.0) and lines["org/both"]["ttft_ms_share"][0] == 0.0
+
+
+def test_trends_keep_the_last_days_when_asked(con: duckdb.DuckDBPyConnection) -> None:
+    nights = [p["eval_date"] for p in figure_data.trends(con, min_goodput=0.9, days=2)["org/a"]]
+    assert nights == ["2026-11-02", "2026-11-03"]  # the warehouse's last night is 2026-11-03
+    assert len(figure_data.trends(con, min_goodput=0.9, with_cis=False)["org/a"]) == 3

@@ -72,7 +72,9 @@ def figure(page: Page, fig_id: str) -> dict[str, Any]:
 
 
 def model_traces(fig: dict[str, Any], axis: str = "x") -> dict[str, dict[str, Any]]:
-    return {t["name"]: t for t in fig["data"] if t["meta"]["role"] == "model" and t.get("xaxis", "x") == axis}
+    return {
+        t["meta"]["model_id"]: t for t in fig["data"] if t["meta"]["role"] == "model" and t.get("xaxis", "x") == axis
+    }
 
 
 def test_html_is_self_contained_with_plotly_inline(built: tuple[Warehouse, Path, Page, str]) -> None:
@@ -133,7 +135,7 @@ def test_trends_cdfs_and_verdicts_match_the_warehouse(built: tuple[Warehouse, Pa
     cdf = model_traces(figure(page, "fig-cdf-ttft"))
     for model in MODELS:
         values = sorted(v for m, v in samples if m == model)
-        [trace] = [t for name, t in cdf.items() if name.startswith(model + " ")]
+        trace = cdf[model]
         assert trace["x"][0] == pytest.approx(values[0]) and trace["x"][-1] == pytest.approx(values[-1])
         assert trace["y"] == sorted(trace["y"]) and trace["y"][-1] == 1.0 and trace["y"][0] == 0.0
     assert figure(page, "fig-cdf-ttft")["layout"]["yaxis"]["range"] == [0, 1]
