@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
 import json
@@ -156,6 +155,7 @@ def _server(plan: Plan, directory: Path, ref: CheckpointRef, endpoint: str | Non
 def _run_latency(
     scenario_name: str, server: ServerHandle, directory: Path, ref: CheckpointRef, settings: Settings
 ) -> LatencyResult:
+    from evals.latency.loadgen import run as run_load
     from evals.latency.prompts import scenario_prompts
     from evals.latency.runner import run_scenario_async
     from evals.latency.scenario import load_scenario
@@ -163,7 +163,7 @@ def _run_latency(
     scenario, path = load_scenario(scenario_name, settings.latency_scenario_dir)
     prompts = scenario_prompts(scenario, path.parent, directory)
     progress.info("latency: %s scenario %s (%d levels) ...", ref.model_id, scenario.name, len(scenario.levels))
-    result = asyncio.run(
+    result = run_load(
         run_scenario_async(
             scenario,
             server,

@@ -286,11 +286,12 @@ def night(con: duckdb.DuckDBPyConnection, when: dt.date | str | None = None) -> 
 
 
 def change_points(con: duckdb.DuckDBPyConnection, models: Sequence[str] | None = None) -> list[Record]:
-    """Rows of a ``change_points`` view or table when the warehouse has one; none otherwise."""
+    """The current change points (those of each series' latest run) when the warehouse has them; none otherwise."""
     if not has_relation(con, "change_points"):
         return []
-    rows = _records(con.execute("select * from change_points"))
-    return [r for r in rows if models is None or r.get("model_id") in models]
+    from evals.analysis.changepoints import latest_change_points
+
+    return latest_change_points(con, list(models) if models is not None else None)
 
 
 def filter_options(con: duckdb.DuckDBPyConnection) -> dict[str, list[str]]:

@@ -138,7 +138,7 @@ def _change_markers(
 
     xs, ys, texts = [], [], []
     for change in changes:
-        night = next((str(change[k]) for k in ("eval_date", "night", "change_date", "date") if change.get(k)), None)
+        night = next((str(change[k]) for k in ("night", "eval_date") if change.get(k)), None)
         model = str(change.get("model_id"))
         if night is None or series_metric(str(change.get("series", ""))) != metric or model not in series:
             continue

@@ -16,8 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from factories import publish_run as publish
 from factories import sha
-from history_publish import publish
 
 from evals.analysis.ranking import leaderboard, slo_levels
 from evals.analysis.views import connect

@@ -15,7 +15,7 @@ import uvicorn
 from analysis_history import publish_night
 from browser import FIGURE_DATA_JS, keep_screenshot, open_page
 from conftest import free_port
-from factories import all_tables, run_record, sha
+from factories import all_tables, publish_run, run_record, sha
 
 from evals.analysis.night import compare_and_report
 from evals.analysis.views import connect
@@ -169,10 +169,10 @@ def results_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     wh = Warehouse(uri)
     for day, accuracy in ((1, 0.50), (2, 0.52), (3, 0.60)):
         record = run_record("org/model-a", day=day, revision=sha("a-v2" if day == 3 else "a-v1"))
-        wh.write_run(record, all_tables(record, tasks={"arc_easy": accuracy, "gsm8k": accuracy}))
+        publish_run(wh, record, all_tables(record, tasks={"arc_easy": accuracy, "gsm8k": accuracy}))
     for model, accuracy in (("org/model-b", 0.40), (HOSTILE, 0.10)):
         record = run_record(model, day=2)
-        wh.write_run(record, all_tables(record, tasks={"arc_easy": accuracy, "gsm8k": accuracy}))
+        publish_run(wh, record, all_tables(record, tasks={"arc_easy": accuracy, "gsm8k": accuracy}))
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 from factories import accuracy_rows, run_record, sha
-from history_publish import publish
+from factories import publish_run as publish
 
 from evals.analysis.changepoints import ChangePointOptions, detect, detect_and_store, latest_change_points, rows_for
 from evals.analysis.views import connect
@@ -95,11 +95,6 @@ def test_missing_nights_are_skipped_not_zero() -> None:
 
 
 def test_detect_and_store_writes_onto_each_groups_latest_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import evals.warehouse.store as store
-    from evals.schemas import DERIVED_TABLES
-
-    # The warehouse takes its derived tables from the schema module once the Iceberg warehouse lands (issue 13).
-    monkeypatch.setattr(store, "DERIVED_TABLES", DERIVED_TABLES)
     wh = Warehouse(f"file://{tmp_path / 'wh'}")
     for night, value in enumerate(_series(3, STEP)[:48]):
         day = dt.datetime(2026, 1, 1, 2, tzinfo=dt.UTC) + dt.timedelta(days=night)

@@ -7,6 +7,7 @@ import duckdb
 import numpy as np
 import pytest
 from analysis_history import publish_night
+from factories import publish_run
 
 from evals.analysis import figure_data, figures
 from evals.analysis.views import connect
@@ -63,9 +64,12 @@ def test_trends_have_ci_bands_and_degrade_without_change_points(con: duckdb.Duck
 
 
 def test_change_points_are_marked_when_the_table_exists(con: duckdb.DuckDBPyConnection) -> None:
+    # The night of the change (not the date of the run that found it) places the marker.
     con.execute(
-        "create or replace table change_points as select 'org/a' as model_id, 'accuracy:headline' as series, "
-        "date '2026-11-03' as eval_date, 0.6 as mean_before, 0.7 as mean_after"
+        "create or replace temp view change_points as select run_id, model_id, suite, scenario, "
+        "'accuracy:headline' as series, date '2026-11-03' as night, eval_date, 0.6 as mean_before, "
+        "0.7 as mean_after, 1 as schema_version from runs where model_id = 'org/a' "
+        "qualify row_number() over (order by logical_date desc) = 1"
     )
     try:
         changes = figure_data.change_points(con)
@@ -78,7 +82,7 @@ def test_change_points_are_marked_when_the_table_exists(con: duckdb.DuckDBPyConn
             t for t in figures.trend("ttft_p95_ms", series, {}, changes).data if t.meta["role"] == "change_point"
         ]
     finally:
-        con.execute("drop table change_points")
+        con.execute("drop view temp.change_points")
 
 
 def test_verdicts_figure_only_when_something_moved() -> None:
@@ -90,7 +94,7 @@ def test_latency_curve_draws_the_slo(tmp_path: Path) -> None:
 
     wh = Warehouse(f"file://{tmp_path / 'wh'}")
     record = run_record("org/b", day=2)
-    wh.write_run(record, all_tables(record))
+    publish_run(wh, record, all_tables(record))
     curves = figure_data.latency_curves(connect(wh))
     fig = figures.latency_vs_load(curves, {}, "concurrency")
     [slo] = [t for t in fig.data if t.meta["role"] == "slo" and t.xaxis == "x"]
@@ -107,7 +111,7 @@ def test_cdfs_compare_models_at_a_load_level_they_all_ran(tmp_path: Path) -> Non
     for model, loads in (("org/both", (1, 8)), ("org/heavy-only", (8,))):
         record = run_record(model, day=1)
         samples = [row for load in loads for row in sample_rows(record, n=10 + load, load=float(load))]
-        wh.write_run(record, {"latency": latency_rows(record, loads=loads), "latency_samples": samples})
+        publish_run(wh, record, {"latency": latency_rows(record, loads=loads), "latency_samples": samples})
     con = connect(wh)
     lines = {line["model_id"]: line for line in figure_data.cdfs(con, figure_data.latency_curves(con))}
     assert {m: (line["load"], line["n"]) for m, line in lines.items()} == {

@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from factories import publish_run as publish
 from factories import run_record, sha
-from history_publish import publish
 
 from evals.analysis import paired
 from evals.analysis.compare import compare_run

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from factories import accuracy_rows, latency_rows, run_record
-from history_publish import publish
+from factories import publish_run as publish
 
 from evals.analysis.ranking import capacity, cost_per_1m, leaderboard, reference_level, slo_levels
 from evals.analysis.views import connect

@@ -94,7 +94,7 @@ def test_filters_by_suite_and_scenario(client: TestClient, results_warehouse: st
     from evals.warehouse import Warehouse
 
     record = run_record("org/model-c", day=3, suite="full", scenario="chat")
-    Warehouse(results_warehouse).write_run(record, all_tables(record, tasks={"arc_easy": 0.9, "gsm8k": 0.9}))
+    publish_run(Warehouse(results_warehouse), record, all_tables(record, tasks={"arc_easy": 0.9, "gsm8k": 0.9}))
     html = client.get("/").text
     assert '<option value="full">full</option>' in html and '<option value="chat">chat</option>' in html
     curves = figure_blocks(client.get("/", params={"scenario": "chat"}).text)["fig-latency-concurrency"]
