@@ -151,13 +151,42 @@ def _sample_cis(con: duckdb.DuckDBPyConnection, levels: Iterable[tuple[str, Any,
 def leaderboard(
     con: duckdb.DuckDBPyConnection, *, suite: str | None = None, scenario: str | None = None
 ) -> list[Record]:
-    """Every row and column of the ``leaderboard`` view, optionally only one suite's and one scenario's."""
+    """The ``leaderboard`` view's rows (optionally one suite's and one scenario's), with the SLO-aware columns of
+    :func:`evals.analysis.ranking.leaderboard` for the same model, suite and scenario: capacity and cost at the SLO,
+    SLO-effective accuracy and the suite's detectable effect."""
+    from evals.analysis.ranking import leaderboard as ranked
+    from evals.settings import get_settings
+
     rows = _records(con.execute("select * from leaderboard"))
     if suite is not None:
         rows = [r for r in rows if r.get("suite") in (suite, None)]
     if scenario is not None:
         rows = [r for r in rows if r.get("scenario") in (scenario, None)]
+    settings = get_settings()
+    boards = ranked(con, min_goodput=settings.leaderboard_min_goodput, alpha=settings.compare_alpha)
+    for row in rows:
+        match = _ranked_row(boards, row)
+        if match is None:
+            continue
+        row["slo_accuracy"] = match.get("slo_accuracy")
+        row["mde"] = match.get("accuracy_mde")
+        row["capacity_at_slo"] = match.get("capacity")
+        row["usd_per_1m_output_tokens_at_slo"] = match.get("usd_per_1m_at_slo")
     return rows
+
+
+def _ranked_row(boards: Sequence[Record], row: Record) -> Record | None:
+    """The ranking row of the same model whose suite and scenario agree with the view's row (either may be null)."""
+    candidates = [b for b in boards if b["model_id"] == row.get("model_id")]
+    for wanted in (
+        lambda b: b["suite"] == row.get("suite") and b["scenario"] == row.get("scenario"),
+        lambda b: row.get("scenario") is not None and b["scenario"] == row.get("scenario"),
+        lambda b: row.get("suite") is not None and b["suite"] == row.get("suite"),
+    ):
+        found = [b for b in candidates if wanted(b)]
+        if found:
+            return found[0]
+    return None
 
 
 def trends(

@@ -126,3 +126,16 @@ def test_trends_keep_the_last_days_when_asked(con: duckdb.DuckDBPyConnection) ->
     nights = [p["eval_date"] for p in figure_data.trends(con, min_goodput=0.9, days=2)["org/a"]]
     assert nights == ["2026-11-02", "2026-11-03"]  # the warehouse's last night is 2026-11-03
     assert len(figure_data.trends(con, min_goodput=0.9, with_cis=False)["org/a"]) == 3
+
+
+def test_leaderboard_rows_carry_capacity_and_cost_at_the_slo(con: duckdb.DuckDBPyConnection) -> None:
+    from evals.analysis.ranking import leaderboard as ranked
+
+    rows = figure_data.leaderboard(con)
+    boards = {(b["model_id"], b["suite"], b["scenario"]): b for b in ranked(con, min_goodput=0.9)}
+    assert rows and boards
+    for row in rows:
+        board = boards[row["model_id"], row["suite"], row["scenario"]]
+        assert row["capacity_at_slo"] == board["capacity"] is not None
+        assert row["usd_per_1m_output_tokens_at_slo"] == board["usd_per_1m_at_slo"]
+        assert row["slo_accuracy"] == board["slo_accuracy"] and row["mde"] == board["accuracy_mde"]
