@@ -235,12 +235,13 @@ def format_comparison(rows: list[dict[str, object]]) -> str:
         )
     widths = [max(len(x) for x in column) for column in zip(head, *lines, strict=True)]
     first = rows[0] if rows else {}
-    title = (
-        f"{first.get('model_id')}@{str(first.get('revision'))[:12]} vs "
-        f"{first.get('baseline_model_id')}@{str(first.get('baseline_revision') or '')[:12]}"
-        if rows
-        else "no comparable runs"
-    )
+    subject = f"{first.get('model_id')}@{str(first.get('revision'))[:12]}"
+    if not rows:
+        title = "no comparable runs"
+    elif first.get("baseline_model_id") is None:
+        title = f"{subject}: no earlier run to compare with"
+    else:
+        title = f"{subject} vs {first.get('baseline_model_id')}@{str(first.get('baseline_revision') or '')[:12]}"
     text = [title, "  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True))]
     text.append("  ".join("-" * w for w in widths))
     text += ["  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)) for line in lines]
