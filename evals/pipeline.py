@@ -90,9 +90,11 @@ def plan_nightly(params: Mapping[str, Any], context: Mapping[str, Any]) -> list[
     options = Options.from_params(params)
     settings = get_settings()
     watchlist = load_watchlist(params.get("watchlist") or settings.watchlist)
+    warehouse = Warehouse.from_settings(settings)
     found = discover(
         watchlist,
         settings=settings,
+        warehouse=warehouse,
         suite=options.suite,
         suite_version=options.suite_version,
         scenario=options.scenario,
@@ -102,9 +104,7 @@ def plan_nightly(params: Mapping[str, Any], context: Mapping[str, Any]) -> list[
         log.error("watch-list entry not looked at: %s", error.to_dict())
     for exhausted in found.exhausted:
         log.warning("not retried any more: %s", exhausted.to_dict())
-    record_discovery(
-        Warehouse.from_settings(settings), dt.datetime.fromisoformat(context["logical_date"]).date(), found
-    )
+    record_discovery(warehouse, dt.datetime.fromisoformat(context["logical_date"]).date(), found)
     refs = found.new
     if params.get("reevaluate"):
         # A longitudinal canary: the same revisions again catch regressions of the serving stack itself.

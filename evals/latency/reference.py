@@ -168,16 +168,21 @@ def _floats(text: str) -> list[float]:
     return [float(part) for part in text.split(",") if part.strip()]
 
 
-def main(argv: list[str] | None = None) -> None:
-    import uvloop
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+def delay_server_parser(description: str | None) -> argparse.ArgumentParser:
+    """The flags every delay-injecting test server takes (what ``server.reference_command`` passes)."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--ttft-ms", type=_floats, default=[20.0])
     parser.add_argument("--itl-ms", type=_floats, default=[10.0])
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    import uvloop
+
+    args = delay_server_parser(__doc__.splitlines()[0] if __doc__ else None).parse_args(argv)
     uvloop.run(serve(args.host, args.port, Reference(args.ttft_ms, args.itl_ms, seed=args.seed)))
 
 

@@ -312,28 +312,22 @@ def simulator_command(
     port: int, *, ttft_ms: Sequence[float], itl_ms: Sequence[float], seed: int = 0, extra: Sequence[str] = ()
 ) -> list[str]:
     """The command line of the reference simulator (``evals.latency.simulator``) for tests and benches."""
-    return [
-        sys.executable,
-        "-m",
-        "evals.latency.simulator",
-        "--port",
-        str(port),
-        "--ttft-ms",
-        ",".join(map(str, ttft_ms)),
-        "--itl-ms",
-        ",".join(map(str, itl_ms)),
-        "--seed",
-        str(seed),
-        *extra,
-    ]
+    return [*_delay_server_command("evals.latency.simulator", port, ttft_ms, itl_ms, seed), *extra]
 
 
 def reference_command(port: int, *, ttft_ms: Sequence[float], itl_ms: Sequence[float], seed: int = 0) -> list[str]:
     """The command line of the lean reference server (``evals.latency.reference``) for truth tests and benches."""
+    return _delay_server_command("evals.latency.reference", port, ttft_ms, itl_ms, seed)
+
+
+def _delay_server_command(
+    module: str, port: int, ttft_ms: Sequence[float], itl_ms: Sequence[float], seed: int
+) -> list[str]:
+    # The flags of evals.latency.reference.delay_server_parser, which both servers parse.
     return [
         sys.executable,
         "-m",
-        "evals.latency.reference",
+        module,
         "--port",
         str(port),
         "--ttft-ms",

@@ -20,7 +20,6 @@ Run: ``python -m evals.latency.simulator --port 8123 --ttft-ms 20,50 --itl-ms 5,
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import random
@@ -272,19 +271,12 @@ def reset_truth(endpoint: str) -> None:
     urllib.request.urlopen(request, timeout=30).close()
 
 
-def _floats(text: str) -> list[float]:
-    return [float(part) for part in text.split(",") if part.strip()]
-
-
 def main(argv: list[str] | None = None) -> None:
     from aiohttp import web
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--ttft-ms", type=_floats, default=[20.0])
-    parser.add_argument("--itl-ms", type=_floats, default=[10.0])
-    parser.add_argument("--seed", type=int, default=0)
+    from evals.latency.reference import delay_server_parser
+
+    parser = delay_server_parser(__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--no-usage", action="store_true", help="Ignore stream_options.include_usage.")
     parser.add_argument("--no-done", action="store_true", help="Never send data: [DONE].")
     parser.add_argument("--no-record", action="store_true", help="Keep no truth (long throughput runs).")
