@@ -12,6 +12,9 @@ comparable across processes). ``GET /truth`` returns them keyed by ``X-Request-I
 HTTP/1.1 keep-alive, chunked SSE in OpenAI's completions/chat shape, usage on ``stream_options.include_usage``.
 
     python -m evals.latency.reference --port 8123 --ttft-ms 6,12,24 --itl-ms 2,4,8
+
+``--itl-ms 0`` sends every token in one write at TTFT, built once per response shape: the server then costs next
+to nothing per token, which is how ``bench/loadgen_fidelity.py`` measures the load generator's own ceiling.
 """
 
 from __future__ import annotations
@@ -48,6 +51,34 @@ class Reference:
         self.default_tokens = default_tokens
         self.truth: dict[str, dict[str, Any]] = {}
         self.counter = 0
+        self.bursts: dict[tuple[bool, int, bool], bytes] = {}
+
+    def burst(self, chat: bool, n_tokens: int, usage: bool) -> bytes:
+        """Every token event of a response in one write, built once per shape: with all gaps 0 the server's cost
+        per token is next to nothing, so a load generator's ceiling is measured, not the server's."""
+        key = (chat, n_tokens, usage)
+        if key not in self.bursts:
+            self.bursts[key] = b"".join(_token_events(chat, position, n_tokens, usage) for position in range(n_tokens))
+        return self.bursts[key]
+
+
+def _token_events(chat: bool, position: int, n_tokens: int, usage: bool) -> bytes:
+    """The SSE chunk(s) for token ``position``; after the last token the finish, usage and [DONE] events."""
+    choice: dict[str, Any] = {"index": 0, "finish_reason": None}
+    if chat:
+        choice["delta"] = {"content": f" t{position}"}
+    else:
+        choice["text"] = f" t{position}"
+    out = _event({"id": "ref", "choices": [choice]})
+    if position == n_tokens - 1:
+        final: dict[str, Any] = {"index": 0, "finish_reason": "length"}
+        final["delta" if chat else "text"] = {} if chat else ""
+        out += _event({"id": "ref", "choices": [final]})
+        if usage:
+            counts = {"prompt_tokens": 1, "completion_tokens": n_tokens, "total_tokens": n_tokens + 1}
+            out += _event({"id": "ref", "choices": [], "usage": counts})
+        out += _event("[DONE]") + b"0\r\n\r\n"
+    return out
 
 
 class _Connection(asyncio.Protocol):
@@ -127,6 +158,9 @@ class _Connection(asyncio.Protocol):
         self.transport.write(_STREAM_HEAD)
         # perf_counter and loop.time() are both CLOCK_MONOTONIC here; convert once per request.
         offset = self.loop.time() - time.perf_counter()
+        if not any(gaps):
+            self.loop.call_at(scheduled[0] + offset, self._burst, chat, record, n_tokens, usage)
+            return
         for position, due in enumerate(scheduled):
             self.loop.call_at(due + offset, self._token, chat, record, position, n_tokens, usage)
 
@@ -136,24 +170,27 @@ class _Connection(asyncio.Protocol):
             pass
         if self.transport is None:
             return
-        choice: dict[str, Any] = {"index": 0, "finish_reason": None}
-        if chat:
-            choice["delta"] = {"content": f" t{position}"}
-        else:
-            choice["text"] = f" t{position}"
         record["token_times"].append(time.perf_counter())
-        out = _event({"id": "ref", "choices": [choice]})
+        out = _token_events(chat, position, n_tokens, usage)
         if position == n_tokens - 1:
-            final: dict[str, Any] = {"index": 0, "finish_reason": "length"}
-            final["delta" if chat else "text"] = {} if chat else ""
-            out += _event({"id": "ref", "choices": [final]})
-            if usage:
-                counts = {"prompt_tokens": 1, "completion_tokens": n_tokens, "total_tokens": n_tokens + 1}
-                out += _event({"id": "ref", "choices": [], "usage": counts})
-            out += _event("[DONE]") + b"0\r\n\r\n"
-            self.busy = False
+            self._finished(out)
+        else:
+            self.transport.write(out)
+
+    def _burst(self, chat: bool, record: dict[str, Any], n_tokens: int, usage: bool) -> None:
+        while time.perf_counter() < record["scheduled"][0]:
+            pass
+        if self.transport is None:
+            return
+        record["token_times"] = [time.perf_counter()] * n_tokens
+        self._finished(self.ref.burst(chat, n_tokens, usage))
+
+    def _finished(self, out: bytes) -> None:
+        """Write the response's last bytes, then serve a request that arrived on this connection meanwhile."""
+        assert self.transport is not None
+        self.busy = False
         self.transport.write(out)
-        if position == n_tokens - 1 and self.buffer:
+        if self.buffer:
             self.data_received(b"")
 
 

@@ -191,3 +191,32 @@ def test_processes_share_one_open_loop_schedule(simulator: ServerHandle) -> None
     expected = arrival_offsets(100, "poisson", count=80, duration_s=None, seed=5)
     assert [r.scheduled - level_run.start for r in level_run.results] == pytest.approx(expected, abs=1e-9)
     assert all(r.ok and r.sent is not None and r.sent >= r.scheduled for r in level_run.results)
+
+
+def test_a_burst_of_every_token_in_one_read_counts_each_token_at_that_read() -> None:
+    """``--itl-ms 0`` (the load generator's ceiling bench): the reference server writes a response's tokens in one
+    write at TTFT. Each token still counts, all stamped by the read that brought them: ITL 0, TTFT >= the delay."""
+    tokens = 32
+    with start_reference([5.0], [0.0]) as server:
+        reset_truth(server.endpoint)
+        target = Target(server.endpoint, server.model, "completions", max_tokens=tokens)
+        level_run = loadgen.run(
+            run_level(
+                target,
+                [Prompt(text="burst")],
+                ConcurrencyLevel(concurrency=4),
+                requests=40,
+                duration_s=None,
+                warmup_requests=4,
+                timeout_s=30,
+                tag="b",
+            )
+        )
+        truth = fetch_truth(server.endpoint)
+    assert [r.ok for r in level_run.results] == [True] * 40
+    for result in level_run.results:
+        written = truth[f"b-{result.index}"]["token_times"]
+        assert len(written) == tokens and len(set(written)) == 1
+        assert len(result.token_times) == tokens and len(set(result.token_times)) == 1
+        assert result.sent is not None and result.token_times[0] - result.sent >= 0.005
+        assert result.token_times[0] >= written[0]
