@@ -74,6 +74,11 @@ class Settings(BaseSettings):
 
     # --- local state ---
     cache_dir: Path = Field(Path(".cache/evals"), description="Materialized checkpoints, lm-eval request cache.")
+    manifest_cache_dir: Path | None = Field(
+        None,
+        description="Decoded Iceberg manifests and commit records, reused by every later open of the warehouse "
+        "(default: <cache_dir>/iceberg-manifests).",
+    )
 
     # --- leaderboard ---
     leaderboard_min_goodput: float = Field(

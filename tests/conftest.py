@@ -78,6 +78,8 @@ def warehouse_uri(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: p
         monkeypatch.setenv("EVALS_S3_ENDPOINT", server.endpoint)
         monkeypatch.setenv("EVALS_CATALOG_URI", f"sqlite:///{tmp_path / 'catalog.db'}")
     monkeypatch.setenv("EVALS_WAREHOUSE", uri)
+    # Each test's own manifest cache: a test sees what its warehouse decodes, never another test's leftovers.
+    monkeypatch.setenv("EVALS_MANIFEST_CACHE_DIR", str(tmp_path / "manifest-cache"))
     return uri
 
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from evals.schemas import TABLES
 from evals.warehouse.catalog import AREAS
+from evals.warehouse.manifests import ManifestCache, manifest_cache
 from evals.warehouse.storage import fs_path
 
 if TYPE_CHECKING:
@@ -36,6 +37,7 @@ def maintain(warehouse: Warehouse, *, now: dt.datetime | None = None) -> list[Ma
     """Expire snapshots older than the retention period and remove orphaned files, for every table."""
     now = now or dt.datetime.now(dt.UTC)
     cutoff = now - dt.timedelta(hours=warehouse.settings.snapshot_retention_hours)
+    cache = manifest_cache(warehouse.settings)
     results = []
     for area in AREAS:
         for name in TABLES:
@@ -44,7 +46,7 @@ def maintain(warehouse: Warehouse, *, now: dt.datetime | None = None) -> list[Ma
                 continue
             result = MaintenanceResult(name, area)
             result.snapshots_expired = expire_snapshots(table, cutoff)
-            result.files_deleted = remove_orphan_files(warehouse, table.refresh(), cutoff)
+            result.files_deleted = remove_orphan_files(warehouse, table.refresh(), cutoff, cache)
             if result.snapshots_expired or result.files_deleted:
                 log.info(
                     "%s.%s: %d snapshot(s) expired, %d orphaned file(s) deleted",
@@ -54,6 +56,9 @@ def maintain(warehouse: Warehouse, *, now: dt.datetime | None = None) -> list[Ma
                     result.files_deleted,
                 )
             results.append(result)
+    pruned = cache.prune(now - cutoff)
+    if pruned:
+        log.info("%d decoded manifest(s) unused for %s dropped from the manifest cache", pruned, now - cutoff)
     return results
 
 
@@ -70,8 +75,11 @@ def expire_snapshots(table: Table, older_than: dt.datetime) -> int:
     return len(old)
 
 
-def referenced_files(table: Table) -> set[str]:
+def referenced_files(table: Table, cache: ManifestCache | None = None) -> set[str]:
     """Every file some snapshot of ``table`` (or its metadata history) still needs, as filesystem paths."""
+    from pyiceberg.manifest import ManifestContent
+
+    cache = cache or ManifestCache(None)
     paths = {table.metadata_location, *(entry.metadata_file for entry in table.metadata.metadata_log)}
     seen_manifests: set[str] = set()
     for snapshot in table.snapshots():
@@ -81,16 +89,20 @@ def referenced_files(table: Table) -> set[str]:
                 continue
             seen_manifests.add(manifest.manifest_path)
             paths.add(manifest.manifest_path)
-            for entry in manifest.fetch_manifest_entry(table.io, discard_deleted=True):
-                paths.add(entry.data_file.file_path)
+            if manifest.content == ManifestContent.DATA:
+                paths.update(cache.files(table, manifest).column("file_path").to_pylist())
+            else:  # delete files (another engine's row-level deletes) are referenced too
+                paths.update(e.data_file.file_path for e in manifest.fetch_manifest_entry(table.io, discard_deleted=True))
     return {fs_path(path) for path in paths}
 
 
-def remove_orphan_files(warehouse: Warehouse, table: Table, older_than: dt.datetime) -> int:
+def remove_orphan_files(
+    warehouse: Warehouse, table: Table, older_than: dt.datetime, cache: ManifestCache | None = None
+) -> int:
     """Delete files under the table's location that nothing references and that are older than ``older_than``."""
     from pyarrow import fs as pafs
 
-    keep = referenced_files(table)
+    keep = referenced_files(table, cache)
     selector = pafs.FileSelector(fs_path(table.location()), recursive=True, allow_not_found=True)
     deleted = 0
     for info in warehouse.fs.get_file_info(selector):

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from evals.errors import ConfigError
 from evals.schemas import PARTITION_COLUMN, TABLES, arrow_schema
 from evals.warehouse.catalog import AREAS, EVOLVED_PROPERTY
+from evals.warehouse.manifests import empty_listing, manifest_cache
 from evals.warehouse.storage import fs_path
 from evals.warehouse.store import as_schema, guarded_read, one_of
 
@@ -49,6 +51,7 @@ class Snapshot:
         self.as_of = as_of
         self.native = warehouse.location.scheme == "file"
         self.pinned = {(area, table): self._pin(area, table) for area in AREAS for table in TABLES}
+        self.cache = manifest_cache(warehouse.settings)
 
     def _pin(self, area: str, table: str) -> PinnedTable:
         found = self.warehouse.tables.existing(table, area)
@@ -69,54 +72,89 @@ class Snapshot:
                 )
         return PinnedTable(found, then.snapshot_id if then else None)
 
-    def tasks(self, area: str, table: str, row_filter: BooleanExpression | None = None) -> list[Any]:
-        """The snapshot's file scan tasks of ``table`` (only files that may hold rows matching ``row_filter``)."""
-        pinned = self.pinned[area, table]
-        if pinned.table is None or pinned.snapshot_id is None:
-            return []
-        scan = pinned.table.scan(snapshot_id=pinned.snapshot_id)
-        if row_filter is not None:
-            scan = scan.filter(row_filter)
-        return list(guarded_read(f"plan {table}", scan.plan_files))
-
-    def files(self, area: str, table: str, row_filter: BooleanExpression | None = None) -> list[str] | None:
-        """Paths of the data files (filesystem paths, no scheme), or None when some file has row-level deletes
-        (written by another engine): then only :meth:`arrow` reads it right."""
-        if row_filter is None:
-            return self._all_files(area, table)
-        tasks = self.tasks(area, table, row_filter)
-        if any(task.delete_files for task in tasks):
-            return None
-        return [fs_path(task.file.file_path) for task in tasks]
-
-    def _all_files(self, area: str, table: str) -> list[str] | None:
-        """Every live data file of the snapshot, straight from its manifests: without a filter there is nothing
-        for the scan planner's per-file evaluation to decide, and it is most of the cost of opening a table."""
+    def live_files(self, area: str, table: str) -> pa.Table | None:
+        """The snapshot's live data files (``file_path``, ``eval_date``, ``run_lo``, ``run_hi``), each manifest
+        decoded once per machine (:mod:`evals.warehouse.manifests`); None when some manifest lists row-level
+        deletes (written by another engine): then only :meth:`arrow` reads the table right."""
+        import pyarrow as pa
         from pyiceberg.manifest import ManifestContent
 
         pinned = self.pinned[area, table]
-        if pinned.table is None or pinned.snapshot_id is None:
-            return []
-        snapshot = pinned.table.snapshot_by_id(pinned.snapshot_id)
-        if snapshot is None:
-            return []
-        io = pinned.table.io
-        paths: list[str] = []
-        for manifest in guarded_read(f"plan {table}", partial(snapshot.manifests, io)):
-            if manifest.content != ManifestContent.DATA:
-                return None
-            entries = guarded_read(f"plan {table}", partial(manifest.fetch_manifest_entry, io, discard_deleted=True))
-            paths.extend(fs_path(entry.data_file.file_path) for entry in entries)
-        return paths
+        snapshot = pinned.table.snapshot_by_id(pinned.snapshot_id) if pinned.table and pinned.snapshot_id else None
+        if pinned.table is None or snapshot is None:
+            return empty_listing()
+        manifests = guarded_read(f"plan {table}", partial(snapshot.manifests, pinned.table.io))
+        if any(manifest.content != ManifestContent.DATA for manifest in manifests):
+            return None
+        found = pinned.table
+        parts = [guarded_read(f"plan {table}", partial(self.cache.files, found, m)) for m in manifests]
+        return pa.concat_tables(parts) if parts else empty_listing()
 
-    def arrow(self, area: str, table: str, row_filter: BooleanExpression | None = None) -> pa.Table:
-        """The rows through pyiceberg's own reader (applies delete files), as ``table``'s Arrow schema."""
+    def files(self, area: str, table: str, runs: Sequence[tuple[str, dt.date]] | None = None) -> list[str] | None:
+        """Paths (filesystem paths, no scheme) of the data files that may hold rows of ``runs`` (run_id,
+        eval_date) — all of them when ``runs`` is None — or None when only :meth:`arrow` reads the table right.
+
+        A file may hold a run's rows when its partition is the run's eval_date and the run_id lies within the
+        file's run_id bounds (absent bounds: it may). Callers still filter rows on run_id.
+        """
+        listing = self.live_files(area, table)
+        if listing is None:
+            return None
+        if runs is not None:
+            listing = listing.filter(_may_hold(listing, runs))
+        return [fs_path(path) for path in listing.column("file_path").to_pylist()]
+
+    def runs_rows(self, area: str) -> pa.Table | None:
+        """Every row of ``area``'s ``runs`` table at the snapshot, the rows of each manifest's files read once per
+        machine; None when only :meth:`arrow` reads it right (row-level deletes)."""
+        import pyarrow as pa
+        from pyiceberg.manifest import ManifestContent
+
+        pinned = self.pinned[area, "runs"]
+        snapshot = pinned.table.snapshot_by_id(pinned.snapshot_id) if pinned.table and pinned.snapshot_id else None
+        if pinned.table is None or snapshot is None:
+            return arrow_schema("runs").empty_table()
+        found = pinned.table
+        manifests = guarded_read("plan runs", partial(snapshot.manifests, found.io))
+        if any(manifest.content != ManifestContent.DATA for manifest in manifests):
+            return None
+
+        evolved = pinned.evolved
+        schema = arrow_schema("runs")
+
+        def read(paths: list[str]) -> pa.Table:
+            local = [fs_path(path) for path in paths]
+            if not local:  # a manifest that only records deletions
+                return schema.empty_table()
+            if self.native:  # DuckDB's multi-threaded reader: a few times faster than pyarrow's on many small files
+                import duckdb
+
+                with duckdb.connect() as con:
+                    con.execute("set variable files = ?", [local])
+                    by_name = "true" if evolved else "false"
+                    sql = f"select * from read_parquet(getvariable('files'), union_by_name = {by_name})"
+                    rows = con.sql(sql).to_arrow_table()
+            else:
+                rows = self.dataset("runs", local).to_table()
+            # One chunk: per-file (or per-vector) chunks slow every later cast and scan.
+            return as_schema("runs", rows).combine_chunks()
+
+        parts = []
+        for manifest in manifests:
+            files = guarded_read("plan runs", partial(self.cache.files, found, manifest))
+            rows = guarded_read("read runs", partial(self.cache.rows, manifest.manifest_path, files, read))
+            parts.append(rows if rows.schema.equals(schema) else as_schema("runs", rows))
+        return pa.concat_tables(parts) if parts else arrow_schema("runs").empty_table()
+
+    def arrow(self, area: str, table: str, runs: Sequence[tuple[str, dt.date]] | None = None) -> pa.Table:
+        """The rows (of ``runs``, or all) through pyiceberg's own reader, which applies row-level deletes, as
+        ``table``'s Arrow schema."""
         pinned = self.pinned[area, table]
         if pinned.table is None or pinned.snapshot_id is None:
             return arrow_schema(table).empty_table()
         scan = pinned.table.scan(snapshot_id=pinned.snapshot_id)
-        if row_filter is not None:
-            scan = scan.filter(row_filter)
+        if runs is not None:
+            scan = scan.filter(runs_filter(list(runs)))
         return as_schema(table, guarded_read(f"read {table}", scan.to_arrow))
 
     def dataset(self, table: str, paths: list[str]) -> pads.Dataset:
@@ -138,3 +176,25 @@ def runs_filter(runs: list[tuple[str, dt.date]]) -> BooleanExpression:
     return And(
 one_of(PARTITION_COLUMN, (d.isoformat() for _, d in runs)), one_of("run_id", (r for r, _ in runs))
     )
+
+
+def _may_hold(listing: pa.Table, runs: Sequence[tuple[str, dt.date]]) -> pa.Array:
+    """Mask over ``listing``: files whose partition and run_id bounds admit one of ``runs``."""
+    import pyarrow as pa
+
+    by_date: dict[dt.date, list[str]] = {}
+    for run_id, eval_date in runs:
+        by_date.setdefault(eval_date, []).append(run_id)
+    mask = []
+    for eval_date, low, high in zip(
+        listing.column("eval_date").to_pylist(),
+        listing.column("run_lo").to_pylist(),
+        listing.column("run_hi").to_pylist(),
+        strict=True,
+    ):
+        candidates = by_date.get(eval_date) if eval_date is not None else [r for r, _ in runs]
+        mask.append(
+            bool(candidates)
+            and any((low is None or low <= run) and (high is None or run <= high) for run in candidates or ())
+        )
+    return pa.array(mask, pa.bool_())
