@@ -399,8 +399,8 @@ def _run_records(specs: list[RunSpec], scale: Scale) -> pa.Table:
     return conform("runs", rows).drop_columns(["eval_date"])
 
 
-def generate(root: Path, scale: Scale, seed: int, workers: int) -> dict[str, Any]:
-    specs = plan(scale, seed)
+def prepare(root: Path, scale: Scale, seed: int, specs: list[RunSpec]) -> None:
+    """What the generator functions read (``_G``): set before forking workers, and for ``--reuse``."""
     template = task_template(scale)
     difficulty = np.random.default_rng(seed + 1).uniform(-0.25, 0.2, len(template))
     _G.update(
@@ -424,6 +424,11 @@ def generate(root: Path, scale: Scale, seed: int, workers: int) -> dict[str, Any
             "higher_is_better": pa.array([r["higher_is_better"] for r in template], pa.bool_()),
         },
     )
+
+
+def generate(root: Path, scale: Scale, seed: int, workers: int) -> dict[str, Any]:
+    specs = plan(scale, seed)
+    prepare(root, scale, seed, specs)
     for table in ("runs", "accuracy", "latency", "latency_samples"):
         for day in sorted({s.day for s in specs}):
             for area in ("hive", "iceberg-files"):
@@ -868,6 +873,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         if args.reuse:
             gen = {"specs": plan(scale, args.seed), "bytes": 0, "seconds": 0.0}
+            prepare(root, scale, args.seed, gen["specs"])
             gen["rows"] = {
                 t: sum(pq.read_metadata(f).num_rows for f in (hive_root / t).rglob("*.parquet"))
                 for t in ("runs", "accuracy", "latency", "latency_samples")

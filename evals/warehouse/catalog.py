@@ -125,12 +125,13 @@ def open_catalog(location: Location, settings: Settings) -> Catalog:
 
 
 def _new_catalog(name: str, uri: str, props: dict[str, str]) -> Catalog:
-    from pyiceberg.catalog.rest import RestCatalog
-    from pyiceberg.catalog.sql import SqlCatalog
-
     try:
         if uri.startswith(("http://", "https://")):
+            from pyiceberg.catalog.rest import RestCatalog  # imports requests: ~0.3 s a SQL catalog need not pay
+
             return RestCatalog(name, uri=uri, **props)
+        from pyiceberg.catalog.sql import SqlCatalog
+
         if uri.startswith("sqlite:") and "timeout=" not in uri:
             # Writers of different runs commit at once; SQLite serializes them, so wait for the lock a while.
             uri += ("&" if "?" in uri else "?") + "timeout=60"
@@ -202,7 +203,10 @@ class Tables:
         )
         log.info("creating Iceberg table %s.%s", self.namespaces[area], table)
         return self.catalog.create_table(
-            self.identifier(table, area), schema=schema, partition_spec=spec, properties=table_properties(self.settings, table)
+            self.identifier(table, area),
+            schema=schema,
+            partition_spec=spec,
+            properties=table_properties(self.settings, table),
         )
 
     def _evolve(self, found: Table, table: str) -> Table:

@@ -54,9 +54,7 @@ def partition_date(path: str) -> dt.date | None:
         return None
 
 
-def table_files(
-    storage: Storage, table: str, days: set[dt.date] | None = None
-) -> tuple[dict[str, str], list[str]]:
+def table_files(storage: Storage, table: str, days: set[dt.date] | None = None) -> tuple[dict[str, str], list[str]]:
     """({run_id: per-run file}, [newest compacted file of each partition]) of a published table."""
     per_run: dict[str, str] = {}
     newest: dict[dt.date, tuple[int, str]] = {}

@@ -92,7 +92,9 @@ def referenced_files(table: Table, cache: ManifestCache | None = None) -> set[st
             if manifest.content == ManifestContent.DATA:
                 paths.update(cache.files(table, manifest).column("file_path").to_pylist())
             else:  # delete files (another engine's row-level deletes) are referenced too
-                paths.update(e.data_file.file_path for e in manifest.fetch_manifest_entry(table.io, discard_deleted=True))
+                paths.update(
+                    e.data_file.file_path for e in manifest.fetch_manifest_entry(table.io, discard_deleted=True)
+                )
     return {fs_path(path) for path in paths}
 
 

@@ -184,4 +184,3 @@ def manifest_cache(settings: Settings) -> ManifestCache:
         if directory not in _CACHES:
             _CACHES[directory] = ManifestCache(directory)
         return _CACHES[directory]
-

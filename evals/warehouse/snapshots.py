@@ -173,9 +173,7 @@ def runs_filter(runs: list[tuple[str, dt.date]]) -> BooleanExpression:
 
     if not runs:
         return AlwaysFalse()
-    return And(
-one_of(PARTITION_COLUMN, (d.isoformat() for _, d in runs)), one_of("run_id", (r for r, _ in runs))
-    )
+    return And(one_of(PARTITION_COLUMN, (d.isoformat() for _, d in runs)), one_of("run_id", (r for r, _ in runs)))
 
 
 def _may_hold(listing: pa.Table, runs: Sequence[tuple[str, dt.date]]) -> pa.Array:

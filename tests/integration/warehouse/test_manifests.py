@@ -59,7 +59,9 @@ def test_files_are_the_planners_files_and_bounds_hold_each_files_runs(warehouse_
         assert set(snapshot.files("published", table) or []) == planned(wh, table)
         listing = snapshot.live_files("published", table)
         assert listing is not None
-        for path, eval_date, low, high in zip(*(listing.column(c).to_pylist() for c in listing.column_names)):
+        for path, eval_date, low, high in zip(
+            *(listing.column(c).to_pylist() for c in listing.column_names), strict=True
+        ):
             rows = pq.read_table(fs_path(path), columns=["run_id", "eval_date"])
             assert set(rows.column("eval_date").to_pylist()) == {eval_date}
             assert all(low <= run_id <= high for run_id in rows.column("run_id").to_pylist())
