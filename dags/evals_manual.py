@@ -48,7 +48,7 @@ def evals_manual() -> None:
     @task(task_id="plan")
     def plan(params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         """Check the form (refs parse, suite/scenario exist) and pin every checkpoint."""
-        from evals.pipeline import plan_manual
+        from evals.planning import plan_manual
 
         return plan_manual(dict(params or {}), run_context())
 

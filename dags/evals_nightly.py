@@ -39,7 +39,7 @@ def evals_nightly() -> None:
     @task(task_id="discover")
     def discover(params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         """New checkpoints of the watch-list not yet evaluated for this suite and scenario."""
-        from evals.pipeline import plan_nightly
+        from evals.planning import plan_nightly
 
         return plan_nightly(dict(params or {}), run_context())
 

@@ -20,7 +20,7 @@ def run(
     logical_date: str | None = typer.Option(None, help="ISO date-time keying the run (default: now, UTC)."),
 ) -> None:
     """Evaluate checkpoints end to end without Airflow: materialize, evaluate, validate, publish, compare."""
-    from evals import pipeline
+    from evals import pipeline, planning
 
     when = dt.datetime.fromisoformat(logical_date) if logical_date else dt.datetime.now(dt.UTC)
     if when.tzinfo is None:
@@ -28,7 +28,7 @@ def run(
     context = {"dag_id": None, "dag_run_id": None, "logical_date": when.isoformat()}
     params = {"checkpoints": checkpoint, "suite": suite, "scenario": scenario, "limit": limit,
               "backend": backend, "endpoint": endpoint}  # fmt: skip
-    items = pipeline.plan_manual(params, context)
+    items = planning.plan_manual(params, context)
     for item in items:
         try:
             pipeline.publish_step(pipeline.evaluate_step(pipeline.materialize_step(item, context), context))

@@ -1,0 +1,58 @@
+"""Planning contracts that need no model: trigger options, refused entries, dedup, watch-list failures."""
+
+from pathlib import Path
+
+import pytest
+
+from evals import pipeline, planning
+from evals.errors import ConfigError
+
+TINY = "package:evals-test/tiny-llama"
+CONTEXT = {"dag_id": "evals_manual", "dag_run_id": "manual__1", "logical_date": "2026-11-20T02:00:00+00:00"}
+
+
+def test_options_refuse_unknown_names_and_nothing_to_run() -> None:
+    with pytest.raises(ConfigError, match="no-such-suite"):
+        planning.Options.from_params({"suite": "no-such-suite"})
+    with pytest.raises(ConfigError, match="nothing to run"):
+        planning.Options.from_params({"suite": "none", "scenario": "none"})
+    options = planning.Options.from_params({"suite": "smoke", "scenario": "none", "limit": 3})
+    assert (options.suite, options.scenario, options.limit) == ("smoke", None, 3)
+
+
+def test_manual_plan_keeps_good_entries_when_one_is_bad(tmp_path: Path) -> None:
+    items = planning.plan_manual(
+        {"checkpoints": [TINY, str(tmp_path / "missing-dir"), TINY], "suite": "smoke", "scenario": "smoke"}, CONTEXT
+    )
+    good = [i for i in items if i["ref"] is not None]
+    bad = [i for i in items if i["ref"] is None]
+    assert len(good) == 1  # the duplicate entry is evaluated once
+    assert good[0]["ref"]["revision"]  # pinned at plan time
+    assert len(bad) == 1 and "neither a ref" in bad[0]["error"]
+    with pytest.raises(ConfigError, match="missing-dir"):
+        pipeline.materialize_step(bad[0], CONTEXT)  # its own mapped task fails, the others go on
+
+
+def test_a_watchlist_entry_that_failed_fails_the_night_but_not_the_other_checkpoints(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from evals.checkpoints.discovery_log import latest_discovery
+    from evals.warehouse import Warehouse
+
+    monkeypatch.setenv("EVALS_WAREHOUSE", f"file://{tmp_path / 'warehouse'}")
+    watchlist = tmp_path / "watchlist.yaml"
+    watchlist.write_text(
+        "sources:\n"
+        "  - source: package\n    model: tiny-llama\n"
+        f"  - source: local\n    path: {tmp_path / 'gone'}\n"  # e.g. a mount that went away; the Hub past retries
+    )
+    items = planning.plan_nightly({"watchlist": str(watchlist), "suite": "smoke", "scenario": "none"}, CONTEXT)
+    good = [i for i in items if i["ref"] is not None]
+    bad = [i for i in items if i["ref"] is None]
+    assert [i["ref"]["model_id"] for i in good] == ["evals-test/tiny-llama"]  # still evaluated
+    assert len(bad) == 1 and bad[0]["entry"].startswith("watch-list sources[1]")
+    with pytest.raises(pipeline.RunFailures, match=r"watch-list sources\[1\]"):
+        pipeline.summarize_step(bad, CONTEXT)
+    night = latest_discovery(Warehouse.from_settings())
+    assert night is not None and night["logical_date"] == "2026-11-20"
+    assert [e["entry"] for e in night["errors"]] == [bad[0]["entry"].removeprefix("watch-list ")]
