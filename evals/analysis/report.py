@@ -27,6 +27,7 @@ def build_report(
 ) -> Path:
     """Write the report to ``out_path``; with ``publish`` also to ``<warehouse>/_reports/report.html``."""
     from evals.analysis.views import connect
+    from evals.checkpoints.discovery_log import latest_discovery
     from evals.warehouse import Warehouse
     from evals.warehouse.keys import REPORTS_PREFIX
 
@@ -37,6 +38,7 @@ def build_report(
     finally:
         con.close()
     data["warehouse"] = warehouse.uri
+    data["discovery"] = latest_discovery(warehouse)
     html = render(data).encode()
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -123,6 +123,8 @@ def figure_sections(data: Mapping[str, Any], *, model_links: bool = False) -> li
         )
     )
     out.append(section(f"Verdicts of the latest night ({data['night'] or 'no comparisons yet'})", _verdicts(data)))
+    if data.get("discovery"):
+        out.append(discovery_section(data["discovery"]))
     trend_blocks = [
         figure_block(f"fig-trend-{metric}", figures.trend(metric, data["trends"], palette, data["change_points"]))
         for metric, *_ in figures.TREND_METRICS
@@ -313,6 +315,30 @@ def _verdicts(data: Mapping[str, Any]) -> str:
     if not judged:
         detail = _none("No regressions or improvements.")
     return summary + figure_block("fig-verdicts", fig) + detail
+
+
+def discovery_section(night: Mapping[str, Any]) -> str:
+    """The latest nightly discovery: what it found, the watch-list entries it could not look at and the
+    checkpoints it stopped retrying — a night that evaluated nothing new must say whether it could look at all."""
+    errors, exhausted = night.get("errors") or [], night.get("exhausted") or []
+    summary = (
+        f"{night.get('new', 0)} new checkpoint(s) planned, {night.get('already_evaluated', 0)} already evaluated, "
+        f"{len(errors)} watch-list entr{'y' if len(errors) == 1 else 'ies'} not looked at, "
+        f"{len(exhausted)} checkpoint(s) no longer retried."
+    )
+    body = f'<p class="{"notice error" if errors or exhausted else "meta"}">{escape(summary)}</p>'
+    if errors:
+        body += records_table("discovery-errors", [{"entry": e.get("entry"), "why": e.get("message")} for e in errors])
+    if exhausted:
+        rows = [{"checkpoint": x.get("ref"), "failed runs": x.get("failures"), "last error": x.get("last_error")}
+                for x in exhausted]  # fmt: skip
+        body += records_table("discovery-exhausted", rows)
+    return section(
+        f"Discovery of the latest night ({night.get('logical_date', '?')})",
+        body,
+        "Watch-list entries that failed (the Hub down past its retries, a bad entry) fail their night; a checkpoint "
+        "whose runs failed too often is no longer rediscovered until its revision changes.",
+    )
 
 
 def _rev(value: Any) -> str:

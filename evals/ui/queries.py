@@ -60,6 +60,10 @@ def read_results(model_id: str | None = None, *, suite: str | None = None, scena
             scenario=scenario,
             model_id=model_id,
         )
+        if model_id is None:
+            from evals.checkpoints.discovery_log import latest_discovery
+
+            data["discovery"] = latest_discovery(warehouse)
         return Results(
             warehouse=warehouse.uri,
             data=data,

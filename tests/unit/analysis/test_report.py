@@ -169,3 +169,40 @@ def test_leaderboard_shows_the_columns_the_view_has() -> None:
     assert ">Capacity at SLO<" in html and ">16<" in html and ">$0.25<" in html and ">new metric<" in html
     assert 'data-sort="16.0"' in html and 'data-sort=""' in html  # missing values sort last, not as zero
     assert ">P95 TTFT ms<" not in html  # a column the view does not have is left out
+
+
+def test_the_latest_nights_discovery_problems_are_shown() -> None:
+    """A night that found nothing new says whether it could look: failed watch-list entries and checkpoints no
+    longer retried are listed, escaped; a clean night is one quiet line."""
+    from evals.analysis.sections import discovery_section
+
+    night = {
+        "logical_date": "2026-11-20",
+        "new": 1,
+        "already_evaluated": 4,
+        "errors": [{"entry": "sources[1] (hf org <acme>)", "message": "Hub unreachable after 5 attempts"}],
+        "exhausted": [{"ref": "hf:org/m@" + "a" * 40, "failures": 3, "last_error": "CUDA OOM"}],
+    }
+    html = discovery_section(night)
+    assert "Discovery of the latest night (2026-11-20)" in html and 'class="notice error"' in html
+    assert "1 new checkpoint(s) planned, 4 already evaluated, 1 watch-list entry not looked at" in html
+    assert "sources[1] (hf org &lt;acme&gt;)" in html and "<acme>" not in html
+    assert "Hub unreachable after 5 attempts" in html and "CUDA OOM" in html and ">3<" in html
+    quiet = discovery_section({**night, "errors": [], "exhausted": []})
+    assert 'class="meta"' in quiet and "<table" not in quiet and "0 watch-list entries not looked at" in quiet
+
+
+def test_the_report_shows_the_recorded_discovery(built: tuple[Warehouse, Path, Page, str], tmp_path: Path) -> None:
+    import datetime as dt
+
+    from evals.analysis.report import build_report
+    from evals.checkpoints.discover import DiscoveryResult
+    from evals.checkpoints.discovery_log import record_discovery
+    from evals.checkpoints.watchlist import EntryError
+
+    wh, _, _, html = built
+    assert "Discovery of the latest night" not in html  # no nightly discovery recorded: no section
+    found = DiscoveryResult(errors=[EntryError("sources[0]", "HTTP 503 from the Hub")], already_evaluated=2)
+    record_discovery(wh, dt.date(2026, 11, 4), found)
+    again = build_report(wh, tmp_path / "report.html").read_text()
+    assert "Discovery of the latest night (2026-11-04)" in again and "HTTP 503 from the Hub" in again
