@@ -245,7 +245,7 @@ def main() -> None:
     parser.add_argument("--streams", type=_ints, default=[8, 32, 64])
     parser.add_argument("--requests-per-stream", type=int, default=10, help="at least 200 requests per level")
     parser.add_argument(
-        "--rounds", type=int, default=3, help="rounds per level, floor and ours alternating; samples are pooled"
+        "--rounds", type=int, default=5, help="rounds per level, floor and ours alternating; samples are pooled"
     )
     parser.add_argument("--guidellm", action="store_true", help="also GuideLLM 0.8.1 (own venv, installed once)")
     parser.add_argument("--skip-ceiling", action="store_true")
