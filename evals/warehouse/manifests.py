@@ -182,5 +182,8 @@ def manifest_cache(settings: Settings) -> ManifestCache:
     directory = (settings.manifest_cache_dir or settings.cache_dir / "iceberg-manifests").resolve()
     with _CACHES_LOCK:
         if directory not in _CACHES:
-            _CACHES[directory] = ManifestCache(directory)
+            _CACHES[directory] = cache = ManifestCache(directory)
+            # Once per process: a reader that never runs the analytics DAG's maintenance (the Results page, a
+            # laptop running `evals query`) must not keep every manifest it ever saw.
+            cache.prune(dt.timedelta(hours=max(settings.snapshot_retention_hours, 24)))
         return _CACHES[directory]

@@ -132,3 +132,18 @@ def test_prune_drops_only_what_nobody_read_lately(tmp_path: Path) -> None:
     assert cache._load("rows-used") == table  # a read marks it in use
     assert cache.prune(dt.timedelta(days=3)) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["rows-used.arrow"]
+
+
+def test_each_process_prunes_its_cache_once_at_first_use(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Readers that never run the analytics DAG's maintenance (the Results page) still drop stale entries."""
+    from evals.settings import get_settings
+    from evals.warehouse.manifests import manifest_cache
+
+    stale, fresh = tmp_path / "files-1-old.arrow", tmp_path / "files-1-new.arrow"
+    for path in (stale, fresh):
+        path.write_bytes(b"x")
+    long_ago = (dt.datetime.now(dt.UTC) - dt.timedelta(days=30)).timestamp()
+    os.utime(stale, (long_ago, long_ago))
+    monkeypatch.setattr("evals.warehouse.manifests._CACHES", {})
+    manifest_cache(get_settings(manifest_cache_dir=tmp_path))
+    assert sorted(p.name for p in tmp_path.iterdir()) == [fresh.name]
