@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
     import pyarrow.dataset as pads
     from pyiceberg.expressions import BooleanExpression
+    from pyiceberg.manifest import ManifestFile
     from pyiceberg.table import Table
 
     from evals.warehouse.store import Warehouse
@@ -77,18 +78,30 @@ class Snapshot:
         decoded once per machine (:mod:`evals.warehouse.manifests`); None when some manifest lists row-level
         deletes (written by another engine): then only :meth:`arrow` reads the table right."""
         import pyarrow as pa
+
+        manifests = self._data_manifests(area, table)
+        if manifests is None:
+            return None
+        if not manifests:
+            return empty_listing()
+        found = self.pinned[area, table].table
+        assert found is not None  # it has manifests
+        parts = [guarded_read(f"plan {table}", partial(self.cache.files, found, m)) for m in manifests]
+        return pa.concat_tables(parts)
+
+    def _data_manifests(self, area: str, table: str) -> list[ManifestFile] | None:
+        """The pinned snapshot's manifests (none when the table was absent or empty then), or None when one lists
+        row-level deletes."""
         from pyiceberg.manifest import ManifestContent
 
         pinned = self.pinned[area, table]
         snapshot = pinned.table.snapshot_by_id(pinned.snapshot_id) if pinned.table and pinned.snapshot_id else None
         if pinned.table is None or snapshot is None:
-            return empty_listing()
+            return []
         manifests = guarded_read(f"plan {table}", partial(snapshot.manifests, pinned.table.io))
         if any(manifest.content != ManifestContent.DATA for manifest in manifests):
             return None
-        found = pinned.table
-        parts = [guarded_read(f"plan {table}", partial(self.cache.files, found, m)) for m in manifests]
-        return pa.concat_tables(parts) if parts else empty_listing()
+        return manifests
 
     def files(self, area: str, table: str, runs: Sequence[tuple[str, dt.date]] | None = None) -> list[str] | None:
         """Paths (filesystem paths, no scheme) of the data files that may hold rows of ``runs`` (run_id,
@@ -108,19 +121,17 @@ class Snapshot:
         """Every row of ``area``'s ``runs`` table at the snapshot, the rows of each manifest's files read once per
         machine; None when only :meth:`arrow` reads it right (row-level deletes)."""
         import pyarrow as pa
-        from pyiceberg.manifest import ManifestContent
 
-        pinned = self.pinned[area, "runs"]
-        snapshot = pinned.table.snapshot_by_id(pinned.snapshot_id) if pinned.table and pinned.snapshot_id else None
-        if pinned.table is None or snapshot is None:
-            return arrow_schema("runs").empty_table()
-        found = pinned.table
-        manifests = guarded_read("plan runs", partial(snapshot.manifests, found.io))
-        if any(manifest.content != ManifestContent.DATA for manifest in manifests):
+        manifests = self._data_manifests(area, "runs")
+        if manifests is None:
             return None
-
-        evolved = pinned.evolved
         schema = arrow_schema("runs")
+        if not manifests:
+            return schema.empty_table()
+        pinned = self.pinned[area, "runs"]
+        found = pinned.table
+        assert found is not None  # it has manifests
+        evolved = pinned.evolved
 
         def read(paths: list[str]) -> pa.Table:
             local = [fs_path(path) for path in paths]
@@ -144,7 +155,7 @@ class Snapshot:
             files = guarded_read("plan runs", partial(self.cache.files, found, manifest))
             rows = guarded_read("read runs", partial(self.cache.rows, manifest.manifest_path, files, read))
             parts.append(rows if rows.schema.equals(schema) else as_schema("runs", rows))
-        return pa.concat_tables(parts) if parts else arrow_schema("runs").empty_table()
+        return pa.concat_tables(parts)
 
     def arrow(self, area: str, table: str, runs: Sequence[tuple[str, dt.date]] | None = None) -> pa.Table:
         """The rows (of ``runs``, or all) through pyiceberg's own reader, which applies row-level deletes, as
