@@ -26,24 +26,28 @@ def true_ttft_p95(scale: float = 1.0) -> float:
 
 def accuracy_tables(record: RunRecord, rng: np.random.Generator, p: float, n: int) -> list[dict[str, Any]]:
     """One task scored on n items with true accuracy p; stderr as lm-eval reports it (sample std / sqrt(n))."""
-    value = float(rng.binomial(n, p) / n)
-    return [
-        {
-            "model_id": record.model_id,
-            "revision": record.revision,
-            "suite": record.suite,
-            "task": "arc_easy",
-            "task_group": None,
-            "task_version": "1.0",
-            "metric": "acc",
-            "filter": "none",
-            "value": value,
-            "stderr": math.sqrt(value * (1 - value) / (n - 1)),
-            "n_samples": n,
-            "num_fewshot": 0,
-            "higher_is_better": True,
-        }
-    ]
+    return [accuracy_row(record, "arc_easy", float(rng.binomial(n, p) / n), n)]
+
+
+def accuracy_row(
+    record: RunRecord, task: str, value: float, n: int, *, group: str | None = None, task_version: str = "1.0"
+) -> dict[str, Any]:
+    """One ``acc`` row of ``task`` scored ``value`` on n items; stderr as lm-eval reports it."""
+    return {
+        "model_id": record.model_id,
+        "revision": record.revision,
+        "suite": record.suite,
+        "task": task,
+        "task_group": group,
+        "task_version": task_version,
+        "metric": "acc",
+        "filter": "none",
+        "value": value,
+        "stderr": math.sqrt(value * (1 - value) / (n - 1)),
+        "n_samples": n,
+        "num_fewshot": 0,
+        "higher_is_better": True,
+    }
 
 
 def latency_tables(

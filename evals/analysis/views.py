@@ -230,14 +230,12 @@ def _table_sql(con: duckdb.DuckDBPyConnection, pinned: _Pinned, area: str, table
 def _runs_table_sql(con: duckdb.DuckDBPyConnection, pinned: _Pinned, area: str) -> str:
     """Every commit record of ``area`` at the pinned snapshot, from the rows kept per manifest: the views filter
     on them, and a long uncompacted history has one small ``runs`` file per run."""
-    from evals.schemas import column_names
-
     rows = pinned.snapshot.runs_rows(area)
     if rows is None:
         rows = pinned.snapshot.arrow(area, "runs")
     name = pinned.unique("_runs")
     con.register(name, rows)
-    return f"select {', '.join(f'{chr(34)}{c}{chr(34)}' for c in column_names('runs'))} from {name}"
+    return f"select {_columns('runs')} from {name}"
 
 
 def _runs_sql(
@@ -257,10 +255,8 @@ def _files_sql(
 ) -> str:
     """A select of ``table``'s columns (in schema order) over the snapshot's files that may hold ``runs`` (all
     files when None)."""
-    from evals.schemas import column_names
-
     snapshot = pinned.snapshot
-    columns = ", ".join(f'"{name}"' for name in column_names(table))
+    columns = _columns(table)
     paths = snapshot.files(area, table, runs)
     if paths is None:  # row-level deletes (another engine's merge-on-read): pyiceberg applies them
         name = pinned.unique("_rows")
@@ -283,6 +279,13 @@ def _files_sql(
     name = pinned.unique("_dataset")
     con.register(name, snapshot.dataset(table, paths))
     return f"select {columns} from {name}"
+
+
+def _columns(table: str) -> str:
+    """``table``'s columns, quoted, in schema order: what every view selects."""
+    from evals.schemas import column_names
+
+    return ", ".join(f'"{name}"' for name in column_names(table))
 
 
 def _row_count(table: str) -> str:

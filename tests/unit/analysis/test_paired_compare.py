@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from analysis_history import accuracy_row
 from factories import publish_run as publish
 from factories import run_record, sha
 
@@ -56,28 +57,11 @@ def _tables(record: RunRecord, scores: dict[str, np.ndarray], *, order: int = 1)
                     "target": "choice 1",
                 }
             )
-        accuracy.append(_acc(record, task, "grp" if task in SUBTASKS else None, float(values.mean()), n))
+        parent = "grp" if task in SUBTASKS else None
+        accuracy.append(accuracy_row(record, task, float(values.mean()), n, group=parent, task_version="1"))
     group = np.concatenate([scores[t] for t in SUBTASKS])
-    accuracy.append(_acc(record, "grp", None, float(group.mean()), len(group)))
+    accuracy.append(accuracy_row(record, "grp", float(group.mean()), len(group), task_version="1"))
     return {"accuracy": accuracy, "accuracy_samples": samples}
-
-
-def _acc(record: RunRecord, task: str, group: str | None, value: float, n: int) -> dict[str, Any]:
-    return {
-        "model_id": record.model_id,
-        "revision": record.revision,
-        "suite": record.suite,
-        "task": task,
-        "task_group": group,
-        "task_version": "1",
-        "metric": "acc",
-        "filter": "none",
-        "value": value,
-        "stderr": math.sqrt(value * (1 - value) / (n - 1)),
-        "n_samples": n,
-        "num_fewshot": 0,
-        "higher_is_better": True,
-    }
 
 
 def _scores(seed: int) -> dict[str, np.ndarray]:
