@@ -49,13 +49,13 @@ import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from evals.analysis.views import HEADLINE_METRICS, connect, scope
 from evals.schemas import PARTITION_COLUMN, SCHEMA_VERSION, arrow_schema, conform, schema_version
 from evals.ui import queries as ui_queries
 from evals.warehouse import RunRecord, Warehouse, keys
 from evals.warehouse.approval import Approval
 from evals.warehouse.compaction import compact_all
 from evals.warehouse.hive import partition_dir, run_file
+from evals.warehouse.views import HEADLINE_METRICS, connect, scope
 
 ROOT = Path(__file__).resolve().parents[1]
 GOAL_SECONDS = 1.0
@@ -711,7 +711,7 @@ def new_process_open(uri: str) -> tuple[float, float]:
     """(imports, connect) seconds of a fresh interpreter opening the warehouse, as ``evals query`` does."""
     code = (
         "import time; t0 = time.perf_counter()\n"
-        "from evals.analysis.views import connect\n"
+        "from evals.warehouse.views import connect\n"
         "from evals.warehouse import Warehouse\n"
         "import duckdb, pyarrow, pyiceberg.catalog.sql, pyiceberg.table\n"
         f"t1 = time.perf_counter(); connect(Warehouse({uri!r})); t2 = time.perf_counter()\n"

@@ -29,7 +29,7 @@ def evals_analytics() -> None:
     def compact() -> dict[str, Any]:
         """Rewrite partitions older than EVALS_COMPACT_AFTER_DAYS as one file each (one Iceberg commit per
         partition; results unchanged), expire snapshots and delete orphaned files after the retention period."""
-        from evals.pipeline import compact_step
+        from evals.pipeline.steps import compact_step
 
         return compact_step()
 
@@ -43,7 +43,7 @@ def evals_analytics() -> None:
     @task(task_id="refresh_report")
     def refresh_report() -> dict[str, Any]:
         """Rebuild the leaderboard and the HTML report under the warehouse's _reports/."""
-        from evals.pipeline import report_step
+        from evals.pipeline.steps import report_step
 
         return report_step()
 

@@ -48,9 +48,9 @@ def evals_manual() -> None:
     @task(task_id="plan")
     def plan(params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         """Check the form (refs parse, suite/scenario exist) and pin every checkpoint."""
-        from evals.planning import plan_manual
+        from evals.pipeline.steps import plan_step
 
-        return plan_manual(dict(params or {}), run_context())
+        return plan_step("manual", dict(params or {}), run_context())
 
     wire(plan(), routing)
 

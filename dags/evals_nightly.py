@@ -39,9 +39,9 @@ def evals_nightly() -> None:
     @task(task_id="discover")
     def discover(params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         """New checkpoints of the watch-list not yet evaluated for this suite and scenario."""
-        from evals.planning import plan_nightly
+        from evals.pipeline.steps import plan_step
 
-        return plan_nightly(dict(params or {}), run_context())
+        return plan_step("nightly", dict(params or {}), run_context())
 
     wire(discover(), routing)
 

@@ -39,7 +39,7 @@ RUN pip install --no-deps apache-otava==0.8.0 \
 COPY pyproject.toml README.md ./
 COPY evals ./evals
 RUN pip install --no-deps . \
-    && python -c "import evals.pipeline, evals.orchestration.group, evals.warehouse, evals.validation, evals.analysis"
+    && python -c "import evals.pipeline.steps, evals.orchestration.group, evals.warehouse, evals.validation, evals.analysis"
 
 COPY --chown=airflow:0 dags /opt/airflow/dags
 COPY --chown=airflow:0 plugins /opt/airflow/plugins

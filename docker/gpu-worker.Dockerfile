@@ -44,7 +44,7 @@ COPY pyproject.toml README.md ./
 COPY evals ./evals
 RUN pip install -c lock/gpu-lock.txt '.[gpu,celery]' \
     && pip check \
-    && python -c "import vllm, evals.pipeline"
+    && python -c "import vllm, evals.pipeline.steps"
 
 COPY --chown=airflow:0 dags /opt/airflow/dags
 COPY --chown=airflow:0 plugins /opt/airflow/plugins

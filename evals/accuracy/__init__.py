@@ -3,7 +3,6 @@
 Nothing heavy is imported here; lm-eval, torch and transformers load when a suite actually runs.
 """
 
-from evals.accuracy.publish import publish, run_record
 from evals.accuracy.runner import AccuracyOOM, AccuracyResult, request_cache_path, run_suite
 from evals.accuracy.suites import Suite, available_suites, load_suite, validate_tasks
 
@@ -13,9 +12,7 @@ __all__ = [
     "Suite",
     "available_suites",
     "load_suite",
-    "publish",
     "request_cache_path",
-    "run_record",
     "run_suite",
     "validate_tasks",
 ]

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from evals.analysis import paired, power, stats
 from evals.analysis.options import Compared, CompareOptions
-from evals.analysis.views import HEADLINE_METRICS
+from evals.warehouse.views import HEADLINE_METRICS
 
 if TYPE_CHECKING:
     import duckdb

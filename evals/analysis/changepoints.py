@@ -194,9 +194,9 @@ def detect_and_store(
     :func:`latest_change_points` reads one run per group; a group with none is written only to clear rows an
     earlier analysis left on that run. Returns a JSON-safe summary (fit for XCom).
     """
-    from evals.analysis.views import connect
     from evals.schemas import arrow_schema
     from evals.warehouse import Warehouse
+    from evals.warehouse.views import connect
 
     warehouse = warehouse or Warehouse.from_settings()
     options = options or ChangePointOptions()

@@ -73,8 +73,8 @@ def compare_night(
     run_ids: Iterable[str], *, warehouse: Warehouse | None = None, write: bool = True, **options: Any
 ) -> list[dict[str, Any]]:
     """:func:`compare_run` for every run of a night, over one snapshot of the warehouse."""
-    from evals.analysis.views import connect
     from evals.warehouse import Warehouse
+    from evals.warehouse.views import connect
 
     warehouse = warehouse or Warehouse.from_settings()
     opts = CompareOptions.from_settings(warehouse.settings, **options)
@@ -99,8 +99,8 @@ def compare_models(
 
     Nothing is written: this is what ``evals compare MODEL_A MODEL_B`` prints.
     """
-    from evals.analysis.views import connect
     from evals.warehouse import Warehouse
+    from evals.warehouse.views import connect
 
     warehouse = warehouse or Warehouse.from_settings()
     opts = CompareOptions.from_settings(warehouse.settings, **options)
@@ -120,8 +120,8 @@ def flips_between(model_id: str, baseline_model_id: str, *, warehouse: Warehouse
     What ``evals compare A B --flips`` lists: suite, task, doc, target, both responses and the direction.
     """
     from evals.analysis.paired import flips
-    from evals.analysis.views import connect
     from evals.warehouse import Warehouse
+    from evals.warehouse.views import connect
 
     warehouse = warehouse or Warehouse.from_settings()
     con = connect(warehouse)

@@ -1,6 +1,6 @@
 """Latency evaluation: scenarios, the streaming load generator, metrics, the serving launcher and cost."""
 
-from evals.latency.runner import LatencyResult, publish, run_checkpoint, run_scenario, run_scenario_async
+from evals.latency.runner import LatencyResult, run_scenario, run_scenario_async
 from evals.latency.scenario import Scenario, load_scenario
 from evals.latency.server import ServerHandle, serve
 
@@ -9,8 +9,6 @@ __all__ = [
     "Scenario",
     "ServerHandle",
     "load_scenario",
-    "publish",
-    "run_checkpoint",
     "run_scenario",
     "run_scenario_async",
     "serve",

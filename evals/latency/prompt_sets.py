@@ -1,4 +1,4 @@
-"""Structured prompt sets: shared-prefix prompts (prefix caching) and multi-turn conversations (growing history)."""
+"""A scenario's prompt set: JSONL or synthetic, shared-prefix prompts (prefix caching), multi-turn conversations."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from evals.errors import ConfigError
-from evals.latency.prompts import Prompt, random_text, sample_lengths
-from evals.latency.scenario import MultiTurnPrompts, SharedPrefixPrompts
+from evals.latency.prompts import Prompt, jsonl_prompts, load_tokenizer, random_text, sample_lengths, synthetic_prompts
+from evals.latency.scenario import JsonlPrompts, MultiTurnPrompts, Scenario, SharedPrefixPrompts
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -104,3 +104,28 @@ def multi_turn_prompts(
                 text = "\n".join(f"{m['role'].capitalize()}: {m['content']}" for m in history) + "\nAssistant:"
                 prompts.append(Prompt(text=text))
     return prompts
+
+
+def scenario_prompts(
+    scenario: Scenario,
+    scenario_dir: Path,
+    tokenizer: str | Path | PreTrainedTokenizerBase | None,
+) -> list[Prompt]:
+    """The prompts ``scenario`` asks for; synthetic prompts need ``tokenizer`` (a path or a loaded tokenizer)."""
+    spec = scenario.prompts
+    if isinstance(spec, JsonlPrompts):
+        return jsonl_prompts(spec, scenario_dir, scenario.api)
+    if isinstance(spec, MultiTurnPrompts) and spec.path is not None:
+        return multi_turn_prompts(spec, scenario_dir, None, scenario.api, scenario.seed)
+    if tokenizer is None:
+        raise ConfigError(
+            f"scenario {scenario.name!r} uses synthetic prompts, which need the checkpoint's tokenizer: "
+            "pass a tokenizer directory (CLI: --tokenizer DIR or --checkpoint DIR)"
+        )
+    loaded = load_tokenizer(tokenizer) if isinstance(tokenizer, str | Path) else tokenizer
+    if isinstance(spec, MultiTurnPrompts):
+        return multi_turn_prompts(spec, scenario_dir, loaded, scenario.api, scenario.seed)
+    count = spec.count or scenario.prompts_needed()
+    if isinstance(spec, SharedPrefixPrompts):
+        return shared_prefix_prompts(spec, loaded, scenario.api, scenario.seed, count)
+    return synthetic_prompts(spec, loaded, scenario.seed, count)

@@ -12,9 +12,6 @@ from typing import TYPE_CHECKING, Any
 from evals.errors import ConfigError
 from evals.latency.scenario import (
     JsonlPrompts,
-    MultiTurnPrompts,
-    Scenario,
-    SharedPrefixPrompts,
     SyntheticPrompts,
     TokenLength,
 )
@@ -150,30 +147,3 @@ def _prompt_of(record: Any, where: str, api: str) -> Prompt:
             raise ConfigError(f"{where}: every message needs 'role' and 'content'")
         return Prompt(messages=tuple(messages))
     raise ConfigError(f"{where}: expected an object with 'prompt' (string) or 'messages' (list)")
-
-
-def scenario_prompts(
-    scenario: Scenario,
-    scenario_dir: Path,
-    tokenizer: str | Path | PreTrainedTokenizerBase | None,
-) -> list[Prompt]:
-    """The prompts ``scenario`` asks for; synthetic prompts need ``tokenizer`` (a path or a loaded tokenizer)."""
-    from evals.latency.prompt_sets import multi_turn_prompts, shared_prefix_prompts
-
-    spec = scenario.prompts
-    if isinstance(spec, JsonlPrompts):
-        return jsonl_prompts(spec, scenario_dir, scenario.api)
-    if isinstance(spec, MultiTurnPrompts) and spec.path is not None:
-        return multi_turn_prompts(spec, scenario_dir, None, scenario.api, scenario.seed)
-    if tokenizer is None:
-        raise ConfigError(
-            f"scenario {scenario.name!r} uses synthetic prompts, which need the checkpoint's tokenizer: "
-            "pass a tokenizer directory (CLI: --tokenizer DIR or --checkpoint DIR)"
-        )
-    loaded = load_tokenizer(tokenizer) if isinstance(tokenizer, str | Path) else tokenizer
-    if isinstance(spec, MultiTurnPrompts):
-        return multi_turn_prompts(spec, scenario_dir, loaded, scenario.api, scenario.seed)
-    count = spec.count or scenario.prompts_needed()
-    if isinstance(spec, SharedPrefixPrompts):
-        return shared_prefix_prompts(spec, loaded, scenario.api, scenario.seed, count)
-    return synthetic_prompts(spec, loaded, scenario.seed, count)

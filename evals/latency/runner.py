@@ -1,4 +1,4 @@
-"""Run a latency scenario end to end (levels in order, early stop at saturation) and publish it as a run."""
+"""Run a latency scenario end to end against a server: levels in order, early stop at saturation."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from evals.latency.client import Target
 from evals.latency.loadgen import run
 from evals.latency.metrics import LevelSummary, sample_rows, saturation_reason, summarize_level
 from evals.latency.processes import run_level_processes
-from evals.latency.prompts import Prompt, scenario_prompts
+from evals.latency.prompt_sets import scenario_prompts
+from evals.latency.prompts import Prompt
 from evals.latency.scenario import ConcurrencyLevel, RateLevel, Scenario, load_scenario
 from evals.latency.server import ServerHandle, serve
 from evals.redact import redact_command, redact_url
@@ -23,7 +24,6 @@ if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
     from evals.settings import Settings
-    from evals.warehouse import RunRecord, Warehouse
 
 log = logging.getLogger(__name__)
 
@@ -58,26 +58,16 @@ class LatencyResult:
         """The frames for ``Warehouse.write_run`` (run_id and eval_date are filled by the warehouse)."""
         return {"latency": self.latency_rows, "latency_samples": self.sample_rows}
 
-    def run_record(self, *, logical_date: dt.datetime, source: str, **fields: Any) -> RunRecord:
-        """The ``runs`` row of this result; ``fields`` adds dag_id, checkpoint_uri, dtype, ..."""
-        from evals.warehouse import RunRecord
-
-        return RunRecord(
-            model_id=self.model_id,
-            revision=self.revision,
-            logical_date=logical_date,
-            source=source,
-            scenario=self.scenario.name,
-            scenario_version=self.scenario.version,
-            backend=self.backend,
-            hardware=self.hardware,
-            versions=self.versions,
-            config=self.config,
-            config_hash=self.scenario.config_hash(),
-            started_at=self.started_at,
-            finished_at=self.finished_at,
-            **fields,
-        )
+    def issued_requests(self) -> dict[tuple[str, float], int]:
+        """Requests each level that ran was asked to issue (the scenario's count; a duration-bound level's row):
+        what the gate expects to find in ``latency_samples``."""
+        issued = {(row["load_type"], float(row["load"])): int(row["n_requests"]) for row in self.latency_rows}
+        for level in self.scenario.levels:
+            key = (level.load_type, float(level.load))
+            asked = self.scenario.level_requests(level)
+            if key in issued and asked is not None:
+                issued[key] = int(asked)
+        return issued
 
 
 def _level_label(level: ConcurrencyLevel | RateLevel) -> str:
@@ -246,50 +236,3 @@ def run_scenario(
                 processes=processes,
             )
         )
-
-
-def run_checkpoint(
-    checkpoint_dir: str | Path,
-    scenario: Scenario | str | Path,
-    *,
-    model_id: str,
-    revision: str,
-    backend: str | None = None,
-    settings: Settings | None = None,
-    processes: int = 1,
-) -> LatencyResult:
-    """Serve ``checkpoint_dir`` (vLLM on GPU, transformers on CPU), benchmark it with ``scenario``, stop it."""
-    from evals.settings import get_settings
-
-    settings = settings or get_settings()
-    loaded, base_dir = _scenario(scenario, settings)
-    prompt_list = scenario_prompts(loaded, base_dir, checkpoint_dir)
-    with serve(checkpoint_dir, model_name=model_id, backend=backend, settings=settings) as handle:
-        return run(
-            run_scenario_async(
-                loaded,
-                handle,
-                prompt_list,
-                model_id=model_id,
-                revision=revision,
-                gpu_hour_usd=settings.latency_gpu_hour_usd,
-                processes=processes,
-            )
-        )
-
-
-def publish(
-    result: LatencyResult,
-    *,
-    logical_date: dt.datetime,
-    source: str,
-    warehouse: Warehouse | None = None,
-    **fields: Any,
-) -> RunRecord:
-    """Validate ``result`` with the gate and publish it as one run, or quarantine it (``ValidationFailed``)."""
-    from evals.evaluation import merge
-    from evals.validation import validate_and_write
-
-    outcome = merge(None, result)
-    record = result.run_record(logical_date=logical_date, source=source, **fields)
-    return validate_and_write(record, outcome.tables, expected=outcome.expected, warehouse=warehouse)

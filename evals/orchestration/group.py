@@ -1,6 +1,6 @@
 """The per-checkpoint task group (materialize → evaluate on GPU → validate + publish) and the night's tasks.
 
-Task bodies are one call into :mod:`evals.pipeline`, imported inside the task so parsing stays light. XCom carries
+Task bodies are one call into :mod:`evals.pipeline.steps`, imported inside the task so parsing stays light. XCom carries
 refs, URIs and small manifests only — never frames.
 """
 
@@ -27,14 +27,14 @@ def run_context() -> dict[str, Any]:
 @task(task_id="materialize")
 def materialize(item: Any) -> dict[str, Any]:
     """Fetch the checkpoint safely (allowed files only, pinned SHA) into the local cache."""
-    from evals.pipeline import materialize_step
+    from evals.pipeline.steps import materialize_step
 
     return materialize_step(item, run_context())
 
 
 def _evaluate(manifest: Any) -> dict[str, Any]:
     """Serve the checkpoint once and run the accuracy suite and the latency scenario against it."""
-    from evals.pipeline import evaluate_step
+    from evals.pipeline.steps import evaluate_step
 
     return evaluate_step(manifest, run_context())
 
@@ -42,7 +42,7 @@ def _evaluate(manifest: Any) -> dict[str, Any]:
 @task(task_id="publish")
 def publish(evaluation: Any) -> dict[str, Any]:
     """Validate the staged results (great-expectations); publish them, or quarantine them."""
-    from evals.pipeline import publish_step
+    from evals.pipeline.steps import publish_step
 
     return publish_step(evaluation)
 
@@ -61,7 +61,7 @@ def checkpoint_group(routing: Routing) -> Any:
 @task(task_id="summarize", trigger_rule=TriggerRule.ALL_DONE)
 def summarize(plan: list[dict[str, Any]]) -> dict[str, Any]:
     """Fail the DAG run, after every checkpoint had its chance, if any of them failed or was quarantined."""
-    from evals.pipeline import summarize_step
+    from evals.pipeline.steps import summarize_step
 
     return summarize_step(plan, run_context())
 
@@ -69,7 +69,7 @@ def summarize(plan: list[dict[str, Any]]) -> dict[str, Any]:
 @task(task_id="compare_and_report", trigger_rule=TriggerRule.ALL_DONE, outlets=[RESULTS])
 def compare_and_report(plan: list[dict[str, Any]]) -> dict[str, Any]:
     """Compare tonight's published runs with their baselines; refresh the report."""
-    from evals.pipeline import compare_step
+    from evals.pipeline.steps import compare_step
 
     return compare_step(plan, run_context())
 

@@ -100,7 +100,7 @@ def create_app(*, dependencies: Sequence[Any] = ()) -> FastAPI:
     def static(name: str) -> Response:
         if name not in STATIC:
             raise HTTPException(status_code=404, detail="not found")
-        from evals.analysis.sections import asset
+        from evals.report.sections import asset
 
         headers = {**SECURITY_HEADERS, "Cache-Control": "private, max-age=3600"}
         return Response(asset(name), media_type="text/javascript; charset=utf-8", headers=headers)

@@ -45,10 +45,10 @@ class Results:
 
 def read_results(model_id: str | None = None, *, suite: str | None = None, scenario: str | None = None) -> Results:
     """Open the warehouse named by the settings now (not at import) and read everything the page shows."""
-    from evals.analysis import figure_data
-    from evals.analysis.sections import collect
-    from evals.analysis.views import connect
+    from evals.report import figure_data
+    from evals.report.sections import collect
     from evals.warehouse import Warehouse
+    from evals.warehouse.views import connect
 
     warehouse = Warehouse.from_settings()
     con = connect(warehouse)
@@ -77,9 +77,9 @@ def read_results(model_id: str | None = None, *, suite: str | None = None, scena
 
 def read_api(kind: str, model_id: str | None = None) -> tuple[str, Any]:
     """(warehouse, rows) of the JSON API: the leaderboard, or every model's trend points."""
-    from evals.analysis import figure_data
-    from evals.analysis.views import connect
+    from evals.report import figure_data
     from evals.warehouse import Warehouse
+    from evals.warehouse.views import connect
 
     warehouse = Warehouse.from_settings()
     con = connect(warehouse)

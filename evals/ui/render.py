@@ -18,7 +18,7 @@ PROVENANCE_FIELDS = (
 
 
 def document(title: str, body: str, *, scripts: bool = False) -> str:
-    from evals.analysis.sections import STYLE
+    from evals.report.sections import STYLE
 
     tail = ""
     if scripts:
@@ -38,7 +38,7 @@ def notice_page(title: str, message: str, *, error: bool = False, link: tuple[st
 
 
 def results_page(results: Results, model_id: str | None = None) -> str:
-    from evals.analysis.sections import figure_sections, section
+    from evals.report.sections import figure_sections, section
 
     generated = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     title = "Checkpoint evaluation results" if model_id is None else f"Results of {model_id}"
@@ -99,7 +99,7 @@ def _provenance(record: Mapping[str, Any] | None) -> str:
 
 
 def _history(rows: Sequence[Mapping[str, Any]]) -> str:
-    from evals.analysis.sections import records_table
+    from evals.report.sections import records_table
 
     def short(value: Any) -> str:
         return str(value or "")[:12]

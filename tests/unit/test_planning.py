@@ -4,8 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from evals import pipeline, planning
 from evals.errors import ConfigError
+from evals.pipeline import plan as planning
+from evals.pipeline import steps as pipeline
 
 TINY = "package:evals-test/tiny-llama"
 CONTEXT = {"dag_id": "evals_manual", "dag_run_id": "manual__1", "logical_date": "2026-11-20T02:00:00+00:00"}
@@ -24,11 +25,11 @@ def test_manual_plan_keeps_good_entries_when_one_is_bad(tmp_path: Path) -> None:
     items = planning.plan_manual(
         {"checkpoints": [TINY, str(tmp_path / "missing-dir"), TINY], "suite": "smoke", "scenario": "smoke"}, CONTEXT
     )
-    good = [i for i in items if i["ref"] is not None]
-    bad = [i for i in items if i["ref"] is None]
+    good = [i for i in items if i.ref is not None]
+    bad = [i for i in items if i.ref is None]
     assert len(good) == 1  # the duplicate entry is evaluated once
-    assert good[0]["ref"]["revision"]  # pinned at plan time
-    assert len(bad) == 1 and "neither a ref" in bad[0]["error"]
+    assert good[0].ref.revision  # pinned at plan time
+    assert len(bad) == 1 and "neither a ref" in str(bad[0].error)
     with pytest.raises(ConfigError, match="missing-dir"):
         pipeline.materialize_step(bad[0], CONTEXT)  # its own mapped task fails, the others go on
 
@@ -47,12 +48,12 @@ def test_a_watchlist_entry_that_failed_fails_the_night_but_not_the_other_checkpo
         f"  - source: local\n    path: {tmp_path / 'gone'}\n"  # e.g. a mount that went away; the Hub past retries
     )
     items = planning.plan_nightly({"watchlist": str(watchlist), "suite": "smoke", "scenario": "none"}, CONTEXT)
-    good = [i for i in items if i["ref"] is not None]
-    bad = [i for i in items if i["ref"] is None]
-    assert [i["ref"]["model_id"] for i in good] == ["evals-test/tiny-llama"]  # still evaluated
-    assert len(bad) == 1 and bad[0]["entry"].startswith("watch-list sources[1]")
+    good = [i for i in items if i.ref is not None]
+    bad = [i for i in items if i.ref is None]
+    assert [i.ref.model_id for i in good if i.ref] == ["evals-test/tiny-llama"]  # still evaluated
+    assert len(bad) == 1 and str(bad[0].entry).startswith("watch-list sources[1]")
     with pytest.raises(pipeline.RunFailures, match=r"watch-list sources\[1\]"):
         pipeline.summarize_step(bad, CONTEXT)
     night = latest_discovery(Warehouse.from_settings())
     assert night is not None and night["logical_date"] == "2026-11-20"
-    assert [e["entry"] for e in night["errors"]] == [bad[0]["entry"].removeprefix("watch-list ")]
+    assert [e["entry"] for e in night["errors"]] == [str(bad[0].entry).removeprefix("watch-list ")]

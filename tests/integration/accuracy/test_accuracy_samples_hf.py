@@ -9,7 +9,7 @@ import pytest
 
 from evals.accuracy import load_suite, run_suite
 from evals.accuracy.suites import task_manager
-from evals.evaluation import merge
+from evals.pipeline.evaluate import merge
 from evals.settings import get_settings
 from evals.validation import validate
 from evals.warehouse import RunRecord

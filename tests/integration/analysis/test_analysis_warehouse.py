@@ -5,11 +5,11 @@ from pathlib import Path
 import pytest
 from analysis_history import publish_night
 
-from evals.analysis.night import compare_and_report
-from evals.analysis.notify import RegressionDetected
-from evals.analysis.views import connect
+from evals.pipeline.night import compare_and_report
+from evals.report.notify import RegressionDetected
 from evals.settings import get_settings
 from evals.warehouse import Warehouse
+from evals.warehouse.views import connect
 
 pytestmark = pytest.mark.integration
 

@@ -20,12 +20,16 @@ from factories import publish_run as publish
 from factories import sha
 
 from evals.analysis.ranking import leaderboard, slo_levels
-from evals.analysis.views import connect
+from evals.checkpoints import CheckpointRef
 from evals.latency.prompts import Prompt
 from evals.latency.runner import run_scenario_async
 from evals.latency.scenario import parse_scenario
 from evals.latency.server import ServerHandle, free_port, wait_ready
+from evals.pipeline.outcome import merge
+from evals.pipeline.plan import Options
+from evals.pipeline.publish import outcome_record, run_context
 from evals.warehouse import Warehouse
+from evals.warehouse.views import connect
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -105,8 +109,11 @@ def test_capacity_at_slo_is_the_saturation_point(slots: int, tmp_path: Path) -> 
             )
         )
     wh = Warehouse(f"file://{tmp_path / 'wh'}")
-    record = result.run_record(
-        logical_date=dt.datetime(2026, 11, 1, tzinfo=dt.UTC), source="local", suite=None, suite_version=None
+    record = outcome_record(
+        CheckpointRef("local", f"org/slots-{slots}", sha(str(slots))),
+        Options(suite=None, scenario=scenario.name, scenario_version=scenario.version),
+        run_context(dt.datetime(2026, 11, 1, tzinfo=dt.UTC)),
+        merge(None, result),
     )
     assert isinstance(record, RunRecord)
     publish(wh, record, result.tables())

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from evals.analysis.views import connect
 from evals.warehouse import Warehouse
+from evals.warehouse.views import connect
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[3]

@@ -16,8 +16,8 @@ import httpx
 import pytest
 from conftest import S3Server
 
-from evals.analysis.views import connect
 from evals.warehouse import Warehouse
+from evals.warehouse.views import connect
 
 if TYPE_CHECKING:
     from integration.distributed.conftest import Cluster, Postgres

@@ -91,9 +91,9 @@ def test_sigkill_mid_scenario_leaves_no_server_and_the_rerun_publishes_once(
     output, _ = second.communicate(timeout=600)
     assert second.returncode == 0, output.decode(errors="replace")[-3000:]
 
-    from evals.analysis.views import connect
     from evals.settings import get_settings
     from evals.warehouse import Warehouse
+    from evals.warehouse.views import connect
 
     warehouse = Warehouse(env["EVALS_WAREHOUSE"], get_settings())
     con = connect(warehouse)

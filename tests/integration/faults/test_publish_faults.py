@@ -17,11 +17,11 @@ from conftest import free_port
 from s3server import S3Server, launch_weed, stop_weed, wait_for_s3
 from unit.validation.validation_cases import EXPECTED, valid_run
 
-from evals.analysis.views import connect
 from evals.errors import EvalsError
 from evals.settings import get_settings
 from evals.validation import validate_and_write
 from evals.warehouse import Warehouse
+from evals.warehouse.views import connect
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -144,9 +144,13 @@ def test_run_scenario_with_a_launched_server_handle(simulator: ServerHandle) -> 
     """The pipeline's entry point: a Scenario object, given prompts, and the handle its launcher returned."""
     import datetime as dt
 
+    from evals.checkpoints import CheckpointRef
     from evals.latency import run_scenario
     from evals.latency.prompts import Prompt
     from evals.latency.scenario import parse_scenario
+    from evals.pipeline.outcome import merge
+    from evals.pipeline.plan import Options
+    from evals.pipeline.publish import outcome_record, run_context
 
     scenario = parse_scenario(
         {
@@ -172,9 +176,14 @@ def test_run_scenario_with_a_launched_server_handle(simulator: ServerHandle) -> 
     )
     assert result.backend == "simulator" and result.notes == [] and result.skipped == []
     assert [r["n_requests"] for r in result.latency_rows] == [4] and len(result.sample_rows) == 4
-    record = result.run_record(logical_date=dt.datetime(2026, 1, 2, tzinfo=dt.UTC), source="hf")
+    record = outcome_record(
+        CheckpointRef("hf", "org/m", "b" * 40),
+        Options(suite=None, scenario=result.scenario.name, scenario_version=result.scenario.version),
+        run_context(dt.datetime(2026, 1, 2, tzinfo=dt.UTC)),
+        merge(None, result),
+    )
     assert (record.scenario, record.scenario_version, record.backend) == ("api", "1", "simulator")
-    assert record.config is not None and record.config["server_backend"] == "simulator"
+    assert record.config is not None and record.config["latency"]["server_backend"] == "simulator"
 
 
 def test_processes_option_sends_each_level_from_several_processes(simulator: ServerHandle, tmp_path: Path) -> None:

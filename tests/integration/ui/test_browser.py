@@ -17,11 +17,11 @@ from browser import FIGURE_DATA_JS, keep_screenshot, open_page
 from conftest import free_port
 from factories import all_tables, publish_run, run_record, sha
 
-from evals.analysis.night import compare_and_report
-from evals.analysis.views import connect
+from evals.pipeline.night import compare_and_report
 from evals.settings import get_settings
 from evals.ui.app import create_app
 from evals.warehouse import Warehouse
+from evals.warehouse.views import connect
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 from unit.validation.validation_cases import EXPECTED, valid_run
 
-from evals.analysis.views import connect
 from evals.errors import ValidationFailed
 from evals.settings import get_settings
 from evals.validation import quarantined_runs, revalidate, validate_and_write, validation_path
 from evals.validation.docs import DOCS_PREFIX
 from evals.warehouse import Warehouse
+from evals.warehouse.views import connect
 
 pytestmark = pytest.mark.integration
 

@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 from factories import accuracy_rows, latency_rows, run_record
 
-from evals.analysis.views import connect
 from evals.schemas import PARTITION_COLUMN, conform
 from evals.warehouse import Warehouse
 from evals.warehouse.hive import compacted_file, run_file
 from evals.warehouse.storage import Storage, make_filesystem, parse_uri
+from evals.warehouse.views import connect
 
 pytestmark = pytest.mark.integration
 EVALS = str(Path(sys.executable).parent / "evals")

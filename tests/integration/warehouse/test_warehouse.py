@@ -6,11 +6,11 @@ from typing import Any
 import pytest
 from factories import accuracy_rows, all_tables, latency_rows, publish_run, run_record
 
-from evals.analysis.views import connect, scope
 from evals.errors import ConfigError, SchemaViolation, TerminalError
 from evals.validation import revalidate
 from evals.warehouse import Warehouse
 from evals.warehouse.compaction import compact, compact_all
+from evals.warehouse.views import connect, scope
 
 pytestmark = pytest.mark.integration
 

@@ -23,7 +23,7 @@ def test_unknown_backend_lists_known_ones() -> None:
 
 def test_importing_and_listing_imports_nothing_heavy() -> None:
     code = (
-        "import sys, evals.accuracy, evals.accuracy.commands; "
+        "import sys, evals.accuracy, evals.cli.accuracy; "
         "from evals.accuracy.backends import get_backend; get_backend('local-completions'); get_backend('hf'); "
         "print(sorted(m for m in ('torch', 'transformers', 'lm_eval', 'vllm', 'pyarrow') if m in sys.modules))"
     )

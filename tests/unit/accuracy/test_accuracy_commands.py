@@ -3,7 +3,7 @@ from pathlib import Path
 import typer
 from typer.testing import CliRunner
 
-from evals.accuracy.commands import format_table, register
+from evals.cli.accuracy import format_table, register
 
 
 def _app() -> typer.Typer:

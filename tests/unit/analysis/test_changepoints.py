@@ -13,8 +13,8 @@ from factories import accuracy_rows, run_record, sha
 from factories import publish_run as publish
 
 from evals.analysis.changepoints import ChangePointOptions, detect, detect_and_store, latest_change_points, rows_for
-from evals.analysis.views import connect
 from evals.warehouse import Warehouse
+from evals.warehouse.views import connect
 
 NIGHTS, STEP_AT, STEP, NOISE = 60, 40, 0.15, 0.03
 SEEDS = 400

@@ -9,9 +9,9 @@ import pytest
 from analysis_history import publish_night
 from factories import publish_run
 
-from evals.analysis import figure_data, figures
-from evals.analysis.views import connect
+from evals.report import figure_data, figures
 from evals.warehouse import Warehouse
+from evals.warehouse.views import connect
 
 
 def test_pareto_frontier() -> None:

@@ -7,11 +7,11 @@ from analysis_history import publish_night, true_ttft_p95
 from factories import all_tables, publish_run, run_record
 
 from evals.analysis.compare import compare_models, compare_night, compare_run
-from evals.analysis.notify import RegressionDetected, apply_policy
-from evals.analysis.views import connect
 from evals.errors import RunNotFound, SchemaViolation
+from evals.report.notify import RegressionDetected, apply_policy
 from evals.settings import get_settings
 from evals.warehouse import Warehouse
+from evals.warehouse.views import connect
 
 LEVEL = "@concurrency=4"
 

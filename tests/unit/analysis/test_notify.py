@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from evals.analysis.notify import (
+from evals.errors import ConfigError
+from evals.report.notify import (
     LogNotifier,
     Notice,
     NotificationFailed,
@@ -17,7 +18,6 @@ from evals.analysis.notify import (
     apply_policy,
     make_notifier,
 )
-from evals.errors import ConfigError
 from evals.settings import get_settings
 
 REGRESSION = {
@@ -126,7 +126,7 @@ def test_webhook_url_from_an_airflow_connection(
 def test_airflow_notifier_sends_the_regressions_of_a_failed_task(
     receiver: tuple[Receiver, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from evals.analysis.airflow_notifier import RegressionNotifier
+    from evals.orchestration.notifier import RegressionNotifier
 
     state, url = receiver
     monkeypatch.setenv("EVALS_NOTIFY_WEBHOOK_URL", f"{url}/airflow")
@@ -143,6 +143,6 @@ def test_make_notifier_choices(caplog: pytest.LogCaptureFixture) -> None:
         make_notifier(get_settings(notify_backend="webhook"))
     with pytest.raises(ConfigError, match="known: auto, webhook, log"):
         make_notifier(get_settings(notify_backend="carrier-pigeon"))
-    custom = make_notifier(get_settings(notify_backend="evals.analysis.notify:LogNotifier"))
+    custom = make_notifier(get_settings(notify_backend="evals.report.notify:LogNotifier"))
     custom.send(Notice.of_regressions([REGRESSION]))
     assert "latency:ttft_p95_ms@concurrency=4: 230 vs 175" in caplog.text

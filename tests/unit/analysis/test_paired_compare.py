@@ -15,8 +15,8 @@ from factories import run_record, sha
 
 from evals.analysis import paired
 from evals.analysis.compare import compare_run
-from evals.analysis.views import connect
 from evals.warehouse import RunRecord, Warehouse
+from evals.warehouse.views import connect
 
 SUBTASKS = {"mc_a": 40, "mc_b": 60}
 LEAF = "arith"

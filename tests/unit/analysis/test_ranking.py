@@ -11,8 +11,8 @@ from factories import accuracy_rows, latency_rows, run_record
 from factories import publish_run as publish
 
 from evals.analysis.ranking import capacity, cost_per_1m, leaderboard, reference_level, slo_levels
-from evals.analysis.views import connect
 from evals.warehouse import RunRecord, Warehouse
+from evals.warehouse.views import connect
 
 SLO_MS = 500.0
 N, TOKENS, DURATION, PRICE = 20, 10, 10.0, 2.0

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from analysis_history import publish_night
 
-from evals.analysis.night import compare_and_report
-from evals.analysis.views import connect
+from evals.pipeline.night import compare_and_report
 from evals.settings import get_settings
 from evals.warehouse import Warehouse
+from evals.warehouse.views import connect
 
 MODELS = ("org/fast", "org/accurate", "org/dominated")
 
@@ -160,7 +160,7 @@ def test_embedded_data_is_strict_json(built: tuple[Warehouse, Path, Page, str]) 
 
 def test_leaderboard_shows_the_columns_the_view_has() -> None:
     """Columns another issue adds to the view (capacity and cost at SLO, detectable effect) show without a change."""
-    from evals.analysis.sections import leaderboard_tables
+    from evals.report.sections import leaderboard_tables
 
     row = {"model_id": "org/a", "revision": "r" * 40, "suite": "s", "scenario": "c", "accuracy": 0.5,
            "capacity_at_slo": 16.0, "usd_per_1m_output_tokens_at_slo": 0.25, "new_metric": 3.0}  # fmt: skip
@@ -174,7 +174,7 @@ def test_leaderboard_shows_the_columns_the_view_has() -> None:
 def test_the_latest_nights_discovery_problems_are_shown() -> None:
     """A night that found nothing new says whether it could look: failed watch-list entries and checkpoints no
     longer retried are listed, escaped; a clean night is one quiet line."""
-    from evals.analysis.sections import discovery_section
+    from evals.report.sections import discovery_section
 
     night = {
         "logical_date": "2026-11-20",
@@ -195,10 +195,10 @@ def test_the_latest_nights_discovery_problems_are_shown() -> None:
 def test_the_report_shows_the_recorded_discovery(built: tuple[Warehouse, Path, Page, str], tmp_path: Path) -> None:
     import datetime as dt
 
-    from evals.analysis.report import build_report
     from evals.checkpoints.discover import DiscoveryResult
     from evals.checkpoints.discovery_log import record_discovery
     from evals.checkpoints.watchlist import EntryError
+    from evals.report.build import build_report
 
     wh, _, _, html = built
     assert "Discovery of the latest night" not in html  # no nightly discovery recorded: no section

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from evals.errors import ConfigError
-from evals.latency.prompts import Prompt, load_tokenizer, sample_lengths, scenario_prompts, synthetic_prompts
+from evals.latency.prompt_sets import scenario_prompts
+from evals.latency.prompts import Prompt, load_tokenizer, sample_lengths, synthetic_prompts
 from evals.latency.scenario import JsonlPrompts, SyntheticPrompts, TokenLength, parse_scenario
 
 

@@ -10,7 +10,7 @@ import pytest
 from evals.ui.asgi import LazyASGIApp
 
 REPO = Path(__file__).resolve().parents[3]
-HEAVY = ("fastapi", "duckdb", "pyarrow", "pandas", "numpy", "plotly", "evals.ui.app", "evals.analysis.views")
+HEAVY = ("fastapi", "duckdb", "pyarrow", "pandas", "numpy", "plotly", "evals.ui.app", "evals.warehouse.views")
 
 
 def test_loading_the_plugin_imports_nothing_heavy() -> None:

@@ -9,11 +9,11 @@ import pytest
 from typer.testing import CliRunner
 from unit.validation.validation_cases import EXPECTED, valid_run, warehouse_at
 
-from evals.analysis.views import connect
 from evals.cli import app
 from evals.errors import ValidationFailed
 from evals.validation import validate_and_write, validation_path
 from evals.warehouse import RunRecord, Warehouse
+from evals.warehouse.views import connect
 
 
 @pytest.fixture

@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from unit.validation.validation_cases import EXPECTED, valid_run, warehouse_at
 
-from evals.analysis.views import connect
 from evals.errors import ValidationFailed
 from evals.validation import validate_and_write, validation_path
 from evals.warehouse import RunRecord, Warehouse
+from evals.warehouse.views import connect
 
 Tables = dict[str, list[dict[str, Any]]]
 

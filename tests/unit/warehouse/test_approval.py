@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from factories import all_tables, publish_run, run_record
 
-from evals.analysis.views import connect
 from evals.warehouse import Warehouse
 from evals.warehouse.approval import Approval, UnapprovedPublish
 from evals.warehouse.store import conform_run_table
+from evals.warehouse.views import connect
 
 
 @pytest.fixture

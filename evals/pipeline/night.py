@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from evals.analysis.notify import Notifier
+    from evals.report.notify import Notifier
     from evals.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
@@ -24,15 +24,15 @@ def compare_and_report(
 ) -> dict[str, Any]:
     """Compare and store every run, write the report (and ``_reports/report.html``), notify, then enforce.
 
-    The report and the comparisons are written before :class:`~evals.analysis.notify.RegressionDetected` can
+    The report and the comparisons are written before :class:`~evals.report.notify.RegressionDetected` can
     be raised (``EVALS_FAIL_ON_REGRESSION``), so a failed task still leaves everything to look at.
     Returns a small JSON-safe summary (fit for XCom).
     """
     import tempfile
 
     from evals.analysis.compare import compare_night
-    from evals.analysis.notify import apply_policy
-    from evals.analysis.report import REPORT_KEY, build_report
+    from evals.report.build import REPORT_KEY, build_report
+    from evals.report.notify import apply_policy
     from evals.warehouse import Warehouse
     from evals.warehouse.keys import REPORTS_PREFIX
 

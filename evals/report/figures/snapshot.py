@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from evals.analysis.figures.common import Record, ci_text, error_bars, escaped, layout, pareto_frontier
+from evals.report.figures.common import Record, ci_text, error_bars, escaped, layout, pareto_frontier
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go

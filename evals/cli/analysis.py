@@ -76,7 +76,7 @@ def query(
     """Run SQL against the published warehouse (EVALS_WAREHOUSE) with DuckDB."""
     import duckdb
 
-    from evals.analysis.views import connect
+    from evals.warehouse.views import connect
 
     con = connect(as_of=parse_as_of(as_of))
     try:
@@ -116,8 +116,8 @@ def leaderboard(
     import pyarrow as pa
 
     from evals.analysis.ranking import leaderboard as board
-    from evals.analysis.views import connect
     from evals.settings import get_settings
+    from evals.warehouse.views import connect
 
     settings = get_settings()
     con = connect(as_of=parse_as_of(as_of))
@@ -265,7 +265,7 @@ def report(
     publish: bool = typer.Option(False, "--publish", help="Also write <warehouse>/_reports/report.html."),
 ) -> None:
     """Write the self-contained HTML report: leaderboard, accuracy/latency/cost scatter, trends, CDFs, regressions."""
-    from evals.analysis.report import build_report
+    from evals.report.build import build_report
 
     typer.echo(f"wrote {build_report(out_path=out, publish=publish)}", err=True)
 
@@ -279,7 +279,7 @@ def export(
 ) -> None:
     """Export a published table (or the leaderboard) to one csv/json/parquet file."""
 
-    from evals.analysis.views import connect
+    from evals.warehouse.views import connect
 
     if table not in EXPORTABLE:
         raise typer.BadParameter(f"unknown table {table!r}; one of: {', '.join(EXPORTABLE)}", param_hint="--table")

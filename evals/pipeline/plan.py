@@ -62,7 +62,47 @@ class Options:
         return replace(options, suite_version=suite_version, scenario_version=scenario_version)
 
 
-def plan_nightly(params: Mapping[str, Any], context: Mapping[str, Any]) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class PlanItem:
+    """One checkpoint of a DAG run and what to run on it. A refused entry (bad ref, a watch-list entry not looked
+    at) has no ``ref`` and says why in ``error``: it fails its own tasks and the summary, never the others."""
+
+    options: Options
+    ref: CheckpointRef | None = None
+    entry: str | None = None  # what was asked for, as the user wrote it (refused entries)
+    error: str | None = None
+    path: str | None = None  # where the checkpoint was materialized (set by the materialize step)
+
+    @property
+    def name(self) -> str:
+        return str(self.ref) if self.ref is not None else str(self.entry)
+
+    def to_xcom(self) -> dict[str, Any]:
+        """The item as strict JSON (what XCom carries); :meth:`from_xcom` reads it back."""
+        return {
+            "ref": self.ref.to_dict() if self.ref is not None else None,
+            "options": asdict(self.options),
+            "entry": self.entry,
+            "error": self.error,
+            "path": self.path,
+        }
+
+    @classmethod
+    def from_xcom(cls, data: Mapping[str, Any] | PlanItem) -> PlanItem:
+        if isinstance(data, PlanItem):
+            return data
+        from evals.checkpoints import CheckpointRef
+
+        return cls(
+            options=Options(**data["options"]),
+            ref=CheckpointRef.from_dict(data["ref"]) if data.get("ref") else None,
+            entry=data.get("entry"),
+            error=data.get("error"),
+            path=data.get("path"),
+        )
+
+
+def plan_nightly(params: Mapping[str, Any], context: Mapping[str, Any]) -> list[PlanItem]:
     """The watch-list's checkpoints still to evaluate (or all of them with ``reevaluate``), one item each."""
     from evals.checkpoints import discover
     from evals.checkpoints.discover import collect_refs
@@ -95,17 +135,14 @@ def plan_nightly(params: Mapping[str, Any], context: Mapping[str, Any]) -> list[
         refs = collect_refs(watchlist, settings, [])
     refs = _unique(refs)
     progress.info("plan: %d checkpoint(s) to evaluate: %s", len(refs), ", ".join(map(short, refs)) or "-")
-    items = [{"ref": ref.to_dict(), "options": asdict(options)} for ref in refs]
+    items = [PlanItem(options, ref) for ref in refs]
     # A followed organisation that was not looked at (the Hub down past its retries, a bad entry) must not pass
     # as a quiet night: each failed entry is an item that fails its own tasks and the summary, like a refused
     # manual entry, while every discovered checkpoint is still evaluated and published.
-    return items + [
-        {"ref": None, "entry": f"watch-list {error.entry}", "error": error.message, "options": asdict(options)}
-        for error in found.errors
-    ]
+    return items + [PlanItem(options, entry=f"watch-list {error.entry}", error=error.message) for error in found.errors]
 
 
-def plan_manual(params: Mapping[str, Any], context: Mapping[str, Any]) -> list[dict[str, Any]]:
+def plan_manual(params: Mapping[str, Any], context: Mapping[str, Any]) -> list[PlanItem]:
     """The checkpoints typed in the trigger form (refs or local directories), each checked and pinned."""
     options = Options.from_params(params)
     entries = params.get("checkpoints") or []
@@ -114,15 +151,15 @@ def plan_manual(params: Mapping[str, Any], context: Mapping[str, Any]) -> list[d
             "no checkpoints given: set 'checkpoints' to refs (hf:org/name@<40-hex sha>, package:smollm2) or local paths"
         )
     refs: list[CheckpointRef] = []
-    items: list[dict[str, Any]] = []
+    items: list[PlanItem] = []
     for entry in entries:
         try:
             refs.append(resolve_checkpoint(str(entry)))
         except EvalsError as exc:
             # One bad entry must not stop the others: it fails its own mapped tasks and the summary.
             log.error("checkpoint %r refused: %s", entry, exc)
-            items.append({"ref": None, "entry": str(entry), "error": str(exc), "options": asdict(options)})
-    items = [{"ref": ref.to_dict(), "options": asdict(options)} for ref in _unique(refs)] + items
+            items.append(PlanItem(options, entry=str(entry), error=str(exc)))
+    items = [PlanItem(options, ref) for ref in _unique(refs)] + items
     progress.info("plan: %d checkpoint(s) to evaluate", len(items))
     return items
 

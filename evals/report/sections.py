@@ -10,7 +10,7 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from evals.analysis import figure_data, figures
+from evals.report import figure_data, figures
 
 if TYPE_CHECKING:
     import duckdb
@@ -194,7 +194,7 @@ def asset(name: str) -> str:
     if name == "plotly.min.js":
         return (resources.files("plotly") / "package_data" / "plotly.min.js").read_text(encoding="utf-8")
     if name == "figures.js":
-        return (resources.files("evals.analysis") / "assets" / "figures.js").read_text(encoding="utf-8")
+        return (resources.files("evals.report") / "assets" / "figures.js").read_text(encoding="utf-8")
     raise KeyError(name)
 
 

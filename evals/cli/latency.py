@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import datetime as dt
+import dataclasses
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -72,10 +72,16 @@ def latency(
     ),
 ) -> None:
     """Benchmark an endpoint (--endpoint URL --model NAME) or a checkpoint (--checkpoint DIR) with a scenario."""
+    from evals.checkpoints import CheckpointRef
     from evals.checkpoints.content import pinned_revision
     from evals.errors import EvalsError
-    from evals.latency.runner import publish as publish_result
-    from evals.latency.runner import run_checkpoint, run_scenario
+    from evals.latency.runner import run_scenario
+    from evals.pipeline.evaluate import evaluate_checkpoint
+    from evals.pipeline.outcome import merge
+    from evals.pipeline.plan import Options
+    from evals.pipeline.publish import publish as publish_outcome
+    from evals.pipeline.publish import run_context
+    from evals.settings import get_settings
 
     if (endpoint is None) == (checkpoint is None):
         raise typer.BadParameter("give exactly one of --endpoint URL or --checkpoint DIR")
@@ -83,36 +89,45 @@ def latency(
         if endpoint is not None:
             if not model:
                 raise typer.BadParameter("--endpoint needs --model (the name the server serves)")
+            ref = CheckpointRef(
+                source, model_id or model, pinned_revision(revision, None, publishing=publish) if publish else None
+            )
             result = run_scenario(
                 scenario,
                 endpoint,
                 model,
-                model_id=model_id or model,
-                revision=pinned_revision(revision, None, publishing=publish),
+                model_id=ref.model_id,
+                revision=ref.revision or "unknown",
                 tokenizer_dir=tokenizer or model,
                 processes=processes,
             )
+            outcome = merge(None, result)
         else:
             assert checkpoint is not None
-            result = run_checkpoint(
-                checkpoint,
-                scenario,
-                model_id=model_id or model or checkpoint.name,
-                revision=pinned_revision(revision, checkpoint, publishing=publish),
-                backend=backend,
-                processes=processes,
+            # The same serving and latency run as the pipeline's: one model load, the scenario, the server stopped.
+            ref = CheckpointRef(
+                source,
+                model_id or model or checkpoint.name,
+                pinned_revision(revision, checkpoint, publishing=True),
+                uri=str(checkpoint.resolve()),
             )
+            settings = get_settings()
+            if backend:
+                settings = settings.model_copy(update={"latency_backend": backend})
+            outcome = evaluate_checkpoint(
+                checkpoint, ref, suite=None, scenario=scenario, settings=settings, processes=processes
+            )
+            assert outcome.latency is not None
+            result = outcome.latency
         typer.echo(format_table(result))
         if json_out is not None:
             json_out.write_text(json.dumps(result.latency_rows, indent=2, default=str) + "\n")
             typer.echo(f"wrote {json_out}", err=True)
         if publish:
-            record = publish_result(
-                result,
-                logical_date=dt.datetime.now(dt.UTC),
-                source=source,
-                checkpoint_uri=str(checkpoint) if checkpoint else endpoint,
-            )
+            if ref.uri is None:
+                ref = dataclasses.replace(ref, uri=endpoint)
+            options = Options(suite=None, scenario=result.scenario.name, scenario_version=result.scenario.version)
+            record = publish_outcome(ref, options, run_context(), outcome)
             typer.echo(f"published run {record.run_id}", err=True)
     except EvalsError as exc:
         typer.echo(f"error: {exc}", err=True)

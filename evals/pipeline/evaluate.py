@@ -1,17 +1,15 @@
-"""One checkpoint, one model load: serve it, run the accuracy suite and the latency scenario, merge provenance."""
+"""One checkpoint, one model load: serve it, run the accuracy suite and the latency scenario, merge the results."""
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import logging
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from evals.errors import ConfigError
+from evals.pipeline.outcome import Outcome, merge
 
 if TYPE_CHECKING:
     from evals.accuracy.runner import AccuracyResult
@@ -19,7 +17,6 @@ if TYPE_CHECKING:
     from evals.latency.runner import LatencyResult
     from evals.latency.server import ServerHandle
     from evals.settings import Settings
-    from evals.validation import Expected
 
 log = logging.getLogger(__name__)
 progress = logging.getLogger("evals.progress")
@@ -30,16 +27,6 @@ def is_server_backend(name: str | None) -> bool:
     from evals.accuracy.backends import BACKENDS, get_backend
 
     return name in BACKENDS and get_backend(name).needs_url
-
-
-@dataclass
-class Outcome:
-    """Rows per table, the run record fields they imply, and what validation should expect of them."""
-
-    tables: dict[str, list[dict[str, Any]]]
-    record_fields: dict[str, Any]
-    expected: Expected
-    notes: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -86,8 +73,12 @@ def evaluate_checkpoint(
     backend: str = "auto",
     endpoint: str | None = None,
     settings: Settings | None = None,
+    processes: int = 1,
 ) -> Outcome:
-    """Evaluate the materialized checkpoint in ``directory``; the model is loaded once where the backend allows."""
+    """Evaluate the materialized checkpoint in ``directory``; the model is loaded once where the backend allows.
+
+    ``processes`` > 1 sends each latency level from that many load generator processes (past one core).
+    """
     from evals.settings import get_settings
 
     settings = settings or get_settings()
@@ -105,7 +96,7 @@ def evaluate_checkpoint(
             if suite is not None and plan.shares_server:
                 accuracy = _run_accuracy(suite, plan, directory, ref, server, limit, settings)
             if scenario is not None:
-                latency = _run_latency(scenario, server, directory, ref, settings)
+                latency = _run_latency(scenario, server, directory, ref, settings, processes)
     return merge(accuracy, latency)
 
 
@@ -153,10 +144,10 @@ def _server(plan: Plan, directory: Path, ref: CheckpointRef, endpoint: str | Non
 
 
 def _run_latency(
-    scenario_name: str, server: ServerHandle, directory: Path, ref: CheckpointRef, settings: Settings
+    scenario_name: str, server: ServerHandle, directory: Path, ref: CheckpointRef, settings: Settings, processes: int
 ) -> LatencyResult:
     from evals.latency.loadgen import run as run_load
-    from evals.latency.prompts import scenario_prompts
+    from evals.latency.prompt_sets import scenario_prompts
     from evals.latency.runner import run_scenario_async
     from evals.latency.scenario import load_scenario
 
@@ -171,6 +162,7 @@ def _run_latency(
             model_id=ref.model_id,
             revision=str(ref.revision),
             gpu_hour_usd=settings.latency_gpu_hour_usd,
+            processes=processes,
         )
     )
     for level in result.levels:
@@ -182,86 +174,3 @@ def _run_latency(
             row["n_failed"], row["n_requests"],
         )  # fmt: skip
     return result
-
-
-def merge(accuracy: AccuracyResult | None, latency: LatencyResult | None) -> Outcome:
-    """One run's tables, ``runs`` fields (provenance of both halves) and validation references."""
-    from evals.validation import Expected
-
-    tables: dict[str, list[dict[str, Any]]] = {}
-    fields: dict[str, Any] = {}
-    config: dict[str, Any] = {}
-    n_samples: dict[str, int] = {}
-    metrics: dict[str, list[str]] = {}
-    requests: dict[tuple[str, float], int] = {}
-    samples: dict[tuple[str, str, str], int] = {}
-    if accuracy is not None:
-        tables.update(accuracy.tables())
-        fields.update(accuracy.record_fields())
-        config["accuracy"] = accuracy.provenance
-        n_samples, metrics = _accuracy_expectations(accuracy.raw_results)
-        samples = dict(accuracy.sample_counts)
-    if latency is not None:
-        tables.update(latency.tables())
-        fields.setdefault("versions", latency.versions)
-        fields["hardware"] = latency.hardware
-        fields["backend"] = "+".join(b for b in (fields.get("backend"), latency.backend) if b)
-        config["latency"] = latency.config
-        requests = _issued_requests(latency)
-        if accuracy is None:
-            fields["started_at"] = latency.started_at
-    fields["config"] = config
-    fields["config_hash"] = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
-    notes = list(latency.notes) if latency is not None else []
-    expected = Expected(n_samples=n_samples, metrics=metrics, requests=requests, samples=samples)
-    return Outcome(tables, {k: v for k, v in fields.items() if k in _RECORD_FIELDS}, expected, notes)
-
-
-# suite/suite_version are keys of the run id: they come from the plan, never from the evaluation's result.
-_RECORD_FIELDS = {"backend", "dtype", "versions", "hardware", "config_hash", "config", "started_at"}
-
-
-def _issued_requests(latency: LatencyResult) -> dict[tuple[str, float], int]:
-    """Requests each level that ran was asked to issue (the scenario's count; a duration-bound level's row)."""
-    issued = {(row["load_type"], float(row["load"])): int(row["n_requests"]) for row in latency.latency_rows}
-    for level in latency.scenario.levels:
-        key = (level.load_type, float(level.load))
-        asked = latency.scenario.level_requests(level)
-        if key in issued and asked is not None:
-            issued[key] = int(asked)
-    return issued
-
-
-def _accuracy_expectations(raw: Mapping[str, Any]) -> tuple[dict[str, int], dict[str, list[str]]]:
-    """What lm-eval itself says it evaluated: samples per task, ``metric,filter`` keys per task and group.
-
-    The normalized rows are checked against these, so a metric lost in normalization (e.g. a NaN value) shows
-    up as a missing row and quarantines the run instead of silently shrinking it.
-    """
-    n_samples = {
-        task: int(counts["effective"])
-        for task, counts in (raw.get("n-samples") or {}).items()
-        if isinstance(counts, Mapping) and counts.get("effective") is not None
-    }
-    # lm-eval counts a group's samples as the sum of its subtasks' (nested groups included).
-    subtasks = raw.get("group_subtasks") or {}
-
-    def group_total(group: str, seen: frozenset[str] = frozenset()) -> int | None:
-        counts = [
-            n_samples.get(child) if child not in subtasks else group_total(child, seen | {group})
-            for child in subtasks.get(group, [])
-            if child not in seen
-        ]
-        return sum(c for c in counts if c is not None) if counts and None not in counts else None
-
-    for group in subtasks:
-        if group not in n_samples and (total := group_total(group)) is not None:
-            n_samples[group] = total
-    metrics: dict[str, list[str]] = {}
-    named = {**(raw.get("results") or {}), **(raw.get("groups") or {})}
-    for task, values in named.items():
-        # lm-eval's own keys, "metric,filter": a value lost for one filter must not hide behind another filter.
-        names = sorted({key for key in values if "," in key and not key.split(",", 1)[0].endswith("_stderr")})
-        if names:
-            metrics[task] = names
-    return n_samples, metrics

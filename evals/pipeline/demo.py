@@ -101,8 +101,8 @@ def _progress_text(line: str) -> str:
 def _show_results(env: dict[str, str], say: object) -> None:
     os.environ.update({k: env[k] for k in ("EVALS_WAREHOUSE", "EVALS_CACHE_DIR")})
     from evals.analysis.ranking import leaderboard
-    from evals.analysis.views import connect
     from evals.warehouse import Warehouse
+    from evals.warehouse.views import connect
 
     warehouse = Warehouse.from_settings()
     con = connect(warehouse)
@@ -150,7 +150,7 @@ def format_board(rows: list[dict[str, object]]) -> str:
 
 def _show_comparisons(con: object) -> None:
     """Each model's latest run against its previous night: paired accuracy deltas and flips, latency CIs."""
-    from evals.analysis.commands import format_comparison
+    from evals.cli.analysis import format_comparison
 
     cursor = con.execute(  # type: ignore[attr-defined]
         """select c.* from comparisons c join runs r using (run_id)

@@ -201,7 +201,7 @@ def scope(con: duckdb.DuckDBPyConnection, model_ids: Sequence[str], *, schema: s
     """
     pinned = _SNAPSHOTS.get(con)
     if pinned is None:
-        raise ValueError("scope() needs a connection opened by evals.analysis.views.connect()")
+        raise ValueError("scope() needs a connection opened by evals.warehouse.views.connect()")
     if not schema.isidentifier():
         raise ValueError(f"schema must be a plain identifier, got {schema!r}")
     con.execute(f"create schema if not exists {schema}")

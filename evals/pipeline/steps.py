@@ -1,8 +1,9 @@
 """Evaluate planned checkpoints end to end — materialize, evaluate, publish, compare — for DAG tasks and the CLI.
 
-Each step takes and returns small JSON-safe dicts (what XCom may carry); frames travel through the warehouse's
-staging area. A step that fails records the run as ``failed`` (with the error) before re-raising, so one bad
-checkpoint is visible in the ``runs`` table and never stops the others.
+Each step takes and returns small JSON-safe dicts (what XCom may carry: a :class:`~evals.pipeline.plan.PlanItem`
+as ``to_xcom()``); frames travel through the warehouse's staging area. A step that fails records the run as
+``failed`` (with the error) before re-raising, so one bad checkpoint is visible in the ``runs`` table and never
+stops the others.
 """
 
 from __future__ import annotations
@@ -11,16 +12,16 @@ import contextlib
 import datetime as dt
 import logging
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from evals.errors import ConfigError, TerminalError, ValidationFailed
-from evals.planning import Options, short
+from evals.pipeline.plan import PlanItem, short
+from evals.pipeline.publish import outcome_record, run_record
 from evals.schemas import PARTITION_COLUMN
 
 if TYPE_CHECKING:
-    from evals.checkpoints import CheckpointRef
     from evals.warehouse import RunRecord, Warehouse
 
 log = logging.getLogger(__name__)
@@ -34,28 +35,39 @@ class RunFailures(TerminalError):
 # ---------------------------------------------------------------------------------------------------- steps
 
 
+def plan_step(kind: str, params: Mapping[str, Any], context: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The night's plan as XCom: ``nightly`` (the watch-list's new checkpoints) or ``manual`` (the trigger form)."""
+    from evals.pipeline.plan import plan_manual, plan_nightly
+
+    planner = {"nightly": plan_nightly, "manual": plan_manual}[kind]
+    return [json_safe(item.to_xcom()) for item in planner(params, context)]
+
+
 def materialize_step(item: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, Any]:
     """Safe fetch into the local cache; returns the item with ``path`` and the pinned ref."""
-    from evals.checkpoints import CheckpointRef, materialize
+    from dataclasses import replace
 
-    if item.get("ref") is None:
-        raise ConfigError(f"checkpoint {item.get('entry')!r}: {item.get('error')}")
-    ref = CheckpointRef.from_dict(item["ref"])
-    with _step("materialize", ref, item, context):
-        path = materialize(ref)
-    return json_safe({**item, "path": str(path)})
+    from evals.checkpoints import materialize
+
+    planned = PlanItem.from_xcom(item)
+    if planned.ref is None:
+        raise ConfigError(f"checkpoint {planned.entry!r}: {planned.error}")
+    with _step("materialize", planned, context):
+        path = materialize(planned.ref)
+    return json_safe(replace(planned, path=str(path)).to_xcom())
 
 
 def evaluate_step(manifest: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, Any]:
     """Serve the checkpoint once, run the suite and the scenario, stage the rows; returns what publish needs."""
-    from evals.checkpoints import CheckpointRef
-    from evals.evaluation import evaluate_checkpoint
+    from evals.pipeline.evaluate import evaluate_checkpoint
     from evals.warehouse import Warehouse
 
-    ref = CheckpointRef.from_dict(manifest["ref"])
-    options = Options(**manifest["options"])
-    with _step("evaluate", ref, manifest, context):
-        path = Path(manifest["path"])
+    planned = PlanItem.from_xcom(manifest)
+    ref, options = planned.ref, planned.options
+    if ref is None:
+        raise ConfigError(f"checkpoint {planned.entry!r}: {planned.error}")
+    with _step("evaluate", planned, context):
+        path = Path(planned.path or "")
         if not path.is_dir():
             # Materialized on another worker (no shared cache): fetch it here, pinned to the same revision.
             from evals.checkpoints import materialize
@@ -70,7 +82,7 @@ def evaluate_step(manifest: Mapping[str, Any], context: Mapping[str, Any]) -> di
             backend=options.backend,
             endpoint=options.endpoint,
         )
-        record = _record(ref, options, context).replace(**outcome.record_fields)
+        record = outcome_record(ref, options, context, outcome)
         staged = Warehouse.from_settings().stage(record.run_id, outcome.tables)
     return json_safe(
         {
@@ -86,7 +98,8 @@ def evaluate_step(manifest: Mapping[str, Any], context: Mapping[str, Any]) -> di
 def publish_step(evaluation: Mapping[str, Any]) -> dict[str, Any]:
     """Validate the staged rows; publish them (data, then the runs row) or quarantine them."""
     from evals.checkpoints import CheckpointRef
-    from evals.validation import Expected, validate_and_write
+    from evals.pipeline.publish import publish_record
+    from evals.validation import Expected
     from evals.warehouse import RunRecord, Warehouse
 
     record = RunRecord.from_json(evaluation["record"])
@@ -103,23 +116,34 @@ def publish_step(evaluation: Mapping[str, Any]) -> dict[str, Any]:
             if done is not None and done.status == "published":
                 return {"run_id": done.run_id, "model_id": done.model_id, "status": done.status}
             raise TerminalError(f"{short(ref)}: staged results are gone; clear the evaluate task to redo it") from None
-        published = validate_and_write(
-            record.replace(finished_at=dt.datetime.now(dt.UTC)),
-            tables,
-            expected=Expected.from_json(evaluation["expected"]),
-            warehouse=warehouse,
-        )
+        published = publish_record(record, tables, Expected.from_json(evaluation["expected"]), warehouse=warehouse)
     except ValidationFailed:
         progress.info("publish: %s QUARANTINED (%.1fs)", short(ref), time.monotonic() - started)
         if warehouse is not None:
             warehouse.clear_staged(evaluation["staged"])
         raise
     except BaseException as exc:
-        _record_failure(ref, evaluation, {}, f"publish: {type(exc).__name__}: {exc}", record=record)
+        _record_failure(record, f"publish: {type(exc).__name__}: {exc}")
         raise
     warehouse.clear_staged(evaluation["staged"])
     progress.info("publish: %s published as run %s (%.1fs)", short(ref), published.run_id, time.monotonic() - started)
     return {"run_id": published.run_id, "model_id": published.model_id, "status": published.status}
+
+
+def run_checkpoints(
+    params: Mapping[str, Any], context: Mapping[str, Any], on_failure: Callable[[str, str], None]
+) -> dict[str, Any]:
+    """The manual DAG's steps in one process (``evals run``): every checkpoint materialized, evaluated and
+    published in turn (one failing never stops the others: ``on_failure(checkpoint, error)``), then compared
+    and summarized; the summary raises :class:`RunFailures` if any was not published."""
+    plan = plan_step("manual", params, context)
+    for item in plan:
+        try:
+            publish_step(evaluate_step(materialize_step(item, context), context))
+        except Exception as exc:  # recorded as failed by the step; the other checkpoints go on
+            on_failure(PlanItem.from_xcom(item).name, f"{type(exc).__name__}: {exc}")
+    compare_step(plan, context)
+    return summarize_step(plan, context)
 
 
 def summarize_step(plan: Sequence[Mapping[str, Any]], context: Mapping[str, Any]) -> dict[str, Any]:
@@ -130,14 +154,14 @@ def summarize_step(plan: Sequence[Mapping[str, Any]], context: Mapping[str, Any]
     statuses: dict[str, str] = {}
     for item, record, found in _planned_runs(warehouse, plan, context):
         if record is None:
-            statuses[str(item.get("entry"))] = f"refused: {item.get('error')}"
+            statuses[item.name] = f"refused: {item.error}"
             continue
         if found is None:
             # Killed worker, task timeout, upstream failure: no step could say so. Record it, so the watermark
             # counts the attempt (a checkpoint that kills its worker must not be retried forever).
             error = "no result: a task was killed, timed out or failed upstream (see the Airflow task logs)"
             found = warehouse.record_failure(record.replace(finished_at=dt.datetime.now(dt.UTC)), error)
-        statuses[item["ref"]["ref"]] = found.status if found.status != "failed" else f"failed: {found.error}"
+        statuses[item.name] = found.status if found.status != "failed" else f"failed: {found.error}"
     bad = {ref: status for ref, status in statuses.items() if status != "published"}
     progress.info("summary: %d published, %d not: %s", len(statuses) - len(bad), len(bad), bad or "")
     if bad:
@@ -147,7 +171,7 @@ def summarize_step(plan: Sequence[Mapping[str, Any]], context: Mapping[str, Any]
 
 def compare_step(plan: Sequence[Mapping[str, Any]], context: Mapping[str, Any]) -> dict[str, Any]:
     """Compare the night's published runs with their baselines, refresh the report, apply the regression policy."""
-    from evals.analysis.night import compare_and_report
+    from evals.pipeline.night import compare_and_report
     from evals.warehouse import Warehouse
 
     warehouse = Warehouse.from_settings()
@@ -187,10 +211,10 @@ def report_step() -> dict[str, Any]:
     """Rebuild the HTML report under the warehouse's ``_reports/`` and log the leaderboard."""
     import tempfile
 
-    from evals.analysis.report import REPORT_KEY, build_report
-    from evals.analysis.views import connect
+    from evals.report.build import REPORT_KEY, build_report
     from evals.warehouse import Warehouse
     from evals.warehouse.keys import REPORTS_PREFIX
+    from evals.warehouse.views import connect
 
     warehouse = Warehouse.from_settings()
     rows = connect(warehouse).execute("select model_id, accuracy, ttft_p95_ms from leaderboard").fetchall()
@@ -206,24 +230,15 @@ def report_step() -> dict[str, Any]:
 
 def _planned_runs(
     warehouse: Warehouse, plan: Sequence[Mapping[str, Any]] | None, context: Mapping[str, Any]
-) -> list[tuple[Mapping[str, Any], RunRecord | None, RunRecord | None]]:
+) -> list[tuple[PlanItem, RunRecord | None, RunRecord | None]]:
     """(item, the run's keys, its stored record or None) per plan item; refused entries have no keys.
 
     Every item of a DAG run shares its logical date, so the runs of each date are read once, not once per item.
     """
     import pyarrow.dataset as pads
 
-    from evals.checkpoints import CheckpointRef
-
-    keyed = [
-        (
-            item,
-            _record(CheckpointRef.from_dict(item["ref"]), Options(**item["options"]), context)
-            if item.get("ref")
-            else None,
-        )
-        for item in plan or []
-    ]
+    items = [PlanItem.from_xcom(item) for item in plan or []]
+    keyed = [(item, run_record(item.ref, item.options, context) if item.ref else None) for item in items]
     stored: dict[str, RunRecord] = {}
     for day in {record.eval_date for _, record in keyed if record is not None}:
         stored.update({r.run_id: r for r in warehouse.run_records(filter=pads.field(PARTITION_COLUMN) == day)})
@@ -241,56 +256,31 @@ def json_safe(value: dict[str, Any]) -> dict[str, Any]:
     return value
 
 
-def _record(ref: CheckpointRef, options: Options, context: Mapping[str, Any]) -> RunRecord:
-    """The run record's keys for this (checkpoint, suite, scenario, logical date)."""
-    from evals.warehouse import RunRecord
-
-    if ref.revision is None:
-        raise ConfigError(f"{ref} is not pinned to a revision")
-    return RunRecord(
-        model_id=ref.model_id,
-        revision=ref.revision,
-        logical_date=dt.datetime.fromisoformat(context["logical_date"]),
-        source=ref.source,
-        suite=options.suite,
-        suite_version=options.suite_version,
-        scenario=options.scenario,
-        scenario_version=options.scenario_version,
-        dag_id=context.get("dag_id"),
-        dag_run_id=context.get("dag_run_id"),
-        checkpoint_uri=ref.uri,
-        dtype=ref.meta.dtype,
-        params=ref.meta.params,
-        started_at=dt.datetime.now(dt.UTC),
-    )
-
-
 @contextlib.contextmanager
-def _step(name: str, ref: CheckpointRef, item: Mapping[str, Any], context: Mapping[str, Any]) -> Iterator[None]:
+def _step(name: str, item: PlanItem, context: Mapping[str, Any]) -> Iterator[None]:
     """Log progress; on failure record the run as ``failed`` with the error, then re-raise."""
+    assert item.ref is not None
+    ref = item.ref
     started = time.monotonic()
     progress.info("%s: %s ...", name, short(ref))
     try:
         yield
     except BaseException as exc:  # task timeouts and terminations are BaseExceptions in Airflow
         progress.info("%s: %s FAILED after %.1fs: %s", name, short(ref), time.monotonic() - started, exc)
-        _record_failure(ref, item, context, f"{name}: {type(exc).__name__}: {exc}")
+        try:
+            record = run_record(ref, item.options, context)
+        except Exception:  # an unpinned ref has no run to record the failure against
+            log.exception("could not record the failure of %s", ref)
+        else:
+            _record_failure(record, f"{name}: {type(exc).__name__}: {exc}")
         raise
     progress.info("%s: %s done in %.1fs", name, short(ref), time.monotonic() - started)
 
 
-def _record_failure(
-    ref: CheckpointRef,
-    item: Mapping[str, Any],
-    context: Mapping[str, Any],
-    error: str,
-    *,
-    record: RunRecord | None = None,
-) -> None:
+def _record_failure(record: RunRecord, error: str) -> None:
     from evals.warehouse import Warehouse
 
     try:
-        record = record or _record(ref, Options(**item["options"]), context)
         Warehouse.from_settings().record_failure(record.replace(finished_at=dt.datetime.now(dt.UTC)), error)
     except Exception:  # the original error matters more than a failure to record it
-        log.exception("could not record the failure of %s", ref)
+        log.exception("could not record the failure of %s@%s", record.model_id, record.revision)

@@ -1,6 +1,6 @@
 """What the report and the Results page plot, read from the warehouse's DuckDB views as JSON-safe records.
 
-Every reader here goes through the named views of :func:`evals.analysis.views.connect` (``runs``, ``all_runs``,
+Every reader here goes through the named views of :func:`evals.warehouse.views.connect` (``runs``, ``all_runs``,
 ``accuracy``, ``latency``, ``latency_samples``, ``comparisons``, ``leaderboard``), never through files, and looks
 columns up before using the optional ones: a view that gains a column (capacity at SLO, paired flips) shows it; a
 table that does not exist yet (``change_points``) yields nothing instead of an error.
@@ -14,7 +14,7 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from evals.analysis.views import HEADLINE_METRICS
+from evals.warehouse.views import HEADLINE_METRICS
 
 if TYPE_CHECKING:
     import duckdb

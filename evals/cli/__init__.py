@@ -19,13 +19,13 @@ app = typer.Typer(
 
 # Each module defines ``register(app: typer.Typer) -> None``; it must import nothing heavy at module level.
 COMMAND_MODULES = (
-    "evals.warehouse.commands",
-    "evals.analysis.commands",
-    "evals.checkpoints.commands",
-    "evals.accuracy.commands",
-    "evals.latency.commands",
-    "evals.validation.commands",
-    "evals.pipeline_commands",
+    "evals.cli.warehouse",
+    "evals.cli.analysis",
+    "evals.cli.checkpoints",
+    "evals.cli.accuracy",
+    "evals.cli.latency",
+    "evals.cli.validation",
+    "evals.cli.pipeline",
 )
 
 

@@ -6,13 +6,13 @@ from typing import Any
 
 from airflow.sdk import BaseNotifier
 
-from evals.analysis.notify import Notice, RegressionDetected, make_notifier
+from evals.report.notify import Notice, RegressionDetected, make_notifier
 
 
 class RegressionNotifier(BaseNotifier):
     """Sends a templated message, plus the regressions when the task failed with :class:`RegressionDetected`.
 
-    The channel is the one :func:`evals.analysis.notify.make_notifier` picks (webhook from a setting or an
+    The channel is the one :func:`evals.report.notify.make_notifier` picks (webhook from a setting or an
     Airflow connection, else the log); ``conn_id`` overrides ``EVALS_NOTIFY_CONN_ID`` for this notifier.
     """
 

@@ -28,7 +28,6 @@ def accuracy(
     publish: bool = typer.Option(False, "--publish", help="Write a run to the warehouse (EVALS_WAREHOUSE)."),
 ) -> None:
     """Evaluate a checkpoint on an accuracy suite with lm-eval."""
-    from evals.accuracy.publish import publish as publish_result
     from evals.accuracy.runner import run_suite
     from evals.checkpoints.content import pinned_revision
     from evals.errors import EvalsError
@@ -57,8 +56,22 @@ def accuracy(
         json_out.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str))
         typer.echo(f"wrote {json_out}")
     if publish:
+        from evals.checkpoints import CheckpointRef
+        from evals.pipeline.outcome import merge
+        from evals.pipeline.plan import Options
+        from evals.pipeline.publish import publish as publish_outcome
+        from evals.pipeline.publish import run_context
+
+        ref = CheckpointRef(
+            "local",
+            str(result.provenance["model_id"]),
+            str(result.provenance["revision"]),
+            uri=str(directory.resolve()) if directory else base_url,
+        )
+        p = result.provenance
+        options = Options(suite=p["suite"], suite_version=p["suite_version"], scenario=None)
         try:
-            record = publish_result(result)
+            record = publish_outcome(ref, options, run_context(), merge(result, None))
         except EvalsError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from exc

@@ -5,7 +5,7 @@ Every trace of a model is named by its full model id and carries ``meta = {"role
 model, revision, night, value and its 95 % CI. Quantities that cannot be negative start their axis at zero.
 """
 
-from evals.analysis.figures.common import (
+from evals.report.figures.common import (
     CONFIG,
     PALETTE,
     TREND_METRICS,
@@ -13,8 +13,8 @@ from evals.analysis.figures.common import (
     colours,
     pareto_frontier,
 )
-from evals.analysis.figures.history import series_metric, trend, verdicts
-from evals.analysis.figures.snapshot import cdf, latency_vs_load, pareto
+from evals.report.figures.history import series_metric, trend, verdicts
+from evals.report.figures.snapshot import cdf, latency_vs_load, pareto
 
 __all__ = [
     "CONFIG",

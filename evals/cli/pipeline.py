@@ -20,23 +20,13 @@ def run(
     logical_date: str | None = typer.Option(None, help="ISO date-time keying the run (default: now, UTC)."),
 ) -> None:
     """Evaluate checkpoints end to end without Airflow: materialize, evaluate, validate, publish, compare."""
-    from evals import pipeline, planning
+    from evals.pipeline.publish import run_context
+    from evals.pipeline.steps import run_checkpoints
 
-    when = dt.datetime.fromisoformat(logical_date) if logical_date else dt.datetime.now(dt.UTC)
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.UTC)
-    context = {"dag_id": None, "dag_run_id": None, "logical_date": when.isoformat()}
+    context = run_context(dt.datetime.fromisoformat(logical_date) if logical_date else None)
     params = {"checkpoints": checkpoint, "suite": suite, "scenario": scenario, "limit": limit,
               "backend": backend, "endpoint": endpoint}  # fmt: skip
-    items = planning.plan_manual(params, context)
-    for item in items:
-        try:
-            pipeline.publish_step(pipeline.evaluate_step(pipeline.materialize_step(item, context), context))
-        except Exception as exc:  # recorded as failed by the step; the other checkpoints go on
-            name = item["ref"]["ref"] if item.get("ref") else item.get("entry")
-            typer.echo(f"error: {name}: {type(exc).__name__}: {exc}", err=True)
-    pipeline.compare_step(items, context)
-    pipeline.summarize_step(items, context)
+    run_checkpoints(params, context, on_failure=lambda name, error: typer.echo(f"error: {name}: {error}", err=True))
 
 
 def demo(
@@ -44,7 +34,7 @@ def demo(
     logical_date: str | None = typer.Option(None, help="Logical date of the DAG run (default: now, UTC)."),
 ) -> None:
     """Run the nightly DAG (Airflow, SQLite) on the embedded default warehouse and print the leaderboard."""
-    from evals.demo import run_demo
+    from evals.pipeline.demo import run_demo
 
     raise typer.Exit(run_demo(workdir, logical_date))
 

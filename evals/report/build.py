@@ -26,10 +26,10 @@ def build_report(
     max_models: int = 12,
 ) -> Path:
     """Write the report to ``out_path``; with ``publish`` also to ``<warehouse>/_reports/report.html``."""
-    from evals.analysis.views import connect
     from evals.checkpoints.discovery_log import latest_discovery
     from evals.warehouse import Warehouse
     from evals.warehouse.keys import REPORTS_PREFIX
+    from evals.warehouse.views import connect
 
     warehouse = warehouse or Warehouse.from_settings()
     con = connect(warehouse)
@@ -52,14 +52,14 @@ def build_report(
 
 def report_data(con: duckdb.DuckDBPyConnection, *, min_goodput: float, max_models: int = 12) -> dict[str, Any]:
     """Everything the report draws, JSON-safe (it is also embedded in the page as ``#report-data``)."""
-    from evals.analysis.sections import collect
+    from evals.report.sections import collect
 
     return collect(con, min_goodput=min_goodput, max_models=max_models)
 
 
 def render(data: Mapping[str, Any]) -> str:
     """The HTML page of :func:`report_data`'s output, with plotly.js and the page script inline."""
-    from evals.analysis.sections import STYLE, asset, figure_sections, json_for_script
+    from evals.report.sections import STYLE, asset, figure_sections, json_for_script
 
     omitted = data.get("models_omitted") or 0
     header = (

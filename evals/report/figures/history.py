@@ -7,7 +7,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from evals.analysis.figures.common import (
+from evals.report.figures.common import (
     NON_NEGATIVE,
     PALETTE,
     TREND_METRICS,

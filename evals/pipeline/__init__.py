@@ -1,0 +1,1 @@
+"""The pipeline: plan -> evaluate -> validate -> publish -> compare, the steps the DAGs and the CLI call."""
