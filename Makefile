@@ -45,6 +45,9 @@ lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	@# The layers and forbidden imports of pyproject.toml's [tool.importlinter] (typer only in cli/, Airflow only
+	@# in orchestration/): a broken contract fails the build.
+	$(VENV)/bin/lint-imports
 
 fmt: venv
 	$(VENV)/bin/ruff check --fix .

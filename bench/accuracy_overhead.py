@@ -49,7 +49,11 @@ def direct(checkpoint: Path, suite_name: str, limit: int | None) -> tuple[float,
 
 
 def ours(checkpoint: Path, suite_name: str, limit: int | None, workdir: Path, index: int) -> tuple[float, float]:
-    from evals.accuracy import publish, run_suite
+    from evals.accuracy import run_suite
+    from evals.checkpoints import CheckpointRef
+    from evals.pipeline.outcome import merge
+    from evals.pipeline.plan import Options
+    from evals.pipeline.publish import publish, run_context
     from evals.settings import get_settings
     from evals.warehouse import Warehouse
 
@@ -64,8 +68,10 @@ def ours(checkpoint: Path, suite_name: str, limit: int | None, workdir: Path, in
         checkpoint, suite_name, model_id="bench/model", revision=f"{index:040d}", limit=limit, settings=settings
     )
     publish(
-        result,
-        logical_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC) + dt.timedelta(days=index),
+        CheckpointRef("local", "bench/model", f"{index:040d}"),
+        Options(suite=suite_name, suite_version=result.provenance["suite_version"], scenario=None),
+        run_context(dt.datetime(2026, 1, 1, tzinfo=dt.UTC) + dt.timedelta(days=index)),
+        merge(result, None),
         warehouse=Warehouse.from_settings(settings),
     )
     return time.perf_counter() - started, time.process_time() - cpu

@@ -16,24 +16,45 @@ if TYPE_CHECKING:
 # read with nulls. SCHEMA_VERSION is the version of every table not listed in TABLE_VERSIONS.
 SCHEMA_VERSION = 1
 TABLE_VERSIONS: dict[str, int] = {
-    "comparisons": 2,  # 2: method, n_pairs, n_fixed, n_broken, p_value, mde
-    "latency": 2,  # 2: the client's saturation (client_*), notes, and the server's own metrics (server_*)
+    "change_points": 2,  # 2: status (tentative | confirmed), noise_sd
+    "comparisons": 3,  # 2: method, n_pairs, n_fixed, n_broken, p_value, mde; 3: p_adjusted, night noise, notes
+    "latency": 3,  # 2: client_*, notes, server_*; 3: predictability (tail ratios, jitter, error/timeout rates)
+    #                and the prompt-length sweep's level key input_tokens (+ prompt_tokens_p50)
+    "latency_samples": 2,  # 2: input_tokens (the level key of a prompt-length sweep)
 }
+
+# Nullable columns a writer may leave out (conform fills them with nulls): keys that only some scenarios use.
+OMITTABLE: dict[str, tuple[str, ...]] = {"latency": ("input_tokens",), "latency_samples": ("input_tokens",)}
 
 PARTITION_COLUMN = "eval_date"  # Hive partition key, lives in the path (eval_date=YYYY-MM-DD), not in files
 
 # In order of precedence: when a run has records in several states, the first one here is the one that counts.
 RUN_STATUSES = ("published", "quarantined", "failed")
-VERDICTS = ("regression", "improvement", "no_change", "no_baseline")
-COMPARISON_METHODS = ("paired", "unpaired", "bootstrap", "none")
+# What a comparison concluded (docs/verdicts.md): a change (regression | improvement: BH-adjusted p passes and the
+# effect is practical), or why not (equivalent: CI inside the practical margin; no_change: inconclusive; noisy: the
+# series' night-to-night noise hides the practical effect; insufficient_data: no test possible), or no_baseline.
+VERDICTS = ("regression", "improvement", "equivalent", "no_change", "noisy", "insufficient_data", "no_baseline")
+COMPARISON_METHODS = ("paired", "stratified", "clustered", "unpaired", "bootstrap", "none")
 COMPARISON_KINDS = ("previous_revision", "previous_run", "baseline_model")
 LOAD_TYPES = ("concurrency", "rate")
 LATENCY_METRICS = ("ttft", "tpot", "itl", "e2e")
 LATENCY_STATS = ("mean", "p50", "p90", "p95", "p99")
+DECISION_OUTCOMES = ("promote", "hold", "reject")
+APPROVAL_OUTCOMES = ("pending", "approved", "rejected", "timed_out", "manual")
 
-TABLES = ("runs", "accuracy", "accuracy_samples", "latency", "latency_samples", "comparisons", "change_points")
+TABLES = (
+    "runs",
+    "accuracy",
+    "accuracy_samples",
+    "latency",
+    "latency_samples",
+    "comparisons",
+    "change_points",
+    "decisions",
+)
+DATA_TABLES = tuple(t for t in TABLES if t != "runs")  # a run's rows; ``runs`` is the commit record
 # Computed from published runs and added to a run after its publication (Warehouse.write_table), not by write_run.
-DERIVED_TABLES = ("comparisons", "change_points")
+DERIVED_TABLES = ("comparisons", "change_points", "decisions")
 SAMPLE_TEXT_CHARS = 300  # accuracy_samples keeps this much of each response and target: enough to see what changed
 
 # Fields of the runs table's struct columns (RunRecord fills missing ones with null).
@@ -88,7 +109,32 @@ LATENCY_LEVEL_EXTRA_COLUMNS = [
     _c("server_queue_time_mean_ms", "float64", True, "Mean request queue time the server saw in the level."),
     _c("server_ttft_mean_ms", "float64", True, "Mean time to first token the server saw in the level."),
 ]
-LATENCY_LEVEL_EXTRA = tuple(c.name for c in LATENCY_LEVEL_EXTRA_COLUMNS)
+# How predictable the level's service was (evals.latency.predictability): tails over medians, jitter, and failures
+# split into timeouts (the client's per-request limit) and every other error, each with its Wilson 95 % CI.
+LATENCY_PREDICTABILITY_COLUMNS = [
+    _c("ttft_tail_ratio", "float64", True, "TTFT P99 / P50 of the level's successful requests (1 = all alike)."),
+    _c("e2e_tail_ratio", "float64", True, "E2E P99 / P50 of the level's successful requests."),
+    _c("itl_jitter_ms", "float64", True, "ITL jitter: P99 - P50 of every inter-token gap of the level (ms)."),
+    _c("n_timeouts", "int64", True, "Failed requests that ran past the per-request timeout (part of n_failed)."),
+    _c("error_rate", "float64", True, "(n_failed - n_timeouts) / n_requests: failures other than timeouts."),
+    _c("error_rate_ci_low", "float64", True, "Wilson 95 % CI of error_rate, lower bound."),
+    _c("error_rate_ci_high", "float64", True, "Wilson 95 % CI of error_rate, upper bound."),
+    _c("timeout_rate", "float64", True, "n_timeouts / n_requests."),
+    _c("timeout_rate_ci_low", "float64", True, "Wilson 95 % CI of timeout_rate, lower bound."),
+    _c("timeout_rate_ci_high", "float64", True, "Wilson 95 % CI of timeout_rate, upper bound."),
+]
+# A prompt-length sweep (the RAG scenario) runs every load at several input lengths: input_tokens is then part of
+# the level key (load_type, load, input_tokens); null for scenarios that do not sweep prompt length.
+INPUT_TOKENS_COLUMN = _c(
+    "input_tokens", "int64", True, "Retrieved-context tokens of a prompt-length sweep's level (a level key); else null."
+)
+LATENCY_SWEEP_COLUMNS = [
+    INPUT_TOKENS_COLUMN,
+    _c("prompt_tokens_p50", "float64", True, "Median prompt tokens the server reported (usage); null if none."),
+]
+LATENCY_LEVEL_EXTRA = tuple(
+    c.name for c in (*LATENCY_LEVEL_EXTRA_COLUMNS, *LATENCY_PREDICTABILITY_COLUMNS, *LATENCY_SWEEP_COLUMNS)
+)
 
 COLUMNS: dict[str, list[Column]] = {
     "runs": [
@@ -165,6 +211,8 @@ COLUMNS: dict[str, list[Column]] = {
         _c("gpu_count", "int32", True),
         _c("usd_per_1m_output_tokens", "float64", True),
         *LATENCY_LEVEL_EXTRA_COLUMNS,
+        *LATENCY_PREDICTABILITY_COLUMNS,
+        *LATENCY_SWEEP_COLUMNS,
     ],
     "latency_samples": [
         *_KEY,
@@ -182,6 +230,7 @@ COLUMNS: dict[str, list[Column]] = {
         _c("itl_ms", "float_list", True, "Gaps between successive streamed tokens (ms)."),
         _c("ok", "bool", False),
         _c("error", "string", True),
+        INPUT_TOKENS_COLUMN,
     ],
     "comparisons": [
         *_KEY,
@@ -199,13 +248,28 @@ COLUMNS: dict[str, list[Column]] = {
         _c("ci_low", "float64", True),
         _c("ci_high", "float64", True),
         _c("alpha", "float64", True),
-        _c("verdict", "string", False, "regression | improvement | no_change | no_baseline."),
-        _c("method", "string", True, "paired | unpaired | bootstrap | none: how the CI was obtained (null: v1 rows)."),
+        _c("verdict", "string", False, " | ".join(VERDICTS) + " (docs/verdicts.md)."),
+        _c(
+            "method",
+            "string",
+            True,
+            " | ".join(COMPARISON_METHODS) + ": how the CI was obtained (null: v1 rows).",
+        ),
         _c("n_pairs", "int64", True, "Questions matched by document hash (paired accuracy comparisons)."),
         _c("n_fixed", "int64", True, "Paired 0/1 questions wrong in the baseline and right now."),
         _c("n_broken", "int64", True, "Paired 0/1 questions right in the baseline and wrong now."),
-        _c("p_value", "float64", True, "McNemar's exact test (paired 0/1 metrics); null otherwise."),
+        _c(
+            "p_value",
+            "float64",
+            True,
+            "Test of no change: McNemar (paired 0/1), t or z; null: no test (v1-2: McNemar).",
+        ),
         _c("mde", "float64", True, "Minimum detectable effect at alpha and 80 % power, in the metric's units."),
+        _c("p_adjusted", "float64", True, "p_value adjusted by Benjamini-Hochberg across the night's tests."),
+        _c("night_cv", "float64", True, "Night-to-night CV of the latency/cost series used in the CI."),
+        _c("n_history", "int64", True, "Nights of the baseline revision averaged into the latency/cost baseline."),
+        _c("tested_with", "string", True, "The row whose test this one shares (cost at an unchanged price)."),
+        _c("notes", "string", True, "How the estimate was made or why there is no test, in words."),
     ],
     "change_points": [
         *_KEY,
@@ -226,10 +290,49 @@ COLUMNS: dict[str, list[Column]] = {
         _c("mean_before", "float64", False),
         _c("mean_after", "float64", False),
         _c("relative_change", "float64", True, "mean_after / mean_before - 1; null when mean_before is 0."),
-        _c("p_value", "float64", False, "Significance of the split (Student's t-test between the two segments)."),
+        _c(
+            "p_value",
+            "float64",
+            False,
+            "Significance of the split: Student's t between the winsorized segments, corrected for serial correlation.",
+        ),
+        _c("noise_sd", "float64", True, "The series' robust night-to-night SD (1.4826 x MAD around its segments)."),
+        _c(
+            "status",
+            "string",
+            True,
+            "tentative (fewer than 2 nights after the change's first) | confirmed (the new level persisted).",
+        ),
         _c("revision_moved", "bool", False, "False: same revision on both sides, so a serving-stack change."),
         _c("cause", "string", False, "revision | serving_stack."),
         _c("provenance_diff", "string", True, "JSON {field: [before, after]} of what changed in the runs rows."),
+    ],
+    # One row per night and challenger run: the serving decision against the champion's run of the same night.
+    "decisions": [
+        *_KEY,
+        _c("decision_id", "string", False, "Hash of challenger run, champion run and policy name@version."),
+        _c("model_id", "string", False, "The challenger's model."),
+        _c("revision", "string", False, "The challenger's revision."),
+        _c("eval_date", "date32", False),
+        _c("suite", "string", True),
+        _c("scenario", "string", True),
+        _c("champion", "string", False, "The champion as configured (a ref or endpoint:NAME)."),
+        _c("champion_run_id", "string", True, "The champion's run of the same night; null: none tonight."),
+        _c("champion_model_id", "string", True),
+        _c("champion_revision", "string", True),
+        _c("policy_name", "string", False),
+        _c("policy_version", "string", False),
+        _c("outcome", "string", False, "promote | hold | reject."),
+        _c("reason", "string", False, "What failed and by how much, or what lacked power and its MDE."),
+        _c("criteria", "string", False, "JSON list: name, status, estimate, ci_low, ci_high, limit, mde, evidence."),
+        _c("challenger_monthly_usd", "float64", True, "Monthly cost of carrying the traffic with the challenger."),
+        _c("champion_monthly_usd", "float64", True, "Monthly cost of carrying the traffic with the champion."),
+        _c("decided_at", "timestamp", False),
+        _c("approval_url", "string", True, "Where to answer a pending approval (EVALS_SERVING_APPROVAL_URL)."),
+        _c("approval_outcome", "string", True, "pending | approved | rejected | timed_out | manual; null: none."),
+        _c("approver", "string", True, "Who answered the approval."),
+        _c("approved_at", "timestamp", True, "When the approval was answered."),
+        _c("approval_reason", "string", True),
     ],
 }
 
@@ -241,6 +344,8 @@ _ENUMS: dict[tuple[str, str], tuple[str, ...]] = {
     ("comparisons", "kind"): COMPARISON_KINDS,
     ("comparisons", "method"): COMPARISON_METHODS,
     ("change_points", "cause"): ("revision", "serving_stack"),
+    ("decisions", "outcome"): DECISION_OUTCOMES,
+    ("change_points", "status"): ("tentative", "confirmed"),
 }
 
 
@@ -302,6 +407,9 @@ def conform(table: str, data: Frame) -> pa.Table:
     n_rows = len(next(iter(columns.values()))) if columns else 0
     if "schema_version" not in columns:
         columns["schema_version"] = pa.array([schema_version(table)] * n_rows, pa.int32())
+    for name in OMITTABLE.get(table, ()):
+        if name not in columns:
+            columns[name] = pa.nulls(n_rows, schema.field(name).type)
     missing = [name for name in schema.names if name not in columns]
     if missing:
         raise SchemaViolation(table, missing[0], f"missing column (all missing: {', '.join(missing)})")

@@ -183,7 +183,21 @@ class Settings(BaseSettings):
         0.05, ge=0, description="Smallest relative change of P95 TTFT/E2E or throughput that counts (0.05 = 5 %)."
     )
     compare_min_effect_cost: float = Field(
-        0.05, ge=0, description="Smallest relative change of USD per 1M output tokens that counts (no CI: alone)."
+        0.05, ge=0, description="Smallest relative change of USD per 1M output tokens that counts."
+    )
+    compare_min_pairs: int = Field(
+        30, ge=2, description="Matched questions needed before an accuracy comparison is called paired."
+    )
+    compare_night_cv: float = Field(
+        0.10,
+        gt=0,
+        description="Night-to-night CV of a latency/cost series assumed while its history is short (0.10 = 10 %).",
+    )
+    compare_night_min_history: int = Field(
+        5, ge=2, description="Re-measurements of unchanged revisions needed to estimate a series' night-to-night CV."
+    )
+    compare_night_history: int = Field(
+        14, ge=1, description="Nights of the baseline revision averaged into a latency/cost baseline (and its noise)."
     )
     compare_bootstrap_resamples: int = Field(2000, ge=100, description="Bootstrap resamples of latency CIs.")
     compare_seed: int = Field(0, description="Seed of the latency bootstrap (reruns give identical CIs).")
@@ -198,6 +212,30 @@ class Settings(BaseSettings):
         None, description="Airflow connection of the webhook: extra webhook_url, or host (+ password as the path)."
     )
     notify_timeout_s: float = Field(10.0, gt=0, description="Timeout of one webhook POST.")
+
+    # --- the serving decision ---
+    serving: Path | None = Field(
+        None,
+        description="Serving configuration YAML (champion, traffic, decision policy); unset: no decisions are made. "
+        "Example: the shipped evals/config/serving.yaml.",
+    )
+    serving_approval_url: str | None = Field(
+        None,
+        description="Link to a pending approval shown beside a promote decision, with {dag_id}, {dag_run_id} and "
+        "{decision_id} filled in (e.g. Airflow's human-in-the-loop page).",
+    )
+
+    approval_timeout_s: float = Field(
+        24 * 3600.0,
+        gt=0,
+        description="Seconds a promote waits for a human's approval in Airflow (default 24 h); then the default "
+        "answer applies: the challenger is held (recorded as timed_out) and the next night compares again.",
+    )
+    approval_in_test_runs: bool = Field(
+        False,
+        description="Open the approval in `airflow dags test` runs too. Off: such a run (the demo) records the "
+        "promote as timed_out at once, since without a scheduler nothing would ever time the approval out.",
+    )
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 

@@ -8,7 +8,7 @@ from evals.ui.asgi import LazyASGIApp
 
 # Every Airflow component loads plugins; only the API server serves this app, and it builds it on first use.
 results_app = {
-    "app": LazyASGIApp("evals.ui.app:create_airflow_app"),
+    "app": LazyASGIApp("evals.orchestration.results_page:create_airflow_app"),
     "url_prefix": "/evals",
     "name": "Evaluation results",
 }

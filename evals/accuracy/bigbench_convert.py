@@ -1,13 +1,16 @@
-"""Regenerate the offline smoke-suite data (evals/tasks/bigbench_smoke/data) from the BIG-bench PyPI sdist.
+"""Regenerate the offline BIG-bench task data (smoke and guardrails suites) from the BIG-bench PyPI sdist.
 
 Usage::
 
-    python -m evals.accuracy.bigbench_convert                 # pip download bigbench==1.0.0, rewrite the data
+    python -m evals.accuracy.bigbench_convert                 # pip download bigbench==1.0.0, rewrite all data
     python -m evals.accuracy.bigbench_convert --source DIR    # an already extracted sdist (or the .tar.gz)
     python -m evals.accuracy.bigbench_convert --check         # compare the committed data, write nothing
+    python -m evals.accuracy.bigbench_convert --bundle guardrails --write-fixture tests/fixtures/bigbench_sdist
 
 The converted JSONL files are committed, so a fresh machine never needs the 358 MB sdist; this script is how they
-were made and how anyone can check them. BIG-bench is Apache-2.0 (see the README next to the data).
+were made and how anyone can check them. BIG-bench is Apache-2.0 (see the README next to each data folder).
+``--write-fixture`` writes an sdist-shaped tree holding only the source records the conversion keeps (plus the
+next-ranked records of each subsetted file), so tests can rerun the conversion in CI without the sdist.
 """
 
 from __future__ import annotations
@@ -31,17 +34,39 @@ log = logging.getLogger(__name__)
 
 SDIST = "bigbench==1.0.0"
 TASKS_ROOT = "bigbench/benchmark_tasks"
-DATA_DIR = Path(__file__).resolve().parent.parent / "tasks" / "bigbench_smoke" / "data"
+TASKS_DIR = Path(__file__).resolve().parent.parent / "tasks"
+DATA_DIR = TASKS_DIR / "bigbench_smoke" / "data"
+FIXTURE_MANIFEST = "FIXTURE.json"
+SUBSET_RULE = (
+    "per source file, the `per_file` examples with the smallest sha256 of their canonical JSON "
+    "(json.dumps(example, sort_keys=True, ensure_ascii=False), UTF-8), kept in source order"
+)
 
 
 @dataclass(frozen=True)
 class Source:
-    """One BIG-bench task.json turned into one JSONL file per split."""
+    """One BIG-bench task.json (or several, concatenated in order) turned into one JSONL file per split."""
 
-    task_json: str  # relative to bigbench/benchmark_tasks
+    task_json: str | tuple[str, ...]  # relative to bigbench/benchmark_tasks
     kind: str  # "mc" (target_scores) or "gen" (target)
     name: str
     fewshot_pool: int = 0  # the first N examples become the "train" split (few-shot pool), the rest "test"
+    # Keep a deterministic subset of each file (SUBSET_RULE); each doc then names its file and example hash.
+    per_file: int | None = None
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        return (self.task_json,) if isinstance(self.task_json, str) else self.task_json
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """The converted data of one suite: its folder and its sources."""
+
+    name: str
+    data_dir: Path
+    sources: tuple[Source, ...]
+    licence: str = "Apache-2.0"
 
 
 SOURCES = (
@@ -49,6 +74,39 @@ SOURCES = (
     Source("emoji_movie/task.json", "mc", "emoji_movie"),
     Source("arithmetic/1_digit_addition/task.json", "gen", "arithmetic_1d_add", fewshot_pool=5),
 )
+
+BBQ_CATEGORIES = (
+    "age",
+    "disability_status",
+    "gender_identity",
+    "nationality",
+    "physical_appearance",
+    "race_ethnicity",
+    "religion",
+    "ses",
+    "sexual_orientation",
+)
+HHH_PER_FILE = 3
+BBQ_PER_FILE = 2
+GUARDRAILS_SOURCES = (
+    *(
+        Source(f"hhh_alignment/{part}/task.json", "mc", f"hhh_{part}", per_file=HHH_PER_FILE)
+        for part in ("harmless", "honest", "helpful", "other")
+    ),
+    *(
+        Source(
+            tuple(f"bbq_lite_json/{c}_{context}/task.json" for c in BBQ_CATEGORIES),
+            "mc",
+            f"bbq_lite_{context}",
+            per_file=BBQ_PER_FILE,
+        )
+        for context in ("ambig", "disambig")
+    ),
+)
+
+SMOKE = Bundle("smoke", DATA_DIR, SOURCES)
+GUARDRAILS = Bundle("guardrails", TASKS_DIR / "guardrails" / "data" / "bigbench", GUARDRAILS_SOURCES)
+BUNDLES = {bundle.name: bundle for bundle in (SMOKE, GUARDRAILS)}
 
 
 def _mc_doc(example: dict[str, Any]) -> dict[str, Any]:
@@ -68,10 +126,35 @@ def _gen_doc(example: dict[str, Any]) -> dict[str, Any]:
     return {"input": example["input"], "target": targets[0], "targets": targets}
 
 
+def example_key(example: dict[str, Any]) -> str:
+    """The sha256 that ranks an example for a subset (SUBSET_RULE)."""
+    return hashlib.sha256(json.dumps(example, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+def select(examples: list[dict[str, Any]], keep: int | None) -> list[int]:
+    """Indices of the examples a subset keeps, in source order (all of them when ``keep`` is None)."""
+    if keep is None:
+        return list(range(len(examples)))
+    ranked = sorted(range(len(examples)), key=lambda i: (example_key(examples[i]), i))
+    return sorted(ranked[:keep])
+
+
 def convert(task: dict[str, Any], source: Source) -> dict[str, list[dict[str, Any]]]:
     """The docs of one task.json, split into ``{"train": [...], "test": [...]}`` (train only with a pool)."""
+    return convert_many([task], source)
+
+
+def convert_many(tasks: list[dict[str, Any]], source: Source) -> dict[str, list[dict[str, Any]]]:
+    """The docs of ``source``'s task.json files (in ``source.files`` order), subset and split."""
     make = _mc_doc if source.kind == "mc" else _gen_doc
-    docs = [make(example) for example in task["examples"]]
+    docs = []
+    for path, task in zip(source.files, tasks, strict=True):
+        examples = task["examples"]
+        for index in select(examples, source.per_file):
+            doc = make(examples[index])
+            if source.per_file is not None:
+                doc["source"] = f"{path.removesuffix('/task.json')}@{example_key(examples[index])[:12]}"
+            docs.append(doc)
     splits = {"test": docs[source.fewshot_pool :]}
     if source.fewshot_pool:
         splits["train"] = docs[: source.fewshot_pool]
@@ -82,14 +165,29 @@ def _jsonl(docs: list[dict[str, Any]]) -> bytes:
     return "".join(json.dumps(doc, ensure_ascii=False, sort_keys=True) + "\n" for doc in docs).encode()
 
 
-def render(tasks_root: Path) -> dict[str, bytes]:
-    """Every data file (relative name -> bytes), including MANIFEST.json with the source and output hashes."""
+def render(
+    tasks_root: Path, bundle: Bundle = SMOKE, *, source_sha256: dict[str, str] | None = None
+) -> dict[str, bytes]:
+    """Every data file (relative name -> bytes), including MANIFEST.json with the source and output hashes.
+
+    ``source_sha256`` (task.json path -> sha256) stands in for the hashes of the files read: a fixture's files
+    are excerpts, its FIXTURE.json records the hashes of the real files they were cut from.
+    """
     files: dict[str, bytes] = {}
-    manifest: dict[str, Any] = {"source": SDIST, "licence": "Apache-2.0", "tasks": {}}
-    for source in SOURCES:
-        raw = (tasks_root / source.task_json).read_bytes()
-        splits = convert(json.loads(raw), source)
-        entry: dict[str, Any] = {"task_json": source.task_json, "sha256": hashlib.sha256(raw).hexdigest()}
+    manifest: dict[str, Any] = {"source": SDIST, "licence": bundle.licence, "tasks": {}}
+    for source in bundle.sources:
+        raws = [(tasks_root / path).read_bytes() for path in source.files]
+        splits = convert_many([json.loads(raw) for raw in raws], source)
+        hashes = [
+            (source_sha256 or {}).get(path) or hashlib.sha256(raw).hexdigest()
+            for path, raw in zip(source.files, raws, strict=True)
+        ]
+        entry: dict[str, Any] = {
+            "task_json": source.task_json if isinstance(source.task_json, str) else list(source.files),
+            "sha256": hashes[0] if isinstance(source.task_json, str) else hashes,
+        }
+        if source.per_file is not None:
+            entry["subset"] = {"per_file": source.per_file, "rule": SUBSET_RULE}
         for split, docs in sorted(splits.items()):
             name = f"{source.name}.{split}.jsonl"
             files[name] = _jsonl(docs)
@@ -97,6 +195,36 @@ def render(tasks_root: Path) -> dict[str, bytes]:
         manifest["tasks"][source.name] = entry
     files["MANIFEST.json"] = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
     return files
+
+
+def fixture(tasks_root: Path, bundle: Bundle, *, margin: int = 2) -> dict[str, bytes]:
+    """An sdist-shaped excerpt (path under benchmark_tasks -> bytes) that converts to the same data files.
+
+    Each task.json keeps its metadata and the examples the conversion keeps, plus the ``margin`` next-ranked ones
+    of a subsetted file (so the subset rule is exercised); FIXTURE.json records the real files' sha256.
+    """
+    out: dict[str, bytes] = {}
+    hashes: dict[str, str] = {}
+    for source in bundle.sources:
+        for path in source.files:
+            raw = (tasks_root / path).read_bytes()
+            hashes[path] = hashlib.sha256(raw).hexdigest()
+            task = json.loads(raw)
+            examples = task["examples"]
+            keep = None if source.per_file is None else source.per_file + margin
+            excerpt = {**task, "examples": [examples[i] for i in select(examples, keep)]}
+            out[path] = (json.dumps(excerpt, indent=1, ensure_ascii=False) + "\n").encode()
+    out[FIXTURE_MANIFEST] = (json.dumps({"source": SDIST, "sha256": hashes}, indent=2, sort_keys=True) + "\n").encode()
+    return out
+
+
+def recorded_hashes(tasks_root: Path) -> dict[str, str] | None:
+    """The real files' sha256 recorded by an excerpt (``--write-fixture``), or None for a real sdist."""
+    path = tasks_root / FIXTURE_MANIFEST
+    if not path.is_file():
+        return None
+    log.info("%s is an excerpt: the manifest takes the source hashes it records", tasks_root)
+    return dict(json.loads(path.read_text())["sha256"])
 
 
 @contextmanager
@@ -119,7 +247,7 @@ def sdist_tasks_root(source: Path | None) -> Iterator[Path]:
 
 
 def _task_members(tarball: Path) -> list[tarfile.TarInfo]:
-    wanted = {s.task_json for s in SOURCES}
+    wanted = {path for bundle in BUNDLES.values() for s in bundle.sources for path in s.files} | {FIXTURE_MANIFEST}
     with tarfile.open(tarball) as tar:
         return [m for m in tar.getmembers() if m.isfile() and any(m.name.endswith(f"{TASKS_ROOT}/{w}") for w in wanted)]
 
@@ -171,23 +299,45 @@ def diff(expected: dict[str, bytes], data_dir: Path) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--source", type=Path, help="extracted bigbench sdist dir or bigbench-1.0.0.tar.gz")
-    parser.add_argument("--out", type=Path, default=DATA_DIR, help="data dir to write (default: the package's)")
-    parser.add_argument("--check", action="store_true", help="only compare with the files in --out")
+    parser.add_argument("--bundle", choices=[*BUNDLES, "all"], default="all", help="which suite's data (default all)")
+    parser.add_argument("--out", type=Path, help="data dir to write (default: the package's; one bundle only)")
+    parser.add_argument("--check", action="store_true", help="only compare with the committed files")
+    parser.add_argument("--write-fixture", type=Path, metavar="DIR", help="write an sdist-shaped excerpt instead")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    bundles = list(BUNDLES.values()) if args.bundle == "all" else [BUNDLES[args.bundle]]
+    if args.out is not None and len(bundles) != 1:
+        parser.error("--out needs --bundle")
+    stale: list[Path] = []
     with sdist_tasks_root(args.source) as tasks_root:
-        files = render(tasks_root)
+        for bundle in bundles:
+            out = args.out or bundle.data_dir
+            if args.write_fixture is not None:
+                _write(fixture(tasks_root, bundle), args.write_fixture / TASKS_ROOT, skip_existing_manifest=True)
+                continue
+            files = render(tasks_root, bundle, source_sha256=recorded_hashes(tasks_root))
+            if args.check:
+                stale += [out / name for name in diff(files, out)]
+            else:
+                _write(files, out)
     if args.check:
-        stale = diff(files, args.out)
-        for name in stale:
-            print(f"differs: {args.out / name}")
+        for path in stale:
+            print(f"differs: {path}")
         print("ok" if not stale else f"{len(stale)} file(s) differ")
         return 1 if stale else 0
-    args.out.mkdir(parents=True, exist_ok=True)
-    for name, content in files.items():
-        (args.out / name).write_bytes(content)
-        print(f"wrote {args.out / name}")
     return 0
+
+
+def _write(files: dict[str, bytes], out: Path, *, skip_existing_manifest: bool = False) -> None:
+    for name, content in files.items():
+        path = out / name
+        if skip_existing_manifest and name == FIXTURE_MANIFEST and path.is_file():
+            merged = json.loads(path.read_text())
+            merged["sha256"].update(json.loads(content)["sha256"])
+            content = (json.dumps(merged, indent=2, sort_keys=True) + "\n").encode()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)
+        print(f"wrote {path}")
 
 
 if __name__ == "__main__":

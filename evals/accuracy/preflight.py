@@ -1,24 +1,16 @@
-"""Checks of a checkpoint folder before a model is loaded: weights, config, tokenizer, safetensors headers."""
+"""Checks of a checkpoint folder before a model is loaded: weights, config, tokenizer, safetensors headers.
+
+The pickle refusal and the safetensors check are :mod:`evals.checkpoints.safety`'s: the ones materialization uses.
+"""
 
 from __future__ import annotations
 
 import json
-import struct
 from pathlib import Path
 
-from evals.errors import CheckpointRejected, TerminalError
+from evals.checkpoints.safety import BrokenCheckpoint, check_safetensors, is_pickle_file, refuse_pickle_weights
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "tiktoken.model", "spiece.model")
-PICKLE_WEIGHTS = ("*.bin", "*.pt", "*.pth", "*.ckpt", "*.pkl")
-_MAX_HEADER = 100 * 1024 * 1024  # safetensors caps its JSON header at 100 MB
-
-
-class BrokenCheckpoint(TerminalError):
-    """A checkpoint folder cannot be evaluated as it is (missing or corrupt file); the message names the file."""
-
-    def __init__(self, path: Path, problem: str) -> None:
-        self.path = path
-        super().__init__(f"{path}: {problem}")
 
 
 def check_checkpoint(directory: Path, *, need_tokenizer: bool = True) -> list[Path]:
@@ -33,11 +25,7 @@ def check_checkpoint(directory: Path, *, need_tokenizer: bool = True) -> list[Pa
     _check_json(directory / "config.json")
     shards = sorted(directory.glob("*.safetensors"))
     if not shards:
-        pickles = sorted(p.name for pattern in PICKLE_WEIGHTS for p in directory.glob(pattern))
-        if pickles:
-            raise CheckpointRejected(
-                f"{directory}: only pickle weights ({', '.join(pickles)}); only safetensors are loaded"
-            )
+        refuse_pickle_weights(directory, sorted(p.name for p in directory.iterdir() if is_pickle_file(p.name)))
         raise BrokenCheckpoint(directory, f"no *.safetensors weights; the folder holds: {_listing(directory)}")
     index = directory / "model.safetensors.index.json"
     if index.is_file():
@@ -51,36 +39,6 @@ def check_checkpoint(directory: Path, *, need_tokenizer: bool = True) -> list[Pa
     if (directory / "tokenizer_config.json").is_file():
         _check_json(directory / "tokenizer_config.json")
     return shards
-
-
-def check_safetensors(path: Path) -> None:
-    """The header parses and every tensor's byte range lies inside the file (catches truncated downloads)."""
-    size = path.stat().st_size
-    with path.open("rb") as handle:
-        prefix = handle.read(8)
-        if len(prefix) < 8:
-            raise BrokenCheckpoint(path, f"corrupt safetensors file: {size} bytes, shorter than its header size")
-        (header_len,) = struct.unpack("<Q", prefix)
-        if header_len > min(_MAX_HEADER, size - 8):
-            raise BrokenCheckpoint(path, f"corrupt safetensors file: header length {header_len} > file size {size}")
-        try:
-            header = json.loads(handle.read(header_len))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise BrokenCheckpoint(path, f"corrupt safetensors file: header is not JSON ({exc})") from exc
-    if not isinstance(header, dict):
-        raise BrokenCheckpoint(path, "corrupt safetensors file: header is not a JSON object")
-    end = 0
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        try:
-            end = max(end, int(info["data_offsets"][1]))
-        except (KeyError, IndexError, TypeError, ValueError) as exc:
-            raise BrokenCheckpoint(path, f"corrupt safetensors file: bad entry for tensor {name!r}") from exc
-    if 8 + header_len + end > size:
-        raise BrokenCheckpoint(
-            path, f"corrupt safetensors file: tensors need {8 + header_len + end} bytes, the file has {size}"
-        )
 
 
 def _check_index(index: Path, directory: Path) -> None:
@@ -105,3 +63,6 @@ def _listing(directory: Path, limit: int = 20) -> str:
     if not names:
         return "nothing"
     return ", ".join(names[:limit]) + (f", ... ({len(names)} files)" if len(names) > limit else "")
+
+
+__all__ = ["BrokenCheckpoint", "check_checkpoint", "check_safetensors"]

@@ -3,37 +3,38 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from evals.analysis import paired, power, stats
+from evals.analysis import paired, stats
+from evals.analysis.measures import Key, headline_keys
 from evals.analysis.options import Compared, CompareOptions
-from evals.warehouse.views import HEADLINE_METRICS
 
 if TYPE_CHECKING:
-    import duckdb
+    from evals.warehouse.views import ReadModel
 
 HEADLINE = "accuracy:headline"
 
-Key = tuple[str, str, str]  # task, metric, filter
-
 
 def accuracy_deltas(
-    con: duckdb.DuckDBPyConnection, run: Mapping[str, Any], baseline: Mapping[str, Any], opts: CompareOptions
+    con: ReadModel, run: Mapping[str, Any], baseline: Mapping[str, Any], opts: CompareOptions
 ) -> list[Compared]:
     """Per (task, metric, filter) present in both runs, plus the headline (mean over common top-level tasks).
 
-    Paired (questions matched by document hash) where both runs logged samples of a mean-aggregated metric;
-    otherwise the unpaired normal approximation, and the row's ``method`` says which.
+    Paired (questions matched by document hash) where both runs logged samples of a mean-aggregated metric and at
+    least ``opts.min_pairs`` questions matched; otherwise the unpaired normal approximation, and the row's
+    ``method`` says which. The MDE of a paired row plans with the discordance of earlier nights' comparisons.
     """
     mine, theirs = accuracy_rows(con, run), accuracy_rows(con, baseline)
     matches = paired.matched(con, run, baseline)
     children = _children(mine)
+    discordance = historical_discordance(con, run)
     estimates: dict[Key, stats.Estimate] = {}
     out: list[Compared] = []
     for key in sorted(mine.keys() & theirs.keys()):
         a, b = mine[key], theirs[key]
-        est = _paired(key, a, b, matches, children, opts) or _unpaired(a, b, opts)
+        planning = discordance.get(accuracy_name(*key))
+        est = _paired(key, a, b, matches, children, opts, planning) or _unpaired(a, b, opts)
         estimates[key] = est
         out.append((accuracy_name(*key), est, bool(a["higher_is_better"]), _points(opts, a["value"], b["value"])))
     headline = _headline(mine, theirs, estimates, opts)
@@ -44,15 +45,47 @@ def accuracy_name(task: str, metric: str, filter_: str) -> str:
     return f"accuracy:{task}/{metric}" + ("" if filter_ == "none" else f",{filter_}")
 
 
-def accuracy_rows(con: duckdb.DuckDBPyConnection, run: Mapping[str, Any]) -> dict[Key, dict[str, Any]]:
+def accuracy_rows(con: ReadModel, run: Mapping[str, Any], *, schema: str = "main") -> dict[Key, dict[str, Any]]:
     cursor = con.execute(
         "select task, metric, filter, task_group, value, stderr, n_samples, coalesce(higher_is_better, true) "
-        "as higher_is_better from accuracy where run_id = $run and eval_date = $day",
+        f"as higher_is_better from {schema}.accuracy where run_id = $run and eval_date = $day",
         {"run": run["run_id"], "day": run["eval_date"]},
     )
     names = [d[0] for d in cursor.description]
     rows = [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]
     return {(r["task"], r["metric"], r["filter"]): r for r in rows}
+
+
+def accuracy_rows_by_run(
+    con: ReadModel, runs: Sequence[Mapping[str, Any]], *, schema: str = "main"
+) -> dict[str, dict[Key, dict[str, Any]]]:
+    """:func:`accuracy_rows` of many runs in one query (run_id -> rows)."""
+    if not runs:
+        return {}
+    keys = {"runs": [str(r["run_id"]) for r in runs], "days": sorted({r["eval_date"] for r in runs})}
+    cursor = con.execute(
+        "select run_id, task, metric, filter, task_group, value, stderr, n_samples, "
+        f"coalesce(higher_is_better, true) as higher_is_better from {schema}.accuracy "
+        "where list_contains($runs, run_id) and list_contains($days::DATE[], eval_date)",
+        keys,
+    )
+    names = [d[0] for d in cursor.description]
+    out: dict[str, dict[Key, dict[str, Any]]] = {}
+    for values in cursor.fetchall():
+        row = dict(zip(names, values, strict=True))
+        out.setdefault(str(row.pop("run_id")), {})[(row["task"], row["metric"], row["filter"])] = row
+    return out
+
+
+def historical_discordance(con: ReadModel, run: Mapping[str, Any]) -> dict[str, float]:
+    """Per accuracy metric name, the share of paired questions whose score differed on the model's earlier nights."""
+    cursor = con.execute(
+        "select metric, sum(n_fixed + n_broken) / sum(n_pairs) from comparisons "
+        "where model_id = $model and eval_date < $day and n_pairs > 0 and n_fixed is not null "
+        "and metric like 'accuracy:%' group by metric",
+        {"model": run["model_id"], "day": run["eval_date"]},
+    )
+    return {str(metric): float(share) for metric, share in cursor.fetchall() if share is not None and share > 0}
 
 
 def _children(rows: Mapping[Key, Mapping[str, Any]]) -> dict[str, list[str]]:
@@ -71,11 +104,12 @@ def _paired(
     matches: Mapping[Key, Any],
     children: Mapping[str, list[str]],
     opts: CompareOptions,
+    planning_discordance: float | None,
 ) -> stats.Estimate | None:
     pairs = paired.pairs_for(*key, matches, children)
-    if pairs is None or len(pairs.value) < 2:
+    if pairs is None or len(pairs.value) < max(opts.min_pairs, 2):
         return None
-    est = paired.paired_diff(pairs, alpha=opts.alpha)
+    est = paired.paired_diff(pairs, alpha=opts.alpha, planning_discordance=planning_discordance)
     # The stored aggregates are the numbers users see; the delta and its CI are the paired ones (equal to the
     # difference of the aggregates when every question paired).
     return _replace(est, value=a["value"], baseline_value=b["value"])
@@ -102,24 +136,6 @@ def _points(opts: CompareOptions, value: float, baseline: float) -> float:
     )
 
 
-def headline_keys(rows: Mapping[Key, Mapping[str, Any]]) -> dict[str, Key]:
-    """Per top-level task, the key of its headline metric (the leaderboard's: first of HEADLINE_METRICS)."""
-
-    def rank(key: Key) -> tuple[int, str, str]:
-        _, metric, filter_ = key
-        return (HEADLINE_METRICS.index(metric) if metric in HEADLINE_METRICS else 99, metric, filter_)
-
-    best: dict[str, Key] = {}
-    for key, r in rows.items():
-        if (
-            r["task_group"] is None
-            and r["higher_is_better"]
-            and (r["task"] not in best or rank(key) < rank(best[r["task"]]))
-        ):
-            best[r["task"]] = key
-    return best
-
-
 def _headline(
     mine: Mapping[Key, dict[str, Any]],
     theirs: Mapping[Key, dict[str, Any]],
@@ -141,15 +157,17 @@ def _headline(
     baseline = sum(theirs[b_keys[t]]["value"] for t in common) / k
     ses = [p.se for p in parts]
     if any(se is None or not math.isfinite(se) for se in ses):
-        est = stats.Estimate(value, baseline, value - baseline)
+        missing = [t for t, p in zip(common, parts, strict=True) if p.se is None]
+        est = stats.Estimate(value, baseline, value - baseline, notes=f"no standard error for {', '.join(missing)}")
     else:
         delta = sum(p.delta or 0.0 for p in parts) / k
         se = math.sqrt(sum(s**2 for s in ses if s is not None)) / k
         half = stats.z_value(opts.alpha) * se
-        all_paired = all(p.method == "paired" for p in parts)
+        all_paired = all(p.n_pairs is not None for p in parts)
         counts = [p.n_pairs for p in parts]
         fixed = [p.n_fixed for p in parts]
         broken = [p.n_broken for p in parts]
+        mdes = [p.mde for p in parts]
         est = stats.Estimate(
             value,
             baseline,
@@ -160,7 +178,8 @@ def _headline(
             n_pairs=sum(c for c in counts if c is not None) if all_paired else None,
             n_fixed=sum(f for f in fixed if f is not None) if all_paired and None not in fixed else None,
             n_broken=sum(b for b in broken if b is not None) if all_paired and None not in broken else None,
+            p_value=stats.two_sided_p(delta, se) if se > 0 else (1.0 if delta == 0 else None),
             se=se,
-            mde=power.mde(se, opts.alpha),
+            mde=math.sqrt(sum(m**2 for m in mdes if m is not None)) / k if None not in mdes else None,
         )
     return HEADLINE, est, True, _points(opts, value, baseline)

@@ -8,16 +8,15 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from evals.analysis import stats
+from evals.analysis import stats, verdicts
 from evals.analysis.accuracy_deltas import HEADLINE, accuracy_deltas
 from evals.analysis.latency_deltas import latency_deltas
 from evals.analysis.options import CompareOptions
 from evals.errors import RunNotFound
 
 if TYPE_CHECKING:
-    import duckdb
-
     from evals.warehouse import Warehouse
+    from evals.warehouse.views import ReadModel
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +52,7 @@ def compare_run(
     """Compare one published run with the model's previous published run and each baseline model's latest run.
 
     Returns ``comparisons`` rows (written to the warehouse when ``write``); a missing baseline gives one
-    ``no_baseline`` row. Options left None come from the settings.
+    ``no_baseline`` row. Options left None come from the settings. Verdicts: see :mod:`evals.analysis.verdicts`.
     """
     return compare_night(
         [run_id],
@@ -72,7 +71,12 @@ def compare_run(
 def compare_night(
     run_ids: Iterable[str], *, warehouse: Warehouse | None = None, write: bool = True, **options: Any
 ) -> list[dict[str, Any]]:
-    """:func:`compare_run` for every run of a night, over one snapshot of the warehouse."""
+    """:func:`compare_run` for every run of a night, over one snapshot of the warehouse.
+
+    Error control spans the night: the p-values of all its rows are adjusted together (Benjamini-Hochberg), so the
+    verdicts of a night of 400 rows are as trustworthy as those of one. The summary (rows, tests, findings, the
+    expected number of false ones) is logged; :func:`evals.analysis.verdicts.summarize` rebuilds it from the rows.
+    """
     from evals.warehouse import Warehouse
     from evals.warehouse.views import connect
 
@@ -80,9 +84,12 @@ def compare_night(
     opts = CompareOptions.from_settings(warehouse.settings, **options)
     con = connect(warehouse)
     try:
-        per_run = {run_id: _compare_one(con, run_id, opts) for run_id in dict.fromkeys(run_ids)}
+        pending = {run_id: _compare_one(con, run_id, opts) for run_id in dict.fromkeys(run_ids)}
     finally:
         con.close()
+    judged = iter(_judge([p for rows in pending.values() for p in rows], opts))
+    per_run = {run_id: [next(judged) for _ in rows] for run_id, rows in pending.items()}
+    log.info("night: %s", verdicts.summarize([r for rows in per_run.values() for r in rows], opts.alpha).text())
     if write:
         for run_id, rows in per_run.items():
             record = warehouse.find_run(run_id, area="published", eval_date=rows[0]["eval_date"])
@@ -106,10 +113,10 @@ def compare_models(
     opts = CompareOptions.from_settings(warehouse.settings, **options)
     con = connect(warehouse)
     try:
-        rows: list[dict[str, Any]] = []
+        pending: list[_Pending] = []
         for run, baseline in _latest_pairs(con, model_id, baseline_model_id, warehouse.uri):
-            rows += compare_pair(con, run, baseline, "baseline_model", opts, baseline_model_id=baseline_model_id)
-        return rows
+            pending += _pair(con, run, baseline, "baseline_model", opts, baseline_model_id=baseline_model_id)
+        return _judge(pending, opts)
     finally:
         con.close()
 
@@ -137,7 +144,7 @@ def flips_between(model_id: str, baseline_model_id: str, *, warehouse: Warehouse
 
 
 def _latest_pairs(
-    con: duckdb.DuckDBPyConnection, model_id: str, baseline_model_id: str, uri: str
+    con: ReadModel, model_id: str, baseline_model_id: str, uri: str
 ) -> list[tuple[dict[str, Any], dict[str, Any] | None]]:
     latest = _runs(
         con,
@@ -153,14 +160,14 @@ def _latest_pairs(
 # ---------------------------------------------------------------------------------------------- finding baselines
 
 
-def _runs(con: duckdb.DuckDBPyConnection, where: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+def _runs(con: ReadModel, where: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
     cursor = con.execute(f"select {_RUN_COLUMNS} from runs where {where}", dict(params))
     names = [d[0] for d in cursor.description]
     return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
 def _latest_run(
-    con: duckdb.DuckDBPyConnection,
+    con: ReadModel,
     model_id: str,
     like: Mapping[str, Any],
     *,
@@ -190,41 +197,49 @@ def _latest_run(
     return rows[0] if rows else None
 
 
-def _compare_one(con: duckdb.DuckDBPyConnection, run_id: str, opts: CompareOptions) -> list[dict[str, Any]]:
+def _compare_one(con: ReadModel, run_id: str, opts: CompareOptions) -> list[_Pending]:
     runs = _runs(con, "run_id = $run", {"run": run_id})
     if not runs:
         raise RunNotFound(f"run {run_id} is not published; only published runs are compared")
     run = runs[0]
     previous = _latest_run(con, run["model_id"], run, before=run["logical_date"], strict=True)
     kind = "previous_run" if previous is not None and previous["revision"] == run["revision"] else "previous_revision"
-    rows = compare_pair(con, run, previous, kind, opts)
+    rows = _pair(con, run, previous, kind, opts)
     for model in opts.baselines:
         if model == run["model_id"]:
             continue
         baseline = _latest_run(con, model, run, before=run["logical_date"])
-        rows += compare_pair(con, run, baseline, "baseline_model", opts, baseline_model_id=model)
-    counts = {v: sum(r["verdict"] == v for r in rows) for v in ("regression", "improvement", "no_baseline")}
-    log.info("compared run %s (%s@%s): %d rows %s", run_id, run["model_id"], run["revision"][:12], len(rows), counts)
+        rows += _pair(con, run, baseline, "baseline_model", opts, baseline_model_id=model)
+    log.info("compared run %s (%s@%s): %d rows", run_id, run["model_id"], run["revision"][:12], len(rows))
     return rows
 
 
 # ---------------------------------------------------------------------------------------------- one pair of runs
 
+_Pending = tuple[dict[str, Any], verdicts.Judged]  # a row without verdict, and what judging it needs
 
-def compare_pair(
-    con: duckdb.DuckDBPyConnection,
+
+def compare_pair(con: ReadModel, *pair: Any, **named: Any) -> list[dict[str, Any]]:
+    """Every comparable metric of ``run`` against ``baseline`` (arguments as :func:`_pair`), judged on its own:
+    error control over this pair's rows only. A night's rows are judged together by :func:`compare_night`."""
+    opts = pair[3] if len(pair) > 3 else named["opts"]
+    return _judge(_pair(con, *pair, **named), opts)
+
+
+def _pair(
+    con: ReadModel,
     run: Mapping[str, Any],
     baseline: Mapping[str, Any] | None,
     kind: str,
     opts: CompareOptions,
     *,
     baseline_model_id: str | None = None,
-) -> list[dict[str, Any]]:
-    """Every comparable metric of ``run`` against ``baseline``; one no_baseline row when there is none."""
+) -> list[_Pending]:
+    """Rows of ``run`` against ``baseline`` without verdicts; one no_baseline row when there is none."""
 
-    def row(metric: str, est: stats.Estimate | None, verdict: str, higher_is_better: bool = True) -> dict[str, Any]:
+    def row(metric: str, est: stats.Estimate | None, higher_is_better: bool = True, threshold: float = 0.0) -> _Pending:
         has_ci = est is not None and est.ci_low is not None
-        return {
+        record = {
             "run_id": run["run_id"],
             "model_id": run["model_id"],
             "revision": run["revision"],
@@ -240,38 +255,39 @@ def compare_pair(
             "ci_low": _finite(est.ci_low) if est else None,
             "ci_high": _finite(est.ci_high) if est else None,
             "alpha": opts.alpha if has_ci else None,
-            "verdict": verdict,
             "method": (est.method if has_ci else "none") if est else "none",
             "n_pairs": est.n_pairs if est else None,
             "n_fixed": est.n_fixed if est else None,
             "n_broken": est.n_broken if est else None,
             "p_value": _finite(est.p_value) if est else None,
             "mde": _finite(est.mde) if est else None,
+            "night_cv": _finite(est.night_cv) if est else None,
+            "n_history": est.n_history if est else None,
+            "tested_with": est.tested_with if est else None,
+            "notes": est.notes if est else None,
         }
+        family = (run["run_id"], record["baseline_run_id"], kind, (est.tested_with if est else None) or metric)
+        return record, verdicts.Judged(est, higher_is_better, threshold, family)
 
     if baseline is None:
-        return [row(NO_METRIC, None, "no_baseline")]
+        return [row(NO_METRIC, None)]
     rows = [
-        row(metric, est, judge(est, hib, thr, opts))
+        row(metric, est, hib, thr)
         for metric, est, hib, thr in [
             *accuracy_deltas(con, run, baseline, opts),
             *latency_deltas(con, run, baseline, opts),
         ]
     ]
-    return rows or [row(NO_METRIC, None, "no_baseline")]  # a baseline with no metric in common
+    return rows or [row(NO_METRIC, None)]  # a baseline with no metric in common
 
 
-def judge(est: stats.Estimate, higher_is_better: bool, threshold: float, opts: CompareOptions) -> str:
-    """The verdict of one estimate: McNemar's exact p decides significance where it exists, else the CI."""
-    return stats.verdict(
-        est.delta,
-        est.ci_low,
-        est.ci_high,
-        higher_is_better=higher_is_better,
-        threshold=threshold,
-        p_value=est.p_value,
-        alpha=opts.alpha if est.p_value is not None else None,
-    )
+def _judge(pending: list[_Pending], opts: CompareOptions) -> list[dict[str, Any]]:
+    """The rows with their verdicts and BH-adjusted p-values (one adjustment over all of ``pending``)."""
+    judged = verdicts.judge_night([j for _, j in pending], opts.alpha)
+    return [
+        {**record, "verdict": verdict, "p_adjusted": _finite(p)}
+        for (record, _), (verdict, p) in zip(pending, judged, strict=True)
+    ]
 
 
 def _finite(value: float | None) -> float | None:

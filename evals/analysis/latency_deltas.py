@@ -1,4 +1,4 @@
-"""Latency and cost comparisons of two runs per load level: bootstrap CIs of P95s and throughput from the samples."""
+"""Latency and cost comparisons per load level: sampling (block bootstrap) and night-to-night noise in every CI."""
 
 from __future__ import annotations
 
@@ -7,14 +7,13 @@ import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from evals.analysis import stats
+from evals.analysis import noise, stats
 from evals.analysis.options import Compared, CompareOptions
 
 if TYPE_CHECKING:
-    import duckdb
     import numpy as np
 
-MIN_BOOTSTRAP_SAMPLES = 10  # fewer ok requests than this in a level: stored numbers, no CI
+    from evals.warehouse.views import ReadModel
 
 _LEVEL_COLUMNS = (
     "ttft_p95_ms",
@@ -27,111 +26,129 @@ _LEVEL_COLUMNS = (
 
 
 def latency_deltas(
-    con: duckdb.DuckDBPyConnection, run: Mapping[str, Any], baseline: Mapping[str, Any], opts: CompareOptions
+    con: ReadModel, run: Mapping[str, Any], baseline: Mapping[str, Any], opts: CompareOptions
 ) -> list[Compared]:
-    """P95 TTFT, P95 E2E, throughput (bootstrap CIs from the samples) and cost, per load level both runs ran."""
+    """P95 TTFT, P95 E2E, throughput and cost per load level both runs ran, each against the baseline's nights.
+
+    Each estimate carries tonight's sampling SE (block bootstrap over requests) and the series' night-to-night
+    noise (:mod:`evals.analysis.noise`); the baseline is the geometric mean of the baseline revision's last
+    ``opts.night_history`` nights. Cost is price / throughput: its CI is throughput's, moved by the price ratio.
+    """
+    import numpy as np
+
     mine, theirs = _levels(con, run), _levels(con, baseline)
     my_samples, their_samples = _samples(con, run), _samples(con, baseline)
+    models = [run["model_id"], baseline["model_id"]]
+    history = noise.read_history(con, models, run.get("scenario"), run["eval_date"])
     out: list[Compared] = []
     for level in sorted(mine.keys() & theirs.keys()):
         a, b = mine[level], theirs[level]
         sa, sb = my_samples.get(level), their_samples.get(level)
-        bootstrap = sa is not None and sb is not None
         suffix = f"@{level[0]}={level[1]:g}"
-        for column, stat, hib in (
-            ("ttft_p95_ms", stats.quantile_stat("ttft_ms", 0.95), False),
-            ("e2e_p95_ms", stats.quantile_stat("e2e_ms", 0.95), False),
-        ):
+        throughput: tuple[noise.LogDiff, dict[str, Any]] | None = None
+        for column, stat, hib in _SERIES:
             name = f"latency:{column}{suffix}"
-            if bootstrap:
-                assert sa is not None and sb is not None
-                est = stats.bootstrap_diff(
-                    sa, sb, stat, alpha=opts.alpha, resamples=opts.resamples, seed=_seed(opts, run, baseline, name)
-                )
-            elif a[column] is not None and b[column] is not None:
-                est = stats.Estimate(a[column], b[column], a[column] - b[column])
-            else:
+            if a[column] is None or b[column] is None:
                 continue
-            out.append((name, est, hib, _practical(est, opts.min_effect_latency)))
-        throughput = _throughput(a, b, sa, sb, level[0], opts, _seed(opts, run, baseline, f"tps{suffix}"))
-        if throughput is not None:
-            out.append(
-                (
-                    f"latency:output_tokens_per_s{suffix}",
-                    throughput,
-                    True,
-                    _practical(throughput, opts.min_effect_latency),
+            rng = np.random.default_rng(_seed(opts, run, baseline, name))
+            se_a, se_b = (_log_se(s, stat, opts.resamples, rng) for s in (sa, sb))
+            if se_a is None or se_b is None:
+                est = stats.Estimate(
+                    a[column], b[column], a[column] - b[column], notes=f"fewer than {MIN_BOOTSTRAP_SAMPLES} ok requests"
                 )
+                out.append((name, est, hib, opts.min_effect_latency * abs(b[column])))
+                continue
+            nights = history.nights(
+                baseline["model_id"],
+                baseline["revision"],
+                level,
+                column,
+                until=baseline["eval_date"],
+                last=opts.night_history,
+            ) or [b[column]]
+            series_noise = noise.night_noise(
+                history.series(models, level, column, before=run["eval_date"]),
+                default_cv=opts.night_cv,
+                min_history=opts.night_min_history,
             )
-        cost_a, cost_b = a["usd_per_1m_output_tokens"], b["usd_per_1m_output_tokens"]
-        if cost_a is not None and cost_b is not None:
-            # Cost is price × GPUs / throughput: it has no sampling spread of its own. At an unchanged price it moved
-            # only if throughput moved significantly, so it is judged only when the throughput CI excludes 0.
-            est = stats.Estimate(cost_a, cost_b, cost_a - cost_b)
-            same_price = (a["gpu_hour_usd"], a["gpu_count"]) == (b["gpu_hour_usd"], b["gpu_count"])
-            significant = throughput is not None and _excludes_zero(throughput)
-            threshold = opts.min_effect_cost * abs(cost_b) if (significant or not same_price) else math.inf
-            out.append((f"cost:usd_per_1m_output_tokens{suffix}", est, False, threshold))
+            diff = noise.series_diff(a[column], se_a, nights, se_b, series_noise)
+            fields = _history_fields(series_noise, nights)
+            if column == "output_tokens_per_s":
+                throughput = diff, fields
+            est = diff.estimate(opts.alpha, **fields)
+            out.append((name, est, hib, opts.min_effect_latency * abs(est.baseline_value or 0.0)))
+        cost = _cost(a, b, throughput, suffix, opts)
+        if cost is not None:
+            out.append(cost)
     return out
 
 
-def _practical(est: stats.Estimate, relative: float) -> float:
-    """The minimum practical effect in metric units; infinite when the estimate has no CI.
+MIN_BOOTSTRAP_SAMPLES = 10  # fewer ok requests than this in a level: stored numbers, no test
 
-    A latency level with fewer than MIN_BOOTSTRAP_SAMPLES ok requests gives no CI: its stored percentiles are
-    reported, but too few requests cannot show a change, so the verdict is no_change rather than a guess.
-    """
-    if est.ci_low is None or est.ci_high is None:
-        return math.inf
-    return relative * abs(est.baseline_value or 0.0)
-
-
-def _excludes_zero(est: stats.Estimate) -> bool:
-    return est.ci_low is not None and est.ci_high is not None and not (est.ci_low <= 0.0 <= est.ci_high)
+# Throughput (tokens/s) is Σ output tokens / Σ request durations in both load modes: per-request rates weighted by
+# their durations. (Σ tokens alone ignores durations and gives a zero-width CI when every request emits as many.)
+_SERIES = (
+    ("ttft_p95_ms", stats.quantile_stat("ttft_ms", 0.95), False),
+    ("e2e_p95_ms", stats.quantile_stat("e2e_ms", 0.95), False),
+    ("output_tokens_per_s", stats.ratio_stat("output_tokens", "e2e_ms"), True),
+)
 
 
-def _throughput(
+def _log_se(
+    sample: Mapping[str, np.ndarray] | None, stat: stats.Statistic, resamples: int, rng: np.random.Generator
+) -> float | None:
+    """Sampling SE of log(statistic) over one level's requests (block bootstrap); None without enough requests."""
+    if sample is None:
+        return None
+    import numpy as np
+
+    reps = stats.bootstrap_log(sample, stat, resamples=resamples, rng=rng)
+    reps = reps[np.isfinite(reps)]
+    return float(reps.std(ddof=1)) if len(reps) > 1 else None
+
+
+def _history_fields(series_noise: noise.NightNoise, nights: list[float]) -> dict[str, Any]:
+    return {
+        "night_cv": math.expm1(series_noise.sd),
+        "n_history": len(nights),
+        "notes": f"{series_noise.describe()}; baseline: geometric mean of {len(nights)} night(s)",
+    }
+
+
+def _cost(
     a: Mapping[str, Any],
     b: Mapping[str, Any],
-    sa: Mapping[str, np.ndarray] | None,
-    sb: Mapping[str, np.ndarray] | None,
-    load_type: str,
+    throughput: tuple[noise.LogDiff, dict[str, Any]] | None,
+    suffix: str,
     opts: CompareOptions,
-    seed: int,
-) -> stats.Estimate | None:
-    """Stored output tokens/s of both levels, with a bootstrap CI of the difference.
+) -> Compared | None:
+    """Cost per 1M output tokens = price × GPUs / throughput: throughput's log-scale estimate, moved by the price.
 
-    The value is the latency table's (tokens over the level's wall time). Its sampling spread is taken from an
-    estimator the samples support: closed loop (fixed concurrency) tokens/s ∝ Σ output tokens / Σ E2E (Little's
-    law); open loop (fixed rate) tokens/s ∝ Σ output tokens. Each resample is scaled so the point estimate is
-    the stored value.
+    At an unchanged price the cost row tests throughput's hypothesis again, so it names that row (``tested_with``)
+    and error control counts the pair once; a price change is a known factor and makes it a test of its own.
     """
-    ta, tb = a["output_tokens_per_s"], b["output_tokens_per_s"]
-    if ta is None or tb is None:
+    cost_a, cost_b = a["usd_per_1m_output_tokens"], b["usd_per_1m_output_tokens"]
+    if cost_a is None or cost_b is None or not (cost_a > 0 and cost_b > 0):
         return None
-    if sa is None or sb is None:
-        return stats.Estimate(ta, tb, ta - tb)
-    stat = stats.ratio_stat("output_tokens", "e2e_ms") if load_type == "concurrency" else _sum_stat("output_tokens")
-    ra, rb = float(stat(sa)), float(stat(sb))
-    if not (ra > 0 and rb > 0):
-        return stats.Estimate(ta, tb, ta - tb)
-    return stats.bootstrap_diff(
-        sa, sb, stat, alpha=opts.alpha, resamples=opts.resamples, seed=seed, scale=ta / ra, baseline_scale=tb / rb
-    )
+    name = f"cost:usd_per_1m_output_tokens{suffix}"
+    threshold = opts.min_effect_cost * abs(cost_b)
+    if throughput is None:
+        est = stats.Estimate(cost_a, cost_b, cost_a - cost_b, notes="throughput has no test: neither has cost")
+        return name, est, False, threshold
+    tps, fields = throughput
+    price = [(x["gpu_hour_usd"] or 0.0) * (x["gpu_count"] or 1.0) for x in (a, b)]
+    offset = math.log(price[0] / price[1]) if price[0] > 0 and price[1] > 0 else 0.0
+    diff = noise.shifted(tps, cost_a, offset)
+    tied = f"latency:output_tokens_per_s{suffix}" if offset == 0.0 else None
+    how = "price unchanged: throughput's test" if tied else f"price x{math.exp(offset):.3g} with throughput's CI"
+    est = diff.estimate(opts.alpha, tested_with=tied, **{**fields, "notes": f"{how}; {fields['notes']}"})
+    return name, est, False, opts.min_effect_cost * abs(est.baseline_value or 0.0)
 
 
-def _sum_stat(column: str) -> stats.Statistic:
-    def stat(cols: Mapping[str, np.ndarray]) -> np.ndarray:
-        import numpy as np
-
-        return np.asarray(cols[column].sum(axis=-1), dtype=float)
-
-    return stat
-
-
-def _levels(con: duckdb.DuckDBPyConnection, run: Mapping[str, Any]) -> dict[tuple[str, float], dict[str, Any]]:
+def _levels(con: ReadModel, run: Mapping[str, Any]) -> dict[tuple[str, float], dict[str, Any]]:
     cursor = con.execute(
-        f"select load_type, load, {', '.join(_LEVEL_COLUMNS)} from latency where run_id = $run and eval_date = $day",
+        f"select load_type, load, {', '.join(_LEVEL_COLUMNS)} from latency where run_id = $run and eval_date = $day"
+        " and input_tokens is null",  # a prompt-length sweep's rows are not load levels
         {"run": run["run_id"], "day": run["eval_date"]},
     )
     out = {}
@@ -143,7 +160,7 @@ def _levels(con: duckdb.DuckDBPyConnection, run: Mapping[str, Any]) -> dict[tupl
     return out
 
 
-def _samples(con: duckdb.DuckDBPyConnection, run: Mapping[str, Any]) -> dict[tuple[str, float], dict[str, np.ndarray]]:
+def _samples(con: ReadModel, run: Mapping[str, Any]) -> dict[tuple[str, float], dict[str, np.ndarray]]:
     """Per level, the ok requests' TTFT and E2E (ms) and output tokens, as numpy columns."""
     import numpy as np
 
@@ -151,7 +168,7 @@ def _samples(con: duckdb.DuckDBPyConnection, run: Mapping[str, Any]) -> dict[tup
         """select load_type, load, (first_token_s - sent_s) * 1000 as ttft_ms, (finished_s - sent_s) * 1000 as e2e_ms,
                   coalesce(output_tokens, 0)::double as output_tokens
            from latency_samples
-           where run_id = $run and eval_date = $day and ok
+           where run_id = $run and eval_date = $day and ok and input_tokens is null
              and sent_s is not null and first_token_s is not null and finished_s is not null
            order by load_type, load, request_index""",
         {"run": run["run_id"], "day": run["eval_date"]},

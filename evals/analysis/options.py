@@ -25,6 +25,10 @@ class CompareOptions:
     min_effect_cost: float = 0.05  # relative to the baseline value
     resamples: int = 2000
     seed: int = 0
+    min_pairs: int = 30  # matched questions before a comparison is called paired
+    night_cv: float = 0.10  # night-to-night CV of a latency/cost series while its history is short
+    night_min_history: int = 5  # re-measurements of unchanged revisions needed to estimate that CV
+    night_history: int = 14  # nights of the baseline revision averaged into a latency/cost baseline
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> CompareOptions:
@@ -36,6 +40,10 @@ class CompareOptions:
             min_effect_cost=settings.compare_min_effect_cost,
             resamples=settings.compare_bootstrap_resamples,
             seed=settings.compare_seed,
+            min_pairs=settings.compare_min_pairs,
+            night_cv=settings.compare_night_cv,
+            night_min_history=settings.compare_night_min_history,
+            night_history=settings.compare_night_history,
         )
         given: dict[str, Any] = {
             k: (tuple(v) if k == "baselines" else v) for k, v in overrides.items() if v is not None

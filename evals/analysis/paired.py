@@ -3,7 +3,7 @@
 Two revisions of one model answer most questions alike, so the variance of the per-question difference is far
 smaller than the sum of the two runs' variances that an unpaired test uses (E. Miller, "Adding Error Bars to
 Evals", 2024). Questions that share a passage or a subject are not independent: a group task's SE is clustered
-by subtask.
+by subtask when there are many subtasks, stratified by subtask when there are a few.
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Any
 from evals.analysis import power, stats
 
 if TYPE_CHECKING:
-    import duckdb
     import numpy as np
+
+    from evals.warehouse.views import ReadModel
 
 Key = tuple[str, str, str]  # task, metric, filter
 
@@ -34,11 +35,22 @@ class Pairs:
     cluster: np.ndarray | None = None
 
 
-def paired_diff(pairs: Pairs, *, alpha: float) -> stats.Estimate:
-    """Mean of value − baseline over the pairs, CI delta ± z·SE, McNemar's exact p for 0/1 scores, and the MDE.
+MIN_ROBUST_CLUSTERS = 30  # fewer clusters than this: a cluster-robust SE is too small (2 subtasks cover ~67 %)
 
-    SE is sd(d)/√n; with two or more clusters, the cluster-robust (CR1) SE
-    √(G/(G−1) · Σ_g (Σ_{i∈g} (d_i − d̄))²) / n. Identical answers give delta 0, SE 0 and the CI [0, 0].
+
+def paired_diff(pairs: Pairs, *, alpha: float, planning_discordance: float | None = None) -> stats.Estimate:
+    """Mean of value − baseline over the pairs with its CI, a p-value, and the MDE from the planning variance.
+
+    The SE depends on the pairs' clusters (subtasks of a group):
+
+    - none or one: sd(d)/√n, t with n − 1 degrees of freedom (``paired``);
+    - 2 to ``MIN_ROBUST_CLUSTERS`` − 1: a fixed, small set of subtasks is a stratified sample, so the SE is
+      √(Σ_g w_g² s_g² / n_g) with w_g = n_g / n and Welch-Satterthwaite degrees of freedom (``stratified``);
+    - ``MIN_ROBUST_CLUSTERS`` or more: cluster-robust (CR1), t with G − 1 degrees of freedom (``clustered``).
+
+    The p-value is McNemar's exact test for 0/1 scores (unless the SE is cluster-robust: questions of a cluster are
+    not independent), else the t-test. Identical answers give delta 0, the CI [0, 0] and p 1; the MDE is still
+    positive (see :func:`evals.analysis.power.planning_se`).
     """
     import numpy as np
 
@@ -47,30 +59,75 @@ def paired_diff(pairs: Pairs, *, alpha: float) -> stats.Estimate:
     d = a - b
     n = len(d)
     delta = float(d.mean())
-    se = clustered_se(d, pairs.cluster)
-    half = stats.z_value(alpha) * se
+    groups = _groups(pairs.cluster)
+    df: float | None
+    if groups >= MIN_ROBUST_CLUSTERS:
+        se, df, method = clustered_se(d, pairs.cluster), float(groups - 1), "clustered"
+    elif groups >= 2:
+        assert pairs.cluster is not None
+        se, df = stratified_se(d, pairs.cluster)
+        method = "stratified"
+    else:
+        se, df, method = clustered_se(d, None), float(n - 1), "paired"
+    half = stats.quantile(1 - alpha / 2, df) * se
     binary = bool(np.isin(a, (0.0, 1.0)).all() and np.isin(b, (0.0, 1.0)).all())
     fixed = int(((a == 1.0) & (b == 0.0)).sum()) if binary else None
     broken = int(((a == 0.0) & (b == 1.0)).sum()) if binary else None
-    p_value = float(mcnemar_p(np.asarray(fixed), np.asarray(broken))) if binary else None
+    if binary and method != "clustered":
+        p_value = float(mcnemar_p(np.asarray(fixed), np.asarray(broken)))
+    elif se > 0:
+        p_value = stats.two_sided_p(delta, se, df)
+    else:
+        p_value = 1.0 if delta == 0 else math.nan
+    planning = power.planning_se(n, p=float(b.mean()) if n else math.nan, discordance=planning_discordance)
     return stats.Estimate(
         value=float(a.mean()),
         baseline_value=float(b.mean()),
         delta=delta,
         ci_low=delta - half,
         ci_high=delta + half,
-        method="paired",
+        method=method,
         n_pairs=n,
         n_fixed=fixed,
         n_broken=broken,
         p_value=p_value,
         se=se,
-        mde=power.mde(se, alpha),
+        mde=power.mde(planning, alpha),
+        df=df,
+        notes=f"{groups} subtasks" if groups >= 2 else None,
     )
 
 
+def _groups(cluster: np.ndarray | None) -> int:
+    import numpy as np
+
+    return 1 if cluster is None or len(cluster) == 0 else len(np.unique(cluster))
+
+
+def stratified_se(d: np.ndarray, cluster: np.ndarray) -> tuple[float, float | None]:
+    """SE of the mean of ``d`` over fixed strata ``cluster`` and its Welch-Satterthwaite degrees of freedom.
+
+    var = Σ_g (n_g/n)² s_g²/n_g; a stratum of one question borrows the overall variance.
+    """
+    import numpy as np
+
+    n = len(d)
+    overall = float(d.var(ddof=1)) if n > 1 else 0.0
+    parts: list[tuple[float, float | None]] = []
+    for label in np.unique(cluster):
+        x = d[cluster == label]
+        size = len(x)
+        variance = float(x.var(ddof=1)) if size > 1 else overall
+        parts.append(((size / n) ** 2 * variance / size, float(max(size - 1, 1))))
+    total = sum(v for v, _ in parts)
+    return math.sqrt(total), stats.satterthwaite(parts)
+
+
 def clustered_se(d: np.ndarray, cluster: np.ndarray | None) -> float:
-    """SE of the mean of ``d``: sd/√n, or cluster-robust (CR1) when ``cluster`` (integer labels) has two or more."""
+    """SE of the mean of ``d``: sd/√n, or cluster-robust (CR1) when ``cluster`` (integer labels) has two or more.
+
+    CR1 is trustworthy only with many clusters (``MIN_ROBUST_CLUSTERS``); :func:`paired_diff` stratifies below.
+    """
     import numpy as np
 
     n = len(d)
@@ -119,9 +176,7 @@ order by a.task, a.metric, a.filter, a.doc_id
 """
 
 
-def matched(
-    con: duckdb.DuckDBPyConnection, run: Mapping[str, Any], baseline: Mapping[str, Any]
-) -> dict[Key, dict[str, np.ndarray]]:
+def matched(con: ReadModel, run: Mapping[str, Any], baseline: Mapping[str, Any]) -> dict[Key, dict[str, np.ndarray]]:
     """Per (task, metric, filter) of mean-aggregated metrics: both runs' scores of the documents both scored.
 
     Documents are matched by lm-eval's document hash, not by position (a reordered or resized task still pairs
@@ -200,7 +255,7 @@ order by a.task, a.metric, a.filter, a.doc_id
 """
 
 
-def flips(con: duckdb.DuckDBPyConnection, run: Mapping[str, Any], baseline: Mapping[str, Any]) -> list[dict[str, Any]]:
+def flips(con: ReadModel, run: Mapping[str, Any], baseline: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The questions whose score changed between ``baseline`` and ``run``: task, doc, target, both responses.
 
     ``change`` is ``fixed`` when the score went up, ``broken`` when it went down (whatever the metric's direction).

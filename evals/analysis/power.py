@@ -20,8 +20,18 @@ def mde(se: float | None, alpha: float, power: float = DEFAULT_POWER) -> float |
     return (normal.inv_cdf(1 - alpha / 2) + normal.inv_cdf(power)) * se
 
 
-def binomial_diff_se(p: float, n: int, baseline_p: float, baseline_n: int) -> float | None:
-    """Standard error of the difference of two independent proportions (the unpaired fallback's)."""
-    if n <= 0 or baseline_n <= 0 or not (0 <= p <= 1 and 0 <= baseline_p <= 1):
+def planning_se(n: int, *, p: float, discordance: float | None = None) -> float | None:
+    """The SE of a paired difference of ``n`` scores in [0, 1] to plan with, before looking at tonight's answers.
+
+    With the discordance seen on earlier nights (share of questions whose score differed), √(discordance / n);
+    without history, the binomial √(2·p(1−p) / n) of two independent runs at accuracy ``p`` (an upper bound for a
+    paired design). Never 0: ``p`` is held within [1/(2n), 1 − 1/(2n)], so an identical rerun does not claim
+    unlimited power. None without questions.
+    """
+    if n <= 0:
         return None
-    return math.sqrt(p * (1 - p) / n + baseline_p * (1 - baseline_p) / baseline_n)
+    if discordance is not None and math.isfinite(discordance) and discordance > 0:
+        return math.sqrt(min(discordance, 1.0) / n)
+    edge = 1.0 / (2 * n)
+    q = min(max(p if math.isfinite(p) else 0.5, edge), 1.0 - edge)
+    return math.sqrt(2.0 * q * (1.0 - q) / n)

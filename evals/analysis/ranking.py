@@ -1,260 +1,107 @@
-"""SLO-aware ranking: capacity, throughput and cost at the SLO, SLO-effective accuracy, per suite and scenario.
+"""Reads behind the leaderboard's numbers: per-level SLO views of a run, its operating point, its headline.
 
-Definitions (DESIGN.md, "Metric definitions"):
-
-- **Capacity at SLO**: the highest load level, of the load type of the scenario's reference level, at which
-  at least ``min_goodput`` of the requests met every SLO limit (failed requests are misses).
-- **Cost per 1M output tokens at SLO**: gpu_hour_usd × gpu_count / (tokens/s of the requests that met the SLO
-  at the capacity level × 3600) × 1e6 — tokens of requests that missed the SLO are not counted as served.
-- **SLO-effective accuracy**: headline accuracy × goodput at the capacity level; an answer the user abandoned
-  is worth nothing. Null without a capacity level.
-
-Latency columns come from stable operating points: the scenario's reference level (its first level) and the
-capacity level — never from a level picked by the night's throughput.
+The definitions themselves live in :mod:`evals.analysis.measures` (pure functions over rows); this module reads
+the rows they need from the read model and ranks (:func:`rank`).
 """
 
 from __future__ import annotations
 
-import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from evals.analysis import power, stats
-from evals.analysis.accuracy_deltas import headline_keys
+from evals.analysis import measures, power
+from evals.analysis.measures import Key, Level, LevelAtSlo
 
 if TYPE_CHECKING:
-    import duckdb
+    import numpy as np
+
+    from evals.warehouse.views import ReadModel
 
 RANK_BY = ("accuracy", "slo_accuracy", "cost_at_slo", "capacity")
-Level = tuple[str, float]  # load_type, load
+_RANKED = {
+    "accuracy": ("accuracy", True),
+    "slo_accuracy": ("slo_accuracy", True),
+    "cost_at_slo": ("usd_per_1m_at_slo", False),
+    "capacity": ("capacity", True),
+}
 
 
-@dataclass(frozen=True)
-class LevelAtSlo:
-    """One load level of one run, seen through its SLO."""
-
-    load_type: str
-    load: float
-    goodput: float | None
-    output_tokens_per_s: float | None
-    slo_tokens_per_s: float | None  # output tokens of requests that met the SLO, per second of the level
-    usd_per_1m_at_slo: float | None
-    ttft_p95_ms: float | None
-    e2e_p95_ms: float | None
+_LEVEL_COLUMNS = "run_id, load_type, load, n_requests, goodput, output_tokens_per_s, duration_s, slo, gpu_hour_usd, \
+gpu_count, ttft_p95_ms, e2e_p95_ms"
+_SAMPLE_COLUMNS = "run_id, load_type, load, ok, sent_s, first_token_s, finished_s, output_tokens, itl_ms"
 
 
-def cost_per_1m(gpu_hour_usd: float | None, gpu_count: int | None, tokens_per_s: float | None) -> float | None:
-    """gpu_hour_usd × gpu_count / (tokens/s × 3600) × 1e6; None without a price or without served tokens."""
-    if not gpu_hour_usd or not tokens_per_s or tokens_per_s <= 0 or not math.isfinite(tokens_per_s):
-        return None
-    return gpu_hour_usd * (gpu_count or 1) / (tokens_per_s * 3600.0) * 1e6
-
-
-def capacity(levels: Iterable[LevelAtSlo], load_type: str, min_goodput: float) -> LevelAtSlo | None:
-    """The highest ``load_type`` level whose goodput reached ``min_goodput``; None if no level did."""
-    held = [lv for lv in levels if lv.load_type == load_type and lv.goodput is not None and lv.goodput >= min_goodput]
-    return max(held, key=lambda lv: lv.load) if held else None
-
-
-def slo_levels(con: duckdb.DuckDBPyConnection, run: Mapping[str, Any]) -> dict[Level, LevelAtSlo]:
+def slo_levels(con: ReadModel, run: Mapping[str, Any], *, schema: str = "main") -> dict[Level, LevelAtSlo]:
     """Per load level of ``run``: goodput, throughput, tokens/s and cost counting only requests that met the SLO."""
-    from evals.latency.metrics import RequestMetrics, meets_slo
+    return slo_levels_by_run(con, [run], schema=schema).get(run["run_id"], {})
 
-    cursor = con.execute(
-        "select load_type, load, goodput, output_tokens_per_s, duration_s, slo, gpu_hour_usd, gpu_count, "
-        "ttft_p95_ms, e2e_p95_ms from latency where run_id = $run and eval_date = $day",
-        {"run": run["run_id"], "day": run["eval_date"]},
+
+def slo_levels_by_run(
+    con: ReadModel, runs: Sequence[Mapping[str, Any]], *, schema: str = "main"
+) -> dict[str, dict[Level, LevelAtSlo]]:
+    """:func:`slo_levels` of many runs, read in two queries (levels, then request samples) and grouped once."""
+    if not runs:
+        return {}
+    keys = _run_keys(runs)
+    levels = _by_run(con.execute(f"select {_LEVEL_COLUMNS} from {schema}.latency {_WHERE_RUNS} {_LOAD_LEVELS}", keys))
+    samples = _by_run(
+        con.execute(f"select {_SAMPLE_COLUMNS} from {schema}.latency_samples {_WHERE_RUNS} {_LOAD_LEVELS}", keys)
     )
-    levels = cursor.fetchall()
-    samples = con.execute(
-        "select load_type, load, ok, sent_s, first_token_s, finished_s, output_tokens, itl_ms from latency_samples "
-        "where run_id = $run and eval_date = $day",
-        {"run": run["run_id"], "day": run["eval_date"]},
-    ).fetchall()
-    by_level: dict[Level, list[tuple[Any, ...]]] = {}
-    for row in samples:
-        by_level.setdefault((str(row[0]), float(row[1])), []).append(row[2:])
-    out: dict[Level, LevelAtSlo] = {}
-    for load_type, load, goodput, tps, duration, slo_json, price, gpus, ttft, e2e in levels:
-        key = (str(load_type), float(load))
-        slo = json.loads(slo_json) if slo_json else {}
-        slo_tps = None
-        if key in by_level and duration:
-            served = 0
-            for ok, sent, first, finished, tokens, itl in by_level[key]:
-                if not ok or sent is None or first is None or finished is None:
-                    continue  # a failed request is a miss
-                n_tokens = int(tokens or (len(itl) + 1 if itl else 1))
-                ttft_ms, e2e_ms = (first - sent) * 1e3, (finished - sent) * 1e3
-                metrics = RequestMetrics(
-                    ttft_ms=ttft_ms,
-                    e2e_ms=e2e_ms,
-                    tpot_ms=(e2e_ms - ttft_ms) / (n_tokens - 1) if n_tokens > 1 else None,
-                    itl_ms=list(itl or []),
-                )
-                if meets_slo(metrics, slo):
-                    served += int(tokens or 0)
-            slo_tps = served / float(duration)
-        elif tps is not None and goodput is not None and goodput >= 1.0:
-            slo_tps = float(tps)  # every request met the SLO: all tokens count (no samples needed)
-        out[key] = LevelAtSlo(
-            load_type=key[0],
-            load=key[1],
-            goodput=_num(goodput),
-            output_tokens_per_s=_num(tps),
-            slo_tokens_per_s=slo_tps,
-            usd_per_1m_at_slo=cost_per_1m(price, gpus, slo_tps),
-            ttft_p95_ms=_num(ttft),
-            e2e_p95_ms=_num(e2e),
-        )
+    return {run_id: measures.levels_at_slo(rows, samples.get(run_id, [])) for run_id, rows in levels.items()}
+
+
+# A load level is (load_type, load); the rows of a prompt-length sweep (``input_tokens`` set, the RAG scenario) are
+# the input-length figure's, not a level of the load sweep.
+_WHERE_RUNS = "where list_contains($runs, run_id) and list_contains($days::DATE[], eval_date)"
+_LOAD_LEVELS = "and input_tokens is null"
+
+
+def _run_keys(runs: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
+    return {"runs": [str(r["run_id"]) for r in runs], "days": sorted({r["eval_date"] for r in runs})}
+
+
+def _by_run(cursor: Any) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    for row in _records(cursor):
+        out.setdefault(str(row["run_id"]), []).append(row)
     return out
 
 
-def reference_level(config_json: str | None, levels: Iterable[Level]) -> Level | None:
-    """The scenario's reference level: its declared ``reference_level`` index, else its first level.
-
-    Read from the scenario the run recorded (``runs.config``); without one, the lightest level of the first
-    load type present (concurrency before rate).
-    """
-    present = sorted(levels, key=lambda lv: (lv[0] != "concurrency", lv[1]))
-    scenario = _recorded_scenario(config_json)
-    declared = scenario.get("levels") if scenario else None
-    if declared:
-        index = int(scenario.get("reference_level") or 0) if scenario else 0
-        first = declared[min(index, len(declared) - 1)]
-        kind = "concurrency" if "concurrency" in first else "rate"
-        key = (kind, float(first[kind]))
-        if key in present:
-            return key
-    return present[0] if present else None
+def _records(cursor: Any) -> list[dict[str, Any]]:
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
-def _recorded_scenario(config_json: str | None) -> dict[str, Any] | None:
-    if not config_json:
-        return None
-    try:
-        config = json.loads(config_json)
-    except ValueError:
-        return None
-    scenario = (config.get("latency") or {}).get("scenario") if isinstance(config, dict) else None
-    return scenario if isinstance(scenario, dict) else None
-
-
-def operating_point(con: duckdb.DuckDBPyConnection, run: Mapping[str, Any], min_goodput: float) -> dict[str, Any]:
-    """The latency/cost columns of one run: reference-level latencies and everything at the capacity level."""
-    levels = slo_levels(con, run)
-    ref = reference_level(run.get("config"), levels)
-    out: dict[str, Any] = dict.fromkeys(_POINT_COLUMNS)
-    if ref is None:
-        return out
-    at_ref = levels[ref]
-    cap = capacity(levels.values(), ref[0], min_goodput)
-    out.update(
-        reference_load_type=ref[0],
-        reference_load=ref[1],
-        ttft_p95_ms=at_ref.ttft_p95_ms,
-        e2e_p95_ms=at_ref.e2e_p95_ms,
-    )
-    if cap is not None:
-        out.update(
-            capacity=cap.load,
-            goodput_at_capacity=cap.goodput,
-            tokens_per_s_at_capacity=cap.output_tokens_per_s,
-            slo_tokens_per_s=cap.slo_tokens_per_s,
-            usd_per_1m_at_slo=cap.usd_per_1m_at_slo,
-            capacity_ttft_p95_ms=cap.ttft_p95_ms,
-            capacity_e2e_p95_ms=cap.e2e_p95_ms,
-        )
-    return out
-
-
-_POINT_COLUMNS = (
-    "reference_load_type",
-    "reference_load",
-    "ttft_p95_ms",
-    "e2e_p95_ms",
-    "capacity",
-    "goodput_at_capacity",
-    "tokens_per_s_at_capacity",
-    "slo_tokens_per_s",
-    "usd_per_1m_at_slo",
-    "capacity_ttft_p95_ms",
-    "capacity_e2e_p95_ms",
-)
+def operating_point(
+    con: ReadModel, run: Mapping[str, Any], min_goodput: float, *, schema: str = "main"
+) -> dict[str, Any]:
+    """The latency/cost columns of one run (:func:`evals.analysis.measures.operating_point`)."""
+    return measures.operating_point(slo_levels(con, run, schema=schema), run.get("config"), min_goodput)
 
 
 def headline_accuracy(
-    con: duckdb.DuckDBPyConnection, run: Mapping[str, Any], alpha: float
+    con: ReadModel, run: Mapping[str, Any], alpha: float, *, schema: str = "main"
 ) -> tuple[float | None, int, float | None]:
-    """(headline accuracy, tasks in it, the MDE of comparing it with another model's run on the same suite).
-
-    The MDE here is unpaired (two models share no answers): 2.8 · √2 · SE(headline) at alpha 0.05.
-    """
+    """(headline accuracy, tasks in it, the MDE of comparing it with another model's run on the same suite)."""
     from evals.analysis.accuracy_deltas import accuracy_rows
 
-    rows = accuracy_rows(con, run)
-    keys = headline_keys(rows)
-    if not keys:
+    return headline_of(accuracy_rows(con, run, schema=schema), alpha)
+
+
+def headline_of(rows: Mapping[Key, Mapping[str, Any]], alpha: float) -> tuple[float | None, int, float | None]:
+    """:func:`headline_accuracy` of one run's accuracy rows. The MDE here is unpaired (two models share no
+    answers): 2.8 · √2 · SE(headline) at alpha 0.05."""
+    found = measures.headline(rows)
+    if found is None:
         return None, 0, None
-    chosen = [rows[k] for k in keys.values()]
-    value = sum(r["value"] for r in chosen) / len(chosen)
-    ses = [stats.standard_error(r["value"], r["stderr"], r["n_samples"], r["metric"])[0] for r in chosen]
-    if any(se is None for se in ses):
-        return value, len(chosen), None
-    se = math.sqrt(sum(s**2 for s in ses if s is not None)) / len(chosen)
-    return value, len(chosen), power.mde(math.sqrt(2) * se, alpha)
-
-
-def leaderboard(
-    con: duckdb.DuckDBPyConnection,
-    *,
-    rank_by: str = "accuracy",
-    suite: str | None = None,
-    scenario: str | None = None,
-    min_goodput: float = 0.9,
-    alpha: float = 0.05,
-) -> list[dict[str, Any]]:
-    """The latest published run per (model, suite, scenario), ranked within each (suite, scenario) by ``rank_by``.
-
-    A model's nightly run never replaces its smoke number: each (suite, scenario) is its own board. ``rank``
-    is 1 for the best; runs without the ranked value come last, unranked.
-    """
-    if rank_by not in RANK_BY:
-        raise ValueError(f"rank_by must be one of {', '.join(RANK_BY)}, got {rank_by!r}")
-    runs = _latest_runs(con, suite, scenario)
-    rows = []
-    for run in runs:
-        accuracy, n_tasks, mde = headline_accuracy(con, run, alpha)
-        point = operating_point(con, run, min_goodput)
-        goodput = point["goodput_at_capacity"]
-        rows.append(
-            {
-                "suite": run["suite"],
-                "scenario": run["scenario"],
-                "model_id": run["model_id"],
-                "revision": run["revision"],
-                "eval_date": run["eval_date"],
-                "run_id": run["run_id"],
-                "accuracy": accuracy,
-                "n_tasks": n_tasks,
-                "accuracy_mde": mde,
-                **point,
-                "slo_accuracy": accuracy * goodput if accuracy is not None and goodput is not None else None,
-            }
-        )
-    return rank(rows, rank_by)
+    mde = power.mde(math.sqrt(2) * found.se, alpha) if found.se is not None else None
+    return found.value, found.n_tasks, mde
 
 
 def rank(rows: Sequence[dict[str, Any]], rank_by: str) -> list[dict[str, Any]]:
     """Rows ordered per (suite, scenario) by ``rank_by`` (cost ascending, the rest descending), with ``rank``."""
-    column, descending = {
-        "accuracy": ("accuracy", True),
-        "slo_accuracy": ("slo_accuracy", True),
-        "cost_at_slo": ("usd_per_1m_at_slo", False),
-        "capacity": ("capacity", True),
-    }[rank_by]
+    column, descending = _RANKED[rank_by]
 
     def key(row: Mapping[str, Any]) -> tuple[Any, ...]:
         value = row[column]
@@ -275,18 +122,100 @@ def rank(rows: Sequence[dict[str, Any]], rank_by: str) -> list[dict[str, Any]]:
     return out
 
 
-def _latest_runs(con: duckdb.DuckDBPyConnection, suite: str | None, scenario: str | None) -> list[dict[str, Any]]:
+def headline_tasks(
+    con: ReadModel, run: Mapping[str, Any], *, schema: str = "main"
+) -> list[tuple[float, float | None, list[float] | None]]:
+    """Per top-level task of the run's headline: (value, SE, per-question scores from ``accuracy_samples`` or None).
+
+    A group task's scores live under its subtasks: it gets None (a normal draw from its SE)."""
+    from evals.analysis.accuracy_deltas import accuracy_rows
+
+    rows = accuracy_rows(con, run, schema=schema)
+    scores = headline_scores_by_run(con, [run], {str(run["run_id"]): rows}, schema=schema)
+    return headline_tasks_of(rows, scores.get(str(run["run_id"]), {}))
+
+
+def headline_scores_by_run(
+    con: ReadModel,
+    runs: Sequence[Mapping[str, Any]],
+    rows_by_run: Mapping[str, Mapping[Key, Mapping[str, Any]]],
+    *,
+    schema: str = "main",
+) -> dict[str, dict[Key, list[float]]]:
+    """Per run, the per-question scores of its headline metrics (one query for all runs)."""
+    wanted = {run_id: set(measures.headline_keys(rows).values()) for run_id, rows in rows_by_run.items()}
+    tasks = sorted({key[0] for keys in wanted.values() for key in keys})
+    if not runs or not tasks:
+        return {}
     cursor = con.execute(
-        """select run_id, model_id, revision, eval_date, logical_date, suite, scenario, config from runs
-           where ($suite is null or suite = $suite) and ($scenario is null or scenario = $scenario)
-           qualify row_number() over (partition by model_id, suite, scenario
-                                      order by logical_date desc, finished_at desc nulls last) = 1
-           order by suite, scenario, model_id""",
-        {"suite": suite, "scenario": scenario},
+        f"select run_id, task, metric, filter, list(value) from {schema}.accuracy_samples {_WHERE_RUNS} "
+        "and list_contains($tasks, task) group by all",
+        {**_run_keys(runs), "tasks": tasks},
     )
-    names = [d[0] for d in cursor.description]
-    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    out: dict[str, dict[Key, list[float]]] = {}
+    for run_id, task, metric, filter_, values in cursor.fetchall():
+        if (task, metric, filter_) in wanted.get(str(run_id), set()):
+            out.setdefault(str(run_id), {})[(task, metric, filter_)] = [float(v) for v in values]
+    return out
 
 
-def _num(value: Any) -> float | None:
-    return float(value) if value is not None and math.isfinite(float(value)) else None
+def headline_tasks_of(
+    rows: Mapping[Key, Mapping[str, Any]], scores: Mapping[Key, list[float]]
+) -> list[tuple[float, float | None, list[float] | None]]:
+    """(value, SE, per-question scores or None) per headline task of one run's rows."""
+    from evals.analysis import stats
+
+    out = []
+    for key in measures.headline_keys(rows).values():
+        row = rows[key]
+        se = stats.standard_error(row["value"], row["stderr"], row["n_samples"], row["metric"])[0]
+        out.append((float(row["value"]), se, scores.get(key) or None))
+    return out
+
+
+def rank_draws(
+    row: Mapping[str, Any], tasks: Sequence[tuple[float, float | None, list[float] | None]], rank_by: str
+) -> np.ndarray | None:
+    """Bootstrap draws of one leaderboard row's ranked value (:mod:`evals.analysis.uncertainty`): accuracy over
+    questions, goodput at capacity over requests (SLO-effective accuracy, cost at the SLO: the tokens served within
+    the SLO move with the share of requests that met it). None without a value, or when ranking by capacity (its
+    uncertainty is ``capacity_status``); a value with nothing to resample is drawn as itself."""
+    import zlib
+
+    import numpy as np
+
+    from evals.analysis import uncertainty
+
+    column, _ = _RANKED[rank_by]
+    value = row[column]
+    if value is None or rank_by == "capacity":
+        return None
+    seed = uncertainty.SEED + zlib.crc32(str(row["run_id"]).encode())  # models draw independently, reproducibly
+    point = np.full(uncertainty.DRAWS, float(value))
+    accuracy = uncertainty.headline_draws(tasks, seed=seed) if tasks else None
+    if rank_by == "accuracy":
+        return accuracy if accuracy is not None else point
+    goodput, n = row["goodput_at_capacity"], row["n_requests_at_capacity"]
+    if not n or not goodput:
+        return point
+    served = uncertainty.share_draws(goodput, n, seed=seed + 1)
+    if rank_by == "slo_accuracy":
+        return (accuracy if accuracy is not None else float(row["accuracy"])) * served
+    return float(value) * goodput / np.maximum(served, 1.0 / n)
+
+
+def with_rank_intervals(rows: Sequence[dict[str, Any]], draws: Mapping[str, Any], rank_by: str) -> list[dict[str, Any]]:
+    """``rows`` (ranked) with ``rank_low`` / ``rank_high``: the 95 % interval of each row's rank within its board,
+    from ``draws`` (run_id -> the draws of :func:`rank_draws`)."""
+    from evals.analysis import uncertainty
+
+    _, descending = _RANKED[rank_by]
+    boards: dict[tuple[Any, Any], list[int]] = {}
+    for i, row in enumerate(rows):
+        boards.setdefault((row["suite"], row["scenario"]), []).append(i)
+    out = [{**row, "rank_low": None, "rank_high": None} for row in rows]
+    for members in boards.values():
+        intervals = uncertainty.rank_intervals([draws.get(rows[i]["run_id"]) for i in members], descending=descending)
+        for i, (low, high) in zip(members, intervals, strict=True):
+            out[i]["rank_low"], out[i]["rank_high"] = low, high
+    return out

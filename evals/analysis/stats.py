@@ -1,9 +1,9 @@
-"""The statistics of comparisons: normal-approximation and bootstrap CIs of differences, and verdicts."""
+"""The statistics of comparisons: estimates, normal/t and bootstrap CIs of differences, p-values."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
 from typing import TYPE_CHECKING
@@ -20,11 +20,16 @@ _CHUNK_VALUES = 4_000_000
 
 @dataclass(frozen=True)
 class Estimate:
-    """A difference (value - baseline) with its two-sided CI; ci_low/ci_high are None when no CI exists.
+    """A difference (value - baseline) with its two-sided CI, its SE and p-value; None where they do not exist.
 
-    ``method`` says how the CI was obtained (paired | unpaired | bootstrap | none); paired accuracy estimates
-    also carry the pair counts, McNemar's p-value (0/1 scores) and, like unpaired ones, the SE and the minimum
-    detectable effect (``mde``, see :mod:`evals.analysis.power`).
+    ``method`` says how the CI was obtained (paired | stratified | clustered | unpaired | bootstrap | none).
+    ``se`` is in the metric's units (a log-scale test reports its delta-method SE) and ``df`` is the degrees of
+    freedom of its t reference (None: normal). ``p_value`` tests "no change" (McNemar's exact test for paired 0/1
+    scores, else t or z). ``mde`` is the minimum detectable effect from the planning variance (see
+    :mod:`evals.analysis.power`). Latency and cost estimates carry the series' night-to-night noise: ``night_se``
+    (its share of the SE), ``night_cv`` and ``n_history``. ``tested_with`` names another row of the same pair that tests
+    the same hypothesis (cost at an unchanged price is throughput's test): error control counts the two once.
+    ``notes`` says, in words, what went into the estimate or why there is none.
     """
 
     value: float | None
@@ -39,6 +44,12 @@ class Estimate:
     p_value: float | None = None
     se: float | None = None
     mde: float | None = None
+    df: float | None = None
+    night_se: float | None = None
+    night_cv: float | None = None
+    n_history: int | None = None
+    tested_with: str | None = None
+    notes: str | None = None
 
 
 def z_value(alpha: float) -> float:
@@ -71,11 +82,21 @@ def normal_diff(value: float, se: float | None, baseline: float, baseline_se: fl
 
     delta = value - baseline
     if se is None or baseline_se is None:
-        return Estimate(value, baseline, delta)
+        return Estimate(value, baseline, delta, notes="no standard error for one of the runs: no test")
     se_diff = math.sqrt(se**2 + baseline_se**2)
+    if not se_diff > 0:
+        return Estimate(value, baseline, delta, notes="standard error 0: no test")
     half = z_value(alpha) * se_diff
     return Estimate(
-        value, baseline, delta, delta - half, delta + half, method="unpaired", se=se_diff, mde=mde(se_diff, alpha)
+        value,
+        baseline,
+        delta,
+        delta - half,
+        delta + half,
+        method="unpaired",
+        p_value=two_sided_p(delta, se_diff),
+        se=se_diff,
+        mde=mde(se_diff, alpha),
     )
 
 
@@ -132,46 +153,76 @@ def bootstrap_diff(
     return Estimate(a, b, a - b, float(low), float(high), method="bootstrap")
 
 
+def _rows(cols: Mapping[str, np.ndarray]) -> int:
+    return len(next(iter(cols.values())))
+
+
 def _resampled(
-    cols: Mapping[str, np.ndarray], statistic: Statistic, resamples: int, rng: np.random.Generator
+    cols: Mapping[str, np.ndarray], statistic: Statistic, resamples: int, rng: np.random.Generator, block: int = 1
 ) -> np.ndarray:
+    """``resamples`` values of the statistic; ``block`` > 1 draws circular blocks of consecutive rows."""
     import numpy as np
 
-    n = len(next(iter(cols.values())))
+    n = _rows(cols)
     out = np.empty(resamples)
     step = max(1, _CHUNK_VALUES // max(n, 1))
+    blocks = -(-n // block)
+    offsets = np.arange(block)
     for start in range(0, resamples, step):
         rows = min(step, resamples - start)
-        index = rng.integers(0, n, size=(rows, n))
+        if block == 1:
+            index = rng.integers(0, n, size=(rows, n))
+        else:
+            starts = rng.integers(0, n, size=(rows, blocks, 1))
+            index = ((starts + offsets) % n).reshape(rows, -1)[:, :n]
         out[start : start + rows] = statistic({name: values[index] for name, values in cols.items()})
     return out
 
 
-def verdict(
-    delta: float | None,
-    ci_low: float | None,
-    ci_high: float | None,
-    *,
-    higher_is_better: bool,
-    threshold: float,
-    p_value: float | None = None,
-    alpha: float | None = None,
-) -> str:
-    """regression / improvement / no_change of one metric.
+def quantile(level: float, df: float | None) -> float:
+    """The ``level`` quantile of Student's t with ``df`` degrees of freedom (normal when df is None or huge)."""
+    if df is None or not math.isfinite(df) or df > 1e6:
+        return NormalDist().inv_cdf(level)
+    from scipy.stats import t
 
-    A change counts only when it is significant AND practical (|delta| ≥ threshold, in the metric's own units).
-    Significant: ``p_value < alpha`` when an exact test gave a p-value (McNemar on paired 0/1 scores), else the
-    CI excludes 0. Without either (cost, or a metric without stderr) the practical threshold decides alone.
-    Direction comes from ``higher_is_better`` (accuracy, throughput) — lower latency and cost are better.
+    return float(t.ppf(level, df))
+
+
+def two_sided_p(delta: float, se: float, df: float | None = None) -> float:
+    """Two-sided p-value of ``delta`` against 0 with standard error ``se`` (t with ``df``, else normal)."""
+    if se <= 0 or not math.isfinite(se):
+        return math.nan
+    z = abs(delta) / se
+    if df is None or not math.isfinite(df) or df > 1e6:
+        return 2.0 * (1.0 - NormalDist().cdf(z))
+    from scipy.stats import t
+
+    return float(2.0 * t.sf(z, df))
+
+
+def satterthwaite(parts: Sequence[tuple[float, float | None]]) -> float | None:
+    """Welch-Satterthwaite degrees of freedom of a sum of variances ``(variance, df)`` (df None: known exactly)."""
+    total = sum(v for v, _ in parts)
+    denominator = sum(v**2 / df for v, df in parts if df is not None and df > 0)
+    if total <= 0 or denominator <= 0:
+        return None
+    return total**2 / denominator
+
+
+def block_length(n: int) -> int:
+    """Block length of the circular block bootstrap over ``n`` consecutive requests: about n^(1/2), at least 1.
+
+    Requests of one level are not independent (a slow minute slows its neighbours): blocks keep that dependence,
+    so the bootstrap's spread does not shrink as if every request were a fresh draw.
     """
-    if delta is None or not math.isfinite(delta):
-        return "no_change"
-    if p_value is not None and alpha is not None:
-        if not p_value < alpha:
-            return "no_change"
-    elif ci_low is not None and ci_high is not None and ci_low <= 0.0 <= ci_high:
-        return "no_change"
-    if abs(delta) < threshold or delta == 0.0:
-        return "no_change"
-    better = delta > 0 if higher_is_better else delta < 0
-    return "improvement" if better else "regression"
+    return max(1, round(math.sqrt(n)))
+
+
+def bootstrap_log(
+    sample: Mapping[str, np.ndarray], statistic: Statistic, *, resamples: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Circular-block-bootstrap replicates of log(statistic(sample)) (rows stay rows, request order kept in blocks)."""
+    import numpy as np
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.log(_resampled(sample, statistic, resamples, rng, block=block_length(_rows(sample))))

@@ -51,6 +51,15 @@ class DiscoveryResult:
             "already_evaluated": self.already_evaluated,
         }
 
+    def night_summary(self) -> dict[str, Any]:
+        """What the night's discovery log keeps: problems in full, the new and already-evaluated counts."""
+        return {
+            "errors": [error.to_dict() for error in self.errors],
+            "exhausted": [item.to_dict() for item in self.exhausted],
+            "new": len(self.new),
+            "already_evaluated": self.already_evaluated,
+        }
+
 
 def discover(
     watchlist: Watchlist | Path | str | None = None,

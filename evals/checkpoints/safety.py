@@ -1,4 +1,4 @@
-"""What may be materialized: allowed file patterns, pickle and custom-code refusal, size limits, tree checks."""
+"""What may be materialized or loaded: allowed files, pickle and custom-code refusal, size limits, file checks."""
 
 from __future__ import annotations
 
@@ -33,9 +33,9 @@ DATA_PATTERNS = (
     "chat_template.json",
 )
 CODE_PATTERNS = ("*.py",)
-# Formats whose loading runs pickle, i.e. can execute arbitrary code.
+# Formats whose loading runs pickle, i.e. can execute arbitrary code: refused at download and before loading.
 PICKLE_PATTERNS = ("*.bin", "*.pt", "*.pth", "*.ckpt", "*.pkl", "*.pickle")
-_MAX_SAFETENSORS_HEADER = 100 * 1024 * 1024
+_MAX_SAFETENSORS_HEADER = 100 * 1024 * 1024  # safetensors caps its JSON header at 100 MB
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,19 @@ def is_code_file(path: str) -> bool:
     return _matches(path, CODE_PATTERNS)
 
 
+def is_pickle_file(path: str) -> bool:
+    return _matches(path, PICKLE_PATTERNS)
+
+
+def refuse_pickle_weights(checkpoint: object, pickles: list[str]) -> None:
+    """CheckpointRejected when a checkpoint without safetensors weights offers pickle ones (loading runs code)."""
+    if pickles:
+        raise CheckpointRejected(
+            f"{checkpoint}: only pickle weights ({', '.join(pickles[:5])}); refusing them because loading pickle "
+            "can execute arbitrary code. Publish safetensors weights."
+        )
+
+
 def check_relative_path(ref: CheckpointRef, path: str) -> None:
     """Refuse a listed path that could escape the destination directory."""
     pure = PurePosixPath(path)
@@ -80,13 +93,8 @@ def select_files(
     for item in listed:
         check_relative_path(ref, item.path)
     weights = [f for f in listed if f.path.endswith(".safetensors")]
-    pickles = sorted(f.path for f in listed if _matches(f.path, PICKLE_PATTERNS))
     if not weights:
-        if pickles:
-            raise CheckpointRejected(
-                f"{ref}: only pickle weights ({', '.join(pickles[:5])}); refusing them because loading pickle "
-                "can execute arbitrary code. Publish safetensors weights."
-            )
+        refuse_pickle_weights(ref, sorted(f.path for f in listed if is_pickle_file(f.path)))
         raise CheckpointRejected(f"{ref}: no *.safetensors weights in the checkpoint")
     if not any(PurePosixPath(f.path).name == "config.json" for f in listed):
         raise CheckpointRejected(f"{ref}: no config.json in the checkpoint")
@@ -128,22 +136,48 @@ def check_custom_code(ref: CheckpointRef, directory: Path, *, allowlisted: bool)
         )
 
 
+class BrokenCheckpoint(CheckpointRejected):
+    """A checkpoint cannot be loaded as it is (a missing or corrupt file): refused, and the message names the file."""
+
+    def __init__(self, path: Path, problem: str) -> None:
+        self.path = path
+        super().__init__(f"{path}: {problem}")
+
+
 def check_safetensors(path: Path) -> None:
-    """A safetensors file starts with an 8-byte little-endian length and a JSON header: cheap proof of format."""
+    """BrokenCheckpoint unless ``path`` is well-formed safetensors, checked from its header alone.
+
+    The format: an 8-byte little-endian header length, a JSON object header, then the tensors' bytes. A pickle
+    renamed to ``.safetensors`` fails the header checks; a truncated download fails the tensors' byte ranges.
+    """
     size = path.stat().st_size
-    with open(path, "rb") as handle:
-        head = handle.read(8)
-        if len(head) < 8:
-            raise CheckpointRejected(f"{path.name} is not a safetensors file (too short)")
-        (length,) = struct.unpack("<Q", head)
-        if length <= 0 or length > min(_MAX_SAFETENSORS_HEADER, size - 8):
-            raise CheckpointRejected(f"{path.name} is not a safetensors file (bad header length {length})")
+    with path.open("rb") as handle:
+        prefix = handle.read(8)
+        if len(prefix) < 8:
+            raise _not_safetensors(path, f"{size} bytes, shorter than its header size")
+        (header_len,) = struct.unpack("<Q", prefix)
+        if header_len <= 0 or header_len > min(_MAX_SAFETENSORS_HEADER, size - 8):
+            raise _not_safetensors(path, f"bad header length {header_len} for a file of {size} bytes")
         try:
-            header = json.loads(handle.read(length))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise CheckpointRejected(f"{path.name} is not a safetensors file (header is not JSON)") from exc
+            header = json.loads(handle.read(header_len))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise _not_safetensors(path, f"header is not JSON: {exc}") from exc
     if not isinstance(header, dict):
-        raise CheckpointRejected(f"{path.name} is not a safetensors file (header is not an object)")
+        raise _not_safetensors(path, "header is not an object")
+    end = 0
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        try:
+            end = max(end, int(info["data_offsets"][1]))
+        except (KeyError, IndexError, TypeError, ValueError) as exc:
+            raise _not_safetensors(path, f"bad entry for tensor {name!r}") from exc
+    if 8 + header_len + end > size:
+        raise _not_safetensors(path, f"truncated: tensors need {8 + header_len + end} bytes, the file has {size}")
+
+
+def _not_safetensors(path: Path, problem: str) -> BrokenCheckpoint:
+    return BrokenCheckpoint(path, f"not a valid safetensors file ({problem})")
 
 
 def check_tree(ref: CheckpointRef, directory: Path, expected: Iterable[RemoteFile]) -> None:

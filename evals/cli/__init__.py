@@ -1,4 +1,4 @@
-"""The ``evals`` command: one Typer app; each area adds its commands from ``evals.<area>.commands``."""
+"""The ``evals`` command: one Typer app; each module of ``COMMAND_MODULES`` (``evals.cli.<area>``) adds its own."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "evals.cli.latency",
     "evals.cli.validation",
     "evals.cli.pipeline",
+    "evals.cli.decide",
 )
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
 import typer
+
+from evals.cli.output import write_json
+from evals.report.text import format_accuracy_table
 
 
 def register(app: typer.Typer) -> None:
@@ -49,12 +50,10 @@ def accuracy(
     except EvalsError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
-    typer.echo(format_table(result.rows))
+    typer.echo(format_accuracy_table(result.rows))
     typer.echo(f"{len(result.rows)} rows in {result.duration_s:.1f} s; config_hash {result.config_hash[:12]}")
     if json_out is not None:
-        payload = {"rows": result.rows, "provenance": result.provenance}
-        json_out.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str))
-        typer.echo(f"wrote {json_out}")
+        write_json({"rows": result.rows, "provenance": result.provenance}, json_out)
     if publish:
         from evals.checkpoints import CheckpointRef
         from evals.pipeline.outcome import merge
@@ -82,27 +81,3 @@ def _limit(value: float | None) -> int | float | None:
     if value is None:
         return None
     return int(value) if value >= 1 else value
-
-
-def format_table(rows: list[dict[str, Any]]) -> str:
-    """A plain per-task table: task, metric, filter, value ± stderr, n, shots."""
-    header = ("task", "metric", "filter", "value", "stderr", "n", "shots")
-    lines = [header]
-    # Each group first, its subtasks indented under it.
-    ordered = sorted(rows, key=lambda r: (r.get("task_group") or r["task"], r.get("task_group") is not None, r["task"]))
-    for row in ordered:
-        name = f"  {row['task']}" if row.get("task_group") else row["task"]
-        stderr = "" if row["stderr"] is None else f"{row['stderr']:.4f}"
-        lines.append(
-            (
-                name,
-                row["metric"],
-                row["filter"],
-                f"{row['value']:.4f}",
-                stderr,
-                str(row["n_samples"] or ""),
-                str(row["num_fewshot"] if row["num_fewshot"] is not None else ""),
-            )
-        )
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip() for line in lines)

@@ -5,49 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import typer
 
-if TYPE_CHECKING:
-    import duckdb
-
-
-class OutputFormat(StrEnum):
-    table = "table"
-    csv = "csv"
-    json = "json"
-    parquet = "parquet"
-
-
-def emit(relation: duckdb.DuckDBPyRelation, fmt: OutputFormat, out: Path | None, max_rows: int = 200) -> None:
-    """Print a relation as a table, or write it as csv/json/parquet to ``out`` (stdout for csv/json)."""
-    import json
-    import sys
-
-    if fmt is OutputFormat.table:
-        if out is not None:
-            raise typer.BadParameter("--out needs --format csv, json or parquet")
-        relation.show(max_rows=max_rows, max_width=10_000)
-        return
-    if fmt is OutputFormat.parquet:
-        if out is None:
-            raise typer.BadParameter("--format parquet needs --out FILE")
-        relation.write_parquet(str(out))
-    elif fmt is OutputFormat.csv:
-        if out is None:
-            sys.stdout.write(relation.df().to_csv(index=False))
-            return
-        relation.write_csv(str(out))
-    else:
-        rows = [dict(zip(relation.columns, row, strict=True)) for row in relation.fetchall()]
-        text = json.dumps(rows, indent=2, default=str)
-        if out is None:
-            sys.stdout.write(text + "\n")
-            return
-        out.write_text(text + "\n")
-    typer.echo(f"wrote {out}", err=True)
-
+from evals.cli.output import OutputFormat, emit, wrote
 
 AS_OF_HELP = "Show the warehouse as it was at this moment (ISO 8601, e.g. 2026-11-29T06:00; UTC unless it says)."
 
@@ -76,7 +37,7 @@ def query(
     """Run SQL against the published warehouse (EVALS_WAREHOUSE) with DuckDB."""
     import duckdb
 
-    from evals.warehouse.views import connect
+    from evals.analysis.leaderboard import connect
 
     con = connect(as_of=parse_as_of(as_of))
     try:
@@ -112,10 +73,7 @@ def leaderboard(
 
     Latency columns come from the scenario's reference level (its first) and from the capacity level.
     """
-    import duckdb
-    import pyarrow as pa
-
-    from evals.analysis.ranking import leaderboard as board
+    from evals.analysis.leaderboard import leaderboard as board
     from evals.settings import get_settings
     from evals.warehouse.views import connect
 
@@ -135,7 +93,7 @@ def leaderboard(
     if not rows:
         typer.echo("no published runs", err=True)
         return
-    emit(duckdb.connect().from_arrow(pa.Table.from_pylist(rows)), fmt, out)
+    emit(rows, fmt, out)
 
 
 EXPORTABLE = (
@@ -164,18 +122,16 @@ def compare(
     Accuracy is paired per question (matched by document hash) where both runs logged samples; MDE is the
     smallest difference the comparison detects at 80 % power; flips +/- counts questions fixed/broken.
     """
-    import duckdb
+    from evals.report.text import format_comparison, format_flips
 
     if flips:
-        import pyarrow as pa
-
         from evals.analysis.compare import flips_between
 
         changed = flips_between(model_a, model_b)
         if fmt is OutputFormat.table:
             typer.echo(format_flips(changed))
             return
-        emit(duckdb.connect().from_arrow(pa.Table.from_pylist(changed)), fmt, out)
+        emit(changed, fmt, out)
         return
     from evals.analysis.compare import compare_models
 
@@ -183,81 +139,9 @@ def compare(
     if fmt is not OutputFormat.table:
         from evals.schemas import conform
 
-        emit(duckdb.connect().from_arrow(conform("comparisons", rows)), fmt, out)
+        emit(conform("comparisons", rows), fmt, out)
         return
     typer.echo(format_comparison(rows))
-
-
-def format_flips(rows: list[dict[str, object]], width: int = 60) -> str:
-    """One block per changed question: task, doc, direction, target and both responses (shortened)."""
-    if not rows:
-        return "no question changed its score"
-
-    def short(value: object) -> str:
-        text = " ".join(str(value).split()) if value is not None else "-"
-        return text if len(text) <= width else text[: width - 1] + "…"
-
-    lines = []
-    for r in rows:
-        lines.append(f"{r['task']} doc {r['doc_id']} [{r['metric']},{r['filter']}] {r['change']}")
-        lines.append(f"  target: {short(r['target'])}")
-        lines.append(f"  A:      {short(r['response'])}")
-        lines.append(f"  B:      {short(r['baseline_response'])}")
-    fixed = sum(r["change"] == "fixed" for r in rows)
-    lines.append(f"{len(rows)} changed: {fixed} fixed, {len(rows) - fixed} broken")
-    return "\n".join(lines)
-
-
-def format_comparison(rows: list[dict[str, object]]) -> str:
-    """A terminal table: metric, A, B, delta, CI, method, MDE, flips, verdict (regressions marked)."""
-
-    def num(value: object) -> str:
-        return "-" if value is None else f"{value:.4g}"
-
-    head = ("metric", "A", "B", "delta", "CI", "method", "MDE", "flips+/-", "verdict")
-    lines = []
-    for r in rows:
-        ci = f"[{num(r['ci_low'])}, {num(r['ci_high'])}]" if r["ci_low"] is not None else "-"
-        mark = "!! " if r["verdict"] == "regression" else ""
-        flipped = f"+{r['n_fixed']}/-{r['n_broken']}" if r.get("n_fixed") is not None else "-"
-        lines.append(
-            (
-                str(r["metric"]),
-                num(r["value"]),
-                num(r["baseline_value"]),
-                num(r["delta"]),
-                ci,
-                str(r.get("method") or "-"),
-                num(r.get("mde")),
-                flipped,
-                f"{mark}{r['verdict']}",
-            )
-        )
-    widths = [max(len(x) for x in column) for column in zip(head, *lines, strict=True)]
-    first = rows[0] if rows else {}
-    subject = f"{first.get('model_id')}@{str(first.get('revision'))[:12]}"
-    if not rows:
-        title = "no comparable runs"
-    elif first.get("baseline_model_id") is None:
-        title = f"{subject}: no earlier run to compare with"
-    else:
-        title = f"{subject} vs {first.get('baseline_model_id')}@{str(first.get('baseline_revision') or '')[:12]}"
-    text = [title, "  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True))]
-    text.append("  ".join("-" * w for w in widths))
-    text += ["  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)) for line in lines]
-    headline = next((r for r in rows if r["metric"] == "accuracy:headline" and r.get("mde") is not None), None)
-    if headline is not None and float(str(headline["mde"])) == 0.0:
-        # Paired with no discordant question: the observed variance is 0, so any flip would be a detectable change.
-        text.append("no question changed its answer (paired): the headline difference is exactly 0")
-    elif headline is not None:
-        text.append(
-            f"this suite detects ±{float(str(headline['mde'])) * 100:.1f} points of headline accuracy "
-            f"({headline.get('method')}, 80% power)"
-        )
-    alpha = next((r["alpha"] for r in rows if r["alpha"] is not None), None)
-    if alpha is not None:
-        text.append(f"CI: {round((1 - float(str(alpha))) * 100)}% two-sided; '-' = no CI (verdict by minimum effect).")
-    return "\n".join(text)
 
 
 def report(
@@ -267,7 +151,7 @@ def report(
     """Write the self-contained HTML report: leaderboard, accuracy/latency/cost scatter, trends, CDFs, regressions."""
     from evals.report.build import build_report
 
-    typer.echo(f"wrote {build_report(out_path=out, publish=publish)}", err=True)
+    wrote(build_report(out_path=out, publish=publish))
 
 
 def export(
@@ -279,7 +163,7 @@ def export(
 ) -> None:
     """Export a published table (or the leaderboard) to one csv/json/parquet file."""
 
-    from evals.warehouse.views import connect
+    from evals.analysis.leaderboard import connect
 
     if table not in EXPORTABLE:
         raise typer.BadParameter(f"unknown table {table!r}; one of: {', '.join(EXPORTABLE)}", param_hint="--table")

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
+
+from evals.cli.output import write_json
 
 
 def register(app: typer.Typer) -> None:
@@ -27,7 +28,7 @@ def discover_command(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
     if as_json:
-        typer.echo(json.dumps(result.to_dict(), indent=2))
+        write_json(result.to_dict())
     else:
         for ref in result.new:
             typer.echo(str(ref))

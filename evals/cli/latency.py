@@ -3,48 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 import typer
 
-if TYPE_CHECKING:
-    from evals.latency.runner import LatencyResult
-
-_TABLE_COLUMNS = (
-    ("load", "{load_type} {load:g}"),
-    ("ok/n", "{n_ok}/{n_requests}"),
-    ("TTFT p50/p95/p99 ms", "{ttft_p50_ms:.1f}/{ttft_p95_ms:.1f}/{ttft_p99_ms:.1f}"),
-    ("TPOT p50/p95/p99 ms", "{tpot_p50_ms:.1f}/{tpot_p95_ms:.1f}/{tpot_p99_ms:.1f}"),
-    ("E2E p50/p95/p99 ms", "{e2e_p50_ms:.0f}/{e2e_p95_ms:.0f}/{e2e_p99_ms:.0f}"),
-    ("tok/s", "{output_tokens_per_s:.1f}"),
-    ("goodput", "{goodput_text}"),
-    ("$/1M tok", "{cost_text}"),
-)
-
-
-def _cells(row: dict[str, Any]) -> list[str]:
-    values = {k: (float("nan") if v is None else v) for k, v in row.items()}
-    values["n_ok"] = row["n_requests"] - row["n_failed"]
-    values["goodput_text"] = "-" if row["goodput"] is None else f"{row['goodput']:.0%}"
-    cost = row["usd_per_1m_output_tokens"]
-    values["cost_text"] = "-" if cost is None else f"{cost:.2f}"
-    return [template.format(**values) for _, template in _TABLE_COLUMNS]
-
-
-def format_table(result: LatencyResult) -> str:
-    """One line per load level: P50/P95/P99 TTFT, TPOT, E2E, tokens/s, goodput, cost; then errors and notes."""
-    header = [name for name, _ in _TABLE_COLUMNS]
-    body = [_cells(level.row) for level in result.levels]
-    widths = [max(len(cell) for cell in column) for column in zip(header, *body, strict=True)]
-    lines = ["  ".join(cell.rjust(width) for cell, width in zip(line, widths, strict=True)) for line in (header, *body)]
-    for level in result.levels:
-        if level.errors:
-            kinds = ", ".join(f"{kind} x{n}" for kind, n in sorted(level.errors.items()))
-            lines.append(f"errors at {level.row['load_type']} {level.row['load']:g}: {kinds}")
-    lines.extend(f"note: {note}" for note in result.notes)
-    return "\n".join(lines)
+from evals.cli.output import write_json
+from evals.report.text import format_latency_table
 
 
 def latency(
@@ -119,10 +83,9 @@ def latency(
             )
             assert outcome.latency is not None
             result = outcome.latency
-        typer.echo(format_table(result))
+        typer.echo(format_latency_table(result))
         if json_out is not None:
-            json_out.write_text(json.dumps(result.latency_rows, indent=2, default=str) + "\n")
-            typer.echo(f"wrote {json_out}", err=True)
+            write_json(result.latency_rows, json_out)
         if publish:
             if ref.uri is None:
                 ref = dataclasses.replace(ref, uri=endpoint)

@@ -1,29 +1,15 @@
-"""CLI commands of the validation gate: ``evals validate`` and ``evals quarantine list|show``."""
+"""CLI commands of the validation gate: ``evals quarantine list|show|revalidate``."""
 
 from __future__ import annotations
 
 import typer
 
+from evals.cli.aliases import hidden_alias
+from evals.cli.output import write_json
+
 quarantine_app = typer.Typer(
     help="Quarantined runs: kept, never published until they pass validation.", no_args_is_help=True
 )
-
-
-def validate(run: str = typer.Option(..., "--run", help="run_id of a quarantined run.")) -> None:
-    """Re-validate a quarantined run with the current thresholds; publish it if it passes now."""
-    from evals.errors import RunNotFound, ValidationFailed
-    from evals.validation.gate import revalidate
-
-    try:
-        record, published_now = revalidate(run)
-    except RunNotFound as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(2) from exc
-    except ValidationFailed as exc:
-        typer.echo(f"still quarantined: {exc}", err=True)
-        raise typer.Exit(1) from exc
-    state = "published" if published_now else "already published, nothing to do"
-    typer.echo(f"{record.run_id} {record.model_id}@{record.revision[:12]}: {state}")
 
 
 @quarantine_app.command("list")
@@ -46,17 +32,33 @@ def list_quarantined() -> None:
 @quarantine_app.command("show")
 def show(run: str = typer.Argument(..., help="run_id of a quarantined run.")) -> None:
     """Print the stored validation result (JSON) of a quarantined run."""
-    import json
-
     from evals.validation.gate import quarantine_report
 
     report = quarantine_report(run)
     if report is None:
         typer.echo(f"no validation result for {run}", err=True)
         raise typer.Exit(2)
-    typer.echo(json.dumps(report, indent=2))
+    write_json(report)
+
+
+@quarantine_app.command("revalidate")
+def revalidate(run: str = typer.Option(..., "--run", help="run_id of a quarantined run.")) -> None:
+    """Re-validate a quarantined run with the current thresholds; publish it if it passes now."""
+    from evals.errors import RunNotFound, ValidationFailed
+    from evals.validation.gate import revalidate as revalidate_run
+
+    try:
+        record, published_now = revalidate_run(run)
+    except RunNotFound as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from exc
+    except ValidationFailed as exc:
+        typer.echo(f"still quarantined: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    state = "published" if published_now else "already published, nothing to do"
+    typer.echo(f"{record.run_id} {record.model_id}@{record.revision[:12]}: {state}")
 
 
 def register(app: typer.Typer) -> None:
-    app.command("validate")(validate)
     app.add_typer(quarantine_app, name="quarantine")
+    hidden_alias(app, "validate", "quarantine revalidate", revalidate)

@@ -1,4 +1,4 @@
-"""CLI commands that maintain the warehouse: ``evals compact``, ``evals warehouse maintain|migrate``."""
+"""CLI commands that maintain the warehouse: ``evals warehouse compact|maintain|migrate``."""
 
 from __future__ import annotations
 
@@ -6,9 +6,21 @@ import datetime as dt
 
 import typer
 
+from evals.cli.aliases import hidden_alias
+
 warehouse_app = typer.Typer(help="Maintain the Iceberg warehouse.", no_args_is_help=True)
 
 
+def _date(value: str | None, option: str) -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError as exc:
+        raise typer.BadParameter(f"not a date (YYYY-MM-DD): {value!r}", param_hint=option) from exc
+
+
+@warehouse_app.command("compact")
 def compact(
     table: str = typer.Option("all", help="Table to compact, or 'all'."),
     start: str | None = typer.Option(None, help="First eval_date (YYYY-MM-DD) to compact."),
@@ -19,15 +31,11 @@ def compact(
     """Rewrite each partition's data files as one file, one Iceberg commit per partition (query results unchanged)."""
     from evals.warehouse import Warehouse
     from evals.warehouse.compaction import compact as compact_table
-    from evals.warehouse.compaction import compact_all
+    from evals.warehouse.compaction import compact_all, compaction_cutoff
 
     warehouse = Warehouse.from_settings()
-    first = dt.date.fromisoformat(start) if start else None
-    last = (
-        dt.date.fromisoformat(end)
-        if end
-        else dt.datetime.now(dt.UTC).date() - dt.timedelta(days=warehouse.settings.compact_after_days)
-    )
+    first = _date(start, "--start")
+    last = _date(end, "--end") or compaction_cutoff(warehouse.settings)
     results = compact_all(warehouse, first, last) if table == "all" else [compact_table(warehouse, table, first, last)]
     for result in results:
         typer.echo(
@@ -62,5 +70,5 @@ def migrate(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("compact")(compact)
     app.add_typer(warehouse_app, name="warehouse")
+    hidden_alias(app, "compact", "warehouse compact", compact)

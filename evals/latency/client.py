@@ -17,6 +17,10 @@ if TYPE_CHECKING:
     from evals.latency.prompts import Prompt
 
 _ERROR_BODY_CHARS = 300
+# How a request the client's per-request limit ended starts its error (predictability counts these apart).
+TIMEOUT_PREFIX = "timeout after"
+# How a request the server kept refusing with HTTP 429 starts its error: rate limiting, not a server failure.
+RATE_LIMITED_PREFIX = "rate limited"
 # msgspec decodes an event's JSON several times faster than json.loads (profiled: decoding was the client's
 # largest CPU cost per token, and CPU spent here delays the next read's stamp on a busy loop).
 _decode = msgspec.json.Decoder().decode
@@ -32,7 +36,9 @@ class Target:
     max_tokens: int
     temperature: float = 0.0
     ignore_eos: bool = False  # only when the server accepts the field (vLLM); others reject unknown fields
-    headers: tuple[tuple[str, str], ...] = ()
+    headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)  # may carry a credential: never shown
+    rate_limit_retries: int = 3  # resends of a request answered HTTP 429, each after its Retry-After
+    rate_limit_max_wait_s: float = 30.0  # cap of one Retry-After wait
 
     @property
     def url(self) -> str:
@@ -75,6 +81,7 @@ class RequestResult:
     ok: bool = False
     error: str | None = None
     status: int | None = None
+    rate_limited: int = 0  # attempts answered HTTP 429 (each waited out before the next)
     # The raw response of a request whose parsing was deferred (``send_request(defer=True)``) until ``complete``.
     pending: Any = field(default=None, repr=False, compare=False)
 
@@ -173,6 +180,38 @@ async def send_request(
     if request_id is not None:
         headers["X-Request-Id"] = request_id
     request = pool.request(target.path, body, headers)
+    for attempt in range(target.rate_limit_retries + 1):
+        response = await _attempt(pool, request, result, timeout_s)
+        if response is None:
+            return result
+        if response.status != 429 or attempt == target.rate_limit_retries:
+            break
+        result.rate_limited += 1
+        await asyncio.sleep(retry_after_s(response.retry_after, target.rate_limit_max_wait_s))
+    result.status = response.status
+    result.finished = time.perf_counter()  # the response's end; a success replaces it with its last token
+    result.pending = response
+    return result if defer else complete(result)
+
+
+def retry_after_s(header: str | None, cap_s: float) -> float:
+    """Seconds a Retry-After header asks for (delay-seconds, or an HTTP date), within [0, cap_s]; 1 s if absent."""
+    if header is None:
+        return min(1.0, cap_s)
+    try:
+        wait = float(header)
+    except ValueError:
+        from email.utils import parsedate_to_datetime
+
+        try:
+            wait = parsedate_to_datetime(header).timestamp() - time.time()
+        except (TypeError, ValueError):
+            wait = 1.0
+    return max(0.0, min(wait, cap_s))
+
+
+async def _attempt(pool: Pool, request: bytes, result: RequestResult, timeout_s: float) -> Any:
+    """Send ``request`` once; the response, or None with ``result`` failed (timeout, transport, connection)."""
     connection = None
     response = None
     try:
@@ -185,22 +224,19 @@ async def send_request(
             if connection is not None:
                 pool.release(connection)
     except TimeoutError:
-        _fail(result, f"timeout after {timeout_s:g}s ({_partial(result, response)} chunks received)")
-        return result
+        _fail(result, f"{TIMEOUT_PREFIX} {timeout_s:g}s ({_partial(result, response)} chunks received)")
+        return None
     except TransportError as exc:
         sent = result.sent is not None
         _fail(result, f"{exc} after {_partial(result, response)} chunks" if sent else str(exc))
-        return result
+        return None
     except OSError as exc:
         _fail(result, f"connection error: {type(exc).__name__}: {_reason(exc)}")
-        return result
+        return None
     except Exception as exc:  # a bug in one request must not end the whole run
         _fail(result, f"unexpected error: {type(exc).__name__}: {_reason(exc)}")
-        return result
-    result.status = response.status
-    result.finished = time.perf_counter()  # the response's end; a success replaces it with its last token
-    result.pending = response
-    return result if defer else complete(result)
+        return None
+    return response
 
 
 def complete(result: RequestResult) -> RequestResult:
@@ -212,6 +248,11 @@ def complete(result: RequestResult) -> RequestResult:
     try:
         if response.status != 200:
             text = b"".join(data for _, data in response.reads)[:_ERROR_BODY_CHARS].decode(errors="replace")
+            if response.status == 429:
+                raise _StreamFailure(
+                    f"{RATE_LIMITED_PREFIX}: HTTP 429 on {result.rate_limited + 1} attempts "
+                    f"(last Retry-After {response.retry_after or 'none'}): {' '.join(text.split())}"
+                )
             raise _StreamFailure(f"HTTP {response.status}: {' '.join(text.split())}")
         for now, data in response.reads:
             state.feed(data, now)

@@ -11,6 +11,7 @@ from typing import Any
 
 from evals.latency.client import RequestResult
 from evals.latency.loadgen import LevelRun
+from evals.latency.predictability import percentile, predictability_columns
 from evals.latency.scenario import RateLevel, Saturation
 from evals.schemas import LATENCY_METRICS, LATENCY_STATS
 
@@ -19,17 +20,6 @@ _QUANTILES = {"p50": 50.0, "p90": 90.0, "p95": 95.0, "p99": 99.0}
 CLIENT_WARN_LOOP_LAG_P99_MS = 5.0
 CLIENT_WARN_SEND_LAG_P99_MS = 5.0
 CLIENT_WARN_CPU_SHARE = 0.9
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """The ``q``-th percentile with linear interpolation between order statistics (numpy's default)."""
-    if not values:
-        raise ValueError("percentile of no values")
-    ordered = sorted(values)
-    rank = (len(ordered) - 1) * q / 100.0
-    low = math.floor(rank)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
 def summarize(values: Sequence[float]) -> dict[str, float | None]:
@@ -116,8 +106,12 @@ def summarize_level(
     gpu_count: int,
     model_id: str,
     revision: str,
+    input_tokens: int | None = None,
 ) -> LevelSummary:
-    """The ``latency`` row of one level (run_id and eval_date are left to the warehouse)."""
+    """The ``latency`` row of one level (run_id and eval_date are left to the warehouse).
+
+    ``input_tokens``: the level's nominal context length in a prompt-length sweep (a level key), else None.
+    """
     results = run.results
     per_request = [request_metrics(r) for r in results]
     good = [m for m in per_request if m is not None]
@@ -155,6 +149,13 @@ def summarize_level(
             "usd_per_1m_output_tokens": usd_per_1m_output_tokens(gpu_hour_usd, gpu_count, tokens_per_s),
         }
     )
+    row.update(
+        predictability_columns(
+            ttft_ms=values["ttft"], e2e_ms=values["e2e"], itl_ms=values["itl"], errors=[r.error for r in results]
+        )
+    )
+    prompt_tokens = [float(r.prompt_tokens) for r in ok_results if r.prompt_tokens is not None]
+    row.update(input_tokens=input_tokens, prompt_tokens_p50=percentile(prompt_tokens, 50) if prompt_tokens else None)
     lags = [(r.sent - r.scheduled) * 1e3 for r in results if r.sent is not None]
     row.update(client_columns(run, percentile(lags, 99) if lags else None))
     row.update(run.server)
@@ -188,7 +189,9 @@ def client_columns(run: LevelRun, send_lag_p99_ms: float | None) -> dict[str, An
     }
 
 
-def sample_rows(run: LevelRun, *, scenario: str, model_id: str, revision: str) -> list[dict[str, Any]]:
+def sample_rows(
+    run: LevelRun, *, scenario: str, model_id: str, revision: str, input_tokens: int | None = None
+) -> list[dict[str, Any]]:
     """One ``latency_samples`` row per measured request; times are seconds since the level started."""
 
     def since(moment: float | None) -> float | None:
@@ -213,6 +216,7 @@ def sample_rows(run: LevelRun, *, scenario: str, model_id: str, revision: str) -
                 "itl_ms": [(b - a) * 1e3 for a, b in itertools.pairwise(r.token_times)],
                 "ok": r.ok,
                 "error": r.error,
+                "input_tokens": input_tokens,
             }
         )
     return rows

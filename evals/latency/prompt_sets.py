@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from evals.errors import ConfigError
 from evals.latency.prompts import Prompt, jsonl_prompts, load_tokenizer, random_text, sample_lengths, synthetic_prompts
-from evals.latency.scenario import JsonlPrompts, MultiTurnPrompts, Scenario, SharedPrefixPrompts
+from evals.latency.scenario import JsonlPrompts, MultiTurnPrompts, RagPrompts, Scenario, SharedPrefixPrompts
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -110,8 +110,13 @@ def scenario_prompts(
     scenario: Scenario,
     scenario_dir: Path,
     tokenizer: str | Path | PreTrainedTokenizerBase | None,
+    *,
+    source: str | None = None,
 ) -> list[Prompt]:
-    """The prompts ``scenario`` asks for; synthetic prompts need ``tokenizer`` (a path or a loaded tokenizer)."""
+    """The prompts ``scenario`` asks for; synthetic prompts need ``tokenizer`` (a path or a loaded tokenizer).
+
+    ``source`` names the scenario file in errors (default: ``<scenario_dir>/<name>.yaml`` when it exists).
+    """
     spec = scenario.prompts
     if isinstance(spec, JsonlPrompts):
         return jsonl_prompts(spec, scenario_dir, scenario.api)
@@ -125,6 +130,13 @@ def scenario_prompts(
     loaded = load_tokenizer(tokenizer) if isinstance(tokenizer, str | Path) else tokenizer
     if isinstance(spec, MultiTurnPrompts):
         return multi_turn_prompts(spec, scenario_dir, loaded, scenario.api, scenario.seed)
+    if isinstance(spec, RagPrompts):
+        from evals.latency.rag import rag_prompts
+
+        if source is None:
+            files = [scenario_dir / f"{scenario.name}{suffix}" for suffix in (".yaml", ".yml")]
+            source = str(next((f for f in files if f.is_file()), f"{scenario.name!r} (in {scenario_dir})"))
+        return rag_prompts(scenario, loaded, source=source)
     count = spec.count or scenario.prompts_needed()
     if isinstance(spec, SharedPrefixPrompts):
         return shared_prefix_prompts(spec, loaded, scenario.api, scenario.seed, count)

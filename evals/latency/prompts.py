@@ -29,6 +29,7 @@ class Prompt:
     text: str | None = None
     messages: tuple[dict[str, Any], ...] | None = None
     tokens: int | None = None  # tokenizer count of ``text`` without special tokens, when known
+    context_tokens: int | None = None  # a prompt-length sweep's step (retrieved-context tokens) it was made for
 
     def as_messages(self) -> list[dict[str, Any]]:
         if self.messages is not None:

@@ -16,6 +16,7 @@ from evals.latency.metrics import LevelSummary, sample_rows, saturation_reason, 
 from evals.latency.processes import run_level_processes
 from evals.latency.prompt_sets import scenario_prompts
 from evals.latency.prompts import Prompt
+from evals.latency.rag import by_length
 from evals.latency.scenario import ConcurrencyLevel, RateLevel, Scenario, load_scenario
 from evals.latency.server import ServerHandle, serve
 from evals.redact import redact_command, redact_url
@@ -70,8 +71,9 @@ class LatencyResult:
         return issued
 
 
-def _level_label(level: ConcurrencyLevel | RateLevel) -> str:
-    return f"{level.load_type} {level.load:g}"
+def _level_label(level: ConcurrencyLevel | RateLevel, input_tokens: int | None = None) -> str:
+    label = f"{level.load_type} {level.load:g}"
+    return label if input_tokens is None else f"{label} input {input_tokens}"
 
 
 async def run_scenario_async(
@@ -107,45 +109,56 @@ async def run_scenario_async(
     notes: list[str] = []
     skipped: list[str] = []
     saturated_kinds: dict[str, str] = {}
-    used = 0
+    # A prompt-length sweep runs every level once per context length, shortest first; other scenarios one step.
+    steps = by_length(prompts)
+    used = dict.fromkeys(steps, 0)
     for number, level in enumerate(scenario.levels):
         if level.load_type in saturated_kinds:
-            skipped.append(_level_label(level))
+            skipped.extend(_level_label(level, step) for step in steps)
             continue
-        log.info("level %s: %s", number, _level_label(level))
-        run = await run_level_processes(
-            target,
-            prompts,
-            level,
-            processes=processes,
-            requests=scenario.level_requests(level),
-            duration_s=level.duration_s,
-            warmup_requests=scenario.warmup_requests,
-            timeout_s=scenario.timeout_s,
-            seed=scenario.seed + number,
-            tag=f"{scenario.name}-{number}",
-            prompt_offset=used,
-            metrics_url=f"{server.endpoint.rstrip('/')}/metrics",
-        )
-        used = run.prompts_used
-        summary = summarize_level(
-            run,
-            scenario=scenario.name,
-            slo=scenario.slo,
-            gpu_hour_usd=price,
-            gpu_count=priced_gpus,
-            model_id=model_id,
-            revision=revision,
-        )
-        levels.append(summary)
-        if summary.row.get("notes"):
-            notes.append(f"{_level_label(level)}: {summary.row['notes']}")
-        samples.extend(sample_rows(run, scenario=scenario.name, model_id=model_id, revision=revision))
-        reason = saturation_reason(run, summary, scenario.saturation)
-        if reason:
-            notes.append(f"{_level_label(level)}: saturated: {reason}")
-            if scenario.saturation.stop:
-                saturated_kinds[level.load_type] = reason
+        for position, (step, step_prompts) in enumerate(steps.items()):
+            label = _level_label(level, step)
+            log.info("level %s: %s", number, label)
+            run = await run_level_processes(
+                target,
+                step_prompts,
+                level,
+                processes=processes,
+                requests=scenario.level_requests(level),
+                duration_s=level.duration_s,
+                warmup_requests=scenario.warmup_requests,
+                timeout_s=scenario.timeout_s,
+                seed=scenario.seed + number,
+                tag=f"{scenario.name}-{number}" if step is None else f"{scenario.name}-{number}-{step}",
+                prompt_offset=used[step],
+                metrics_url=f"{server.endpoint.rstrip('/')}/metrics",
+            )
+            used[step] = run.prompts_used
+            summary = summarize_level(
+                run,
+                scenario=scenario.name,
+                slo=scenario.slo,
+                gpu_hour_usd=price,
+                gpu_count=priced_gpus,
+                model_id=model_id,
+                revision=revision,
+                input_tokens=step,
+            )
+            levels.append(summary)
+            if summary.row.get("notes"):
+                notes.append(f"{label}: {summary.row['notes']}")
+            samples.extend(
+                sample_rows(run, scenario=scenario.name, model_id=model_id, revision=revision, input_tokens=step)
+            )
+            reason = saturation_reason(run, summary, scenario.saturation)
+            if reason:
+                notes.append(f"{label}: saturated: {reason}")
+            if reason and scenario.saturation.stop:
+                if step is None:
+                    saturated_kinds[level.load_type] = reason
+                else:  # longer prompts at this load would only be slower: the next load starts short again
+                    skipped.extend(_level_label(level, later) for later in list(steps)[position + 1 :])
+                    break
     if skipped:
         notes.append(f"skipped after saturation: {', '.join(skipped)}")
     for note in notes:
@@ -160,7 +173,7 @@ async def run_scenario_async(
         "server_load_s": server.load_s,
         "ignore_eos_sent": target.ignore_eos,
         "prompts": len(prompts),
-        "prompts_used": used,
+        "prompts_used": sum(used.values()),
         "notes": notes,
     }
     return LatencyResult(

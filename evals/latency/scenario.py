@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import re
 from importlib import resources
@@ -129,8 +130,35 @@ class MultiTurnPrompts(_Strict):
         return self
 
 
+class RagPrompts(_Strict):
+    """Retrieval-augmented prompts: a retrieved context of each swept length, then a short question.
+
+    Every load level runs once per context length (``input_tokens`` in the level key), shortest first, so the
+    result shows TTFT against input length. A length whose prompt (context + question + ``output.max_tokens`` +
+    a template allowance) does not fit the model's context window is refused, unless ``cap`` sweeps only the
+    lengths that fit, ending with the longest context that fits.
+    """
+
+    source: Literal["rag"]
+    context_tokens: list[int] = Field(min_length=1, description="Context lengths to sweep (tokens), ascending.")
+    question_tokens: int = Field(32, gt=0, description="Length of the question after the context.")
+    context_window: int | None = Field(
+        None, gt=0, description="The model's context window; default: the checkpoint's (config.json / tokenizer)."
+    )
+    cap: bool = Field(False, description="Cap the sweep at the context window instead of refusing the scenario.")
+    count: int | None = Field(None, gt=0, description="Distinct prompts per length; default one per request sent.")
+
+    @field_validator("context_tokens")
+    @classmethod
+    def _ascending(cls, value: list[int]) -> list[int]:
+        if any(n <= 0 for n in value) or any(b <= a for a, b in itertools.pairwise(value)):
+            raise ValueError(f"context lengths must be positive and strictly ascending, got {value}")
+        return value
+
+
 Prompts = Annotated[
-    SyntheticPrompts | JsonlPrompts | SharedPrefixPrompts | MultiTurnPrompts, Field(discriminator="source")
+    SyntheticPrompts | JsonlPrompts | SharedPrefixPrompts | MultiTurnPrompts | RagPrompts,
+    Field(discriminator="source"),
 ]
 
 
@@ -331,12 +359,17 @@ def load_scenario(name_or_path: str | Path, extra_dir: Path | None = None) -> tu
 
 def parse_scenario(data: dict[str, Any], *, source: str = "<scenario>") -> Scenario:
     try:
-        return Scenario.model_validate(data)
+        scenario = Scenario.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(f"scenario {source}: {_describe(exc)}") from exc
+    if isinstance(scenario.prompts, RagPrompts) and scenario.prompts.context_window is not None:
+        from evals.latency.rag import swept_lengths
+
+        swept_lengths(scenario, scenario.prompts.context_window, "prompts.context_window", source=source)
+    return scenario
 
 
-_TAGS = ("concurrency", "rate", "synthetic", "jsonl", "shared_prefix", "multi_turn")
+_TAGS = ("concurrency", "rate", "synthetic", "jsonl", "shared_prefix", "multi_turn", "rag")
 
 
 def _describe(exc: ValidationError) -> str:

@@ -11,11 +11,18 @@ another process. ``GET /truth`` returns the records keyed by ``X-Request-Id``.
 queries/hits — a hit when the prompt's first ``PREFIX_CHARS`` characters were seen before —, queue time and
 TTFT histograms), so the scrape of the server's own view can be tested without a GPU.
 
+Prefill: with ``--prefill-ms-per-token K`` a request's TTFT grows by K x its prompt tokens (the usage count it
+reports: whitespace-separated words), on top of the drawn TTFT, as a server's prefill grows with input length.
+
 Faults are asked for in the prompt text: ``<<fault:http500>>``, ``<<fault:drop:N>>`` (close the connection after
 N tokens), ``<<fault:malformed:N>>``, ``<<fault:error:N>>`` (an OpenAI error event), ``<<fault:hang:N>>``
-(stop sending after N tokens, keep the connection open), ``<<fault:nodone>>`` (end without [DONE] or finish).
+(stop sending after N tokens, keep the connection open), ``<<fault:nodone>>`` (end without [DONE] or finish),
+``<<fault:ratelimit:N>>`` (HTTP 429 with ``Retry-After`` for the first N attempts of a request id).
 
-Run: ``python -m evals.latency.simulator --port 8123 --ttft-ms 20,50 --itl-ms 5,10,30``.
+A hosted API's manners: ``--api-key KEY`` answers 401 to any request without ``Authorization: Bearer KEY``;
+``--rate-limited`` answers 429 to every completion (``--retry-after S``, fractional seconds allowed here).
+
+Run: ``python -m evals.latency.simulator --port 8123 --ttft-ms 20,50 --itl-ms 5,10,30 --prefill-ms-per-token 0.05``.
 """
 
 from __future__ import annotations
@@ -45,6 +52,10 @@ class SimulatorConfig:
     usage: bool = True  # honour stream_options.include_usage
     done: bool = True  # send data: [DONE] at the end
     record: bool = True  # keep per-request truth (off for long throughput runs)
+    prefill_ms_per_token: float = 0.0  # added to the TTFT per prompt token
+    api_key: str | None = field(default=None, repr=False)  # required as a bearer token when set
+    rate_limited: bool = False  # every completion answered 429
+    retry_after_s: float = 1.0  # the Retry-After of a 429
 
 
 @dataclass
@@ -55,8 +66,10 @@ class Truth:
     received: float
     token_times: list[float] = field(default_factory=list)
     scheduled: list[float] = field(default_factory=list)  # when each token was due: received + nominal delays
-    nominal_ttft_ms: float = 0.0
+    nominal_ttft_ms: float = 0.0  # drawn TTFT + prefill
     nominal_itl_ms: list[float] = field(default_factory=list)
+    prompt_tokens: int = 0
+    prefill_ms: float = 0.0  # the prefill part of nominal_ttft_ms
 
 
 def _prompt_text(body: dict[str, Any]) -> str:
@@ -64,6 +77,11 @@ def _prompt_text(body: dict[str, Any]) -> str:
         return str(body["prompt"])
     messages = body.get("messages") or []
     return " ".join(str(m.get("content", "")) for m in messages if isinstance(m, dict))
+
+
+def _prompt_tokens(body: dict[str, Any]) -> int:
+    """The prompt's token count as this server counts (and reports) it: its whitespace-separated words."""
+    return len(_prompt_text(body).split())
 
 
 def _chunk(chat: bool, model: str, text: str | None, finish: str | None) -> bytes:
@@ -89,6 +107,7 @@ class Simulator:
         self.rng = random.Random(config.seed)
         self.truth: dict[str, Truth] = {}
         self.counter = 0
+        self.attempts: dict[str, int] = {}  # per request id, for the ratelimit fault
         self._metrics()
 
     def _metrics(self) -> None:
@@ -108,7 +127,7 @@ class Simulator:
     def app(self) -> web.Application:
         from aiohttp import web
 
-        app = web.Application()
+        app = web.Application(middlewares=[self._auth] if self.config.api_key else [])
         app.router.add_get("/health", self.health)
         app.router.add_get("/v1/models", self.models)
         app.router.add_get("/truth", self.get_truth)
@@ -117,6 +136,37 @@ class Simulator:
         app.router.add_post("/v1/completions", self.complete)
         app.router.add_post("/v1/chat/completions", self.complete)
         return app
+
+    @property
+    def _auth(self) -> Any:
+        from aiohttp import web
+
+        @web.middleware
+        async def require_key(request: web.Request, handler: Any) -> web.StreamResponse:
+            if (
+                request.path.startswith("/v1/")
+                and request.headers.get("Authorization") != f"Bearer {self.config.api_key}"
+            ):
+                error = {
+                    "message": "Incorrect API key provided.",
+                    "type": "invalid_request_error",
+                    "code": "invalid_api_key",
+                }
+                return web.json_response({"error": error}, status=401)
+            return await handler(request)
+
+        return require_key
+
+    def _rate_limit(self, request_id: str, kind: str | None, arg: int) -> web.Response | None:
+        from aiohttp import web
+
+        attempt = self.attempts[request_id] = self.attempts.get(request_id, 0) + 1
+        if self.config.rate_limited or (kind == "ratelimit" and attempt <= arg):
+            error = {"message": "Rate limit reached.", "type": "requests", "code": "rate_limit_exceeded"}
+            return web.json_response(
+                {"error": error}, status=429, headers={"Retry-After": f"{self.config.retry_after_s:g}"}
+            )
+        return None
 
     async def health(self, request: web.Request) -> web.Response:
         from aiohttp import web
@@ -172,9 +222,18 @@ class Simulator:
         request_id = request.headers.get("X-Request-Id") or f"sim-{self.counter}"
         chat = request.path.endswith("/chat/completions")
         n_tokens = int(body.get("max_tokens") or self.config.default_tokens)
-        ttft_ms = self.rng.choice(self.config.ttft_ms)
+        prompt_tokens = _prompt_tokens(body)
+        prefill_ms = self.config.prefill_ms_per_token * prompt_tokens
+        ttft_ms = self.rng.choice(self.config.ttft_ms) + prefill_ms
         gaps_ms = [self.rng.choice(self.config.itl_ms) for _ in range(n_tokens - 1)]
-        truth = Truth(request_id, received, nominal_ttft_ms=ttft_ms, nominal_itl_ms=gaps_ms)
+        truth = Truth(
+            request_id,
+            received,
+            nominal_ttft_ms=ttft_ms,
+            nominal_itl_ms=gaps_ms,
+            prompt_tokens=prompt_tokens,
+            prefill_ms=prefill_ms,
+        )
         if self.config.record:
             self.truth[request_id] = truth
 
@@ -182,6 +241,8 @@ class Simulator:
         kind, arg = (fault["kind"], int(fault["arg"] or 0)) if fault else (None, 0)
         if kind == "http500":
             return web.Response(status=500, text="injected failure")
+        if (limited := self._rate_limit(request_id, kind, arg)) is not None:
+            return limited
 
         self._started(_prompt_text(body))
         try:
@@ -229,10 +290,11 @@ class Simulator:
         await response.write(_chunk(chat, model, None, "length"))
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         if include_usage and self.config.usage:
+            prompt_tokens = _prompt_tokens(body)
             usage = {
-                "prompt_tokens": len(_prompt_text(body).split()),
+                "prompt_tokens": prompt_tokens,
                 "completion_tokens": n_tokens,
-                "total_tokens": len(_prompt_text(body).split()) + n_tokens,
+                "total_tokens": prompt_tokens + n_tokens,
             }
             await response.write(
                 b"data: " + json.dumps({"id": "sim", "choices": [], "usage": usage}).encode() + b"\n\n"
@@ -280,6 +342,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-usage", action="store_true", help="Ignore stream_options.include_usage.")
     parser.add_argument("--no-done", action="store_true", help="Never send data: [DONE].")
     parser.add_argument("--no-record", action="store_true", help="Keep no truth (long throughput runs).")
+    parser.add_argument(
+        "--prefill-ms-per-token", type=float, default=0.0, help="TTFT added per prompt token (prefill cost)."
+    )
+    parser.add_argument("--api-key", default=None, help="Require this bearer token (else HTTP 401).")
+    parser.add_argument("--rate-limited", action="store_true", help="Answer HTTP 429 to every completion.")
+    parser.add_argument("--retry-after", type=float, default=1.0, help="Retry-After seconds of a 429.")
     args = parser.parse_args(argv)
     config = SimulatorConfig(
         ttft_ms=args.ttft_ms,
@@ -288,6 +356,10 @@ def main(argv: list[str] | None = None) -> None:
         usage=not args.no_usage,
         done=not args.no_done,
         record=not args.no_record,
+        prefill_ms_per_token=args.prefill_ms_per_token,
+        api_key=args.api_key,
+        rate_limited=args.rate_limited,
+        retry_after_s=args.retry_after,
     )
     # A short shutdown: hanging handlers (the hang fault) must not hold SIGTERM up for aiohttp's default 60 s.
     # uvloop: the reference server's own lateness is part of every truth test's allowance; keep it small.

@@ -34,6 +34,7 @@ class _Response:
         self.complete = False  # the whole HTTP message arrived (the connection can be reused)
         self.saw_done = False
         self.tail = b""
+        self.retry_after: str | None = None  # the Retry-After header of a 429/503
 
     def finish(self, error: BaseException | None = None) -> None:
         if not self.done.done():
@@ -75,6 +76,10 @@ class Connection(asyncio.Protocol):
             self.response.finish(TransportError(f"connection dropped mid-stream: {reason}"))
 
     # httptools callbacks
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if self.response is not None and name.lower() == b"retry-after":
+            self.response.retry_after = value.decode("latin-1").strip()
+
     def on_headers_complete(self) -> None:
         if self.response is not None:
             self.response.status = self.parser.get_status_code()

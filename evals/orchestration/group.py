@@ -75,9 +75,14 @@ def compare_and_report(plan: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def wire(plan: Any, routing: Routing) -> None:
-    """plan (one item per checkpoint: its ref and the run's options) → checkpoint group per item → report, summary."""
+    """plan (one item per checkpoint: its ref and the run's options) → checkpoint group per item → report, summary
+    → the serving decision (decide → a human's approval per promote → apply_approval, see :mod:`.approval`)."""
+    from evals.orchestration.approval import wire_decision  # it uses this module's run_context
+
     evaluate_checkpoint = checkpoint_group(routing)
     results = evaluate_checkpoint.expand(item=plan)
-    # Both are leaves, so either one failing (a checkpoint not published; a regression under
-    # EVALS_FAIL_ON_REGRESSION) fails the DAG run.
-    results >> [compare_and_report(plan), summarize(plan)]
+    report = compare_and_report(plan)
+    # Leaves fail the DAG run: a checkpoint not published (summarize); a regression under EVALS_FAIL_ON_REGRESSION
+    # (compare_and_report, whose failure leaves the decision upstream_failed).
+    results >> [report, summarize(plan)]
+    wire_decision(plan, report, routing)

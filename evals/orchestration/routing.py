@@ -15,6 +15,7 @@ class Routing:
     gpu_pool: str
     retries: int
     schedule: str
+    approval_timeout_s: float = 24 * 3600.0
 
     @classmethod
     def from_settings(cls) -> Routing:
@@ -22,7 +23,9 @@ class Routing:
         from evals.settings import get_settings
 
         settings = get_settings()
-        return cls(settings.gpu_queue, settings.gpu_pool, settings.task_retries, settings.schedule)
+        return cls(
+            settings.gpu_queue, settings.gpu_pool, settings.task_retries, settings.schedule, settings.approval_timeout_s
+        )
 
     def gpu_task_kwargs(self) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"queue": self.gpu_queue, "pool": self.gpu_pool}

@@ -25,6 +25,19 @@ sources:
     model: tiny-llama
 """
 
+# The demo's serving decision: SmolLM2 serves production; the tiny control challenges it — much faster, but at chance
+# on the questions, so the paired non-inferiority test rejects it.
+DEMO_SERVING = """\
+champion: package:smollm2
+traffic: {requests_per_s: 0.5}
+policy:
+  name: demo
+  version: "1"
+  non_inferiority: {"*": 2.0}
+  latency: {ttft_p95_ms: 2000}
+  saving: {basis: monthly_cost, min_relative: 0.0}
+"""
+
 _PROGRESS_LINE = re.compile(r"\[\w+\s*\]\s(.*?)\s+\[evals\.progress\]")
 
 
@@ -64,7 +77,10 @@ def run_demo(workdir: Path, logical_date: str | None = None) -> int:
     home.mkdir(parents=True)
     watchlist = workdir / "watchlist.yaml"
     watchlist.write_text(DEMO_WATCHLIST)
+    serving = workdir / "serving.yaml"
+    serving.write_text(DEMO_SERVING)
     env = airflow_env(home, root, watchlist)
+    env.setdefault("EVALS_SERVING", str(serving))
     airflow = str(Path(sys.executable).parent / "airflow")
     when = logical_date or dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
     started = time.monotonic()
@@ -99,9 +115,11 @@ def _progress_text(line: str) -> str:
 
 
 def _show_results(env: dict[str, str], say: object) -> None:
-    os.environ.update({k: env[k] for k in ("EVALS_WAREHOUSE", "EVALS_CACHE_DIR")})
-    from evals.analysis.ranking import leaderboard
+    os.environ.update({k: env[k] for k in ("EVALS_WAREHOUSE", "EVALS_CACHE_DIR", "EVALS_SERVING") if k in env})
+    from evals.analysis.leaderboard import leaderboard
+    from evals.report.text import format_board
     from evals.warehouse import Warehouse
+    from evals.warehouse.keys import REPORT_KEY
     from evals.warehouse.views import connect
 
     warehouse = Warehouse.from_settings()
@@ -109,48 +127,37 @@ def _show_results(env: dict[str, str], say: object) -> None:
     board = leaderboard(con, rank_by="slo_accuracy", min_goodput=warehouse.settings.leaderboard_min_goodput)
     print("\nLeaderboard per suite and scenario, ranked by SLO-effective accuracy (accuracy x goodput at capacity):")
     print(format_board(board))
+    _show_decisions(con)
     _show_comparisons(con)
     history = con.execute("select count(*), count(distinct eval_date) from runs").fetchone()
     print(f"published runs in the warehouse: {history[0]} over {history[1]} evaluation date(s)" if history else "")
-    report = Path(warehouse.location.root) / "_reports" / "report.html"
+    report = Path(warehouse.storage.path(REPORT_KEY))
     if warehouse.location.scheme == "file" and report.exists():
         print(f"HTML report: {report}")
 
 
-def format_board(rows: list[dict[str, object]]) -> str:
-    """The ranking as a terminal table: accuracy ± what the suite detects, reference latency, capacity, cost."""
+def _show_decisions(con: object) -> None:
+    """Should we switch? The night's decisions (stored by the DAG, else decided now without writing)."""
+    from evals.pipeline.decide import decide_latest
+    from evals.pipeline.serving import load_serving
+    from evals.report.sections import latest_decisions
+    from evals.report.text import format_decision
 
-    def num(value: object, spec: str) -> str:
-        return "-" if value is None else format(value, spec)
-
-    head = ("#", "model", "suite/scenario", "accuracy", "detects ±", "ttft p95 @ref", "capacity", "tok/s @cap",
-            "$/1M tok @SLO", "SLO-acc")  # fmt: skip
-    lines = [
-        (
-            num(r["rank"], "d"),
-            str(r["model_id"]),
-            f"{r['suite']}/{r['scenario']}",
-            num(r["accuracy"], ".3f"),
-            "-" if r["accuracy_mde"] is None else f"{float(str(r['accuracy_mde'])) * 100:.1f} pts",
-            "-"
-            if r["ttft_p95_ms"] is None
-            else f"{r['ttft_p95_ms']:.1f} ms @{r['reference_load_type']}={r['reference_load']:g}",
-            "-" if r["capacity"] is None else f"{r['reference_load_type']}={r['capacity']:g}",
-            num(r["slo_tokens_per_s"], ".1f"),
-            num(r["usd_per_1m_at_slo"], ".2f"),
-            num(r["slo_accuracy"], ".3f"),
-        )
-        for r in rows
-    ]
-    widths = [max(len(x) for x in column) for column in zip(head, *lines, strict=True)]
-    text = ["  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True))]
-    text += ["  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)) for line in lines]
-    return "\n".join(text)
+    config = load_serving()
+    if config is None:
+        return
+    rows = latest_decisions(con)  # type: ignore[arg-type]
+    if not rows:
+        rows = decide_latest(config)
+    print(f"\nShould we switch? Tonight's challengers against the champion {config.champion}:")
+    for row in rows:
+        print(format_decision(row))
+        print()
 
 
 def _show_comparisons(con: object) -> None:
     """Each model's latest run against its previous night: paired accuracy deltas and flips, latency CIs."""
-    from evals.cli.analysis import format_comparison
+    from evals.report.text import format_comparison
 
     cursor = con.execute(  # type: ignore[attr-defined]
         """select c.* from comparisons c join runs r using (run_id)

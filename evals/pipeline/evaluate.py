@@ -26,7 +26,7 @@ def is_server_backend(name: str | None) -> bool:
     """Whether accuracy backend ``name`` talks to an OpenAI-compatible server (the registry's needs_url)."""
     from evals.accuracy.backends import BACKENDS, get_backend
 
-    return name in BACKENDS and get_backend(name).needs_url
+    return name is not None and name in BACKENDS and get_backend(name).needs_url
 
 
 @dataclass(frozen=True)

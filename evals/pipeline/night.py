@@ -19,7 +19,7 @@ def compare_and_report(
     *,
     warehouse: Warehouse | None = None,
     report_path: str | Path | None = None,
-    publish_report: bool = True,
+    publish: bool = True,
     notifier: Notifier | None = None,
 ) -> dict[str, Any]:
     """Compare and store every run, write the report (and ``_reports/report.html``), notify, then enforce.
@@ -28,18 +28,20 @@ def compare_and_report(
     be raised (``EVALS_FAIL_ON_REGRESSION``), so a failed task still leaves everything to look at.
     Returns a small JSON-safe summary (fit for XCom).
     """
-    import tempfile
 
     from evals.analysis.compare import compare_night
-    from evals.report.build import REPORT_KEY, build_report
+    from evals.report.build import build_report, publish_report
     from evals.report.notify import apply_policy
     from evals.warehouse import Warehouse
-    from evals.warehouse.keys import REPORTS_PREFIX
 
     warehouse = warehouse or Warehouse.from_settings()
     rows = compare_night(list(run_ids), warehouse=warehouse)
-    with tempfile.TemporaryDirectory(prefix="evals-report-") as tmp:
-        out = build_report(warehouse, report_path or Path(tmp) / REPORT_KEY, publish=publish_report)
+    if publish:
+        report = publish_report(warehouse, out_path=report_path)
+    elif report_path is not None:
+        report = str(build_report(warehouse, report_path))
+    else:
+        report = "(not written)"
     verdicts: dict[str, int] = {}
     for row in rows:
         verdicts[row["verdict"]] = verdicts.get(row["verdict"], 0) + 1
@@ -47,7 +49,7 @@ def compare_and_report(
         "runs": sorted({row["run_id"] for row in rows}),
         "comparisons": len(rows),
         "verdicts": verdicts,
-        "report": f"{warehouse.uri}/{REPORTS_PREFIX}/{REPORT_KEY}" if publish_report else str(out),
+        "report": report,
     }
     found = apply_policy(rows, settings=warehouse.settings, notifier=notifier)
     summary["regressions"] = len(found)

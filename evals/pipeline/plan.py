@@ -106,7 +106,6 @@ def plan_nightly(params: Mapping[str, Any], context: Mapping[str, Any]) -> list[
     """The watch-list's checkpoints still to evaluate (or all of them with ``reevaluate``), one item each."""
     from evals.checkpoints import discover
     from evals.checkpoints.discover import collect_refs
-    from evals.checkpoints.discovery_log import record_discovery
     from evals.checkpoints.watchlist import load_watchlist
     from evals.settings import get_settings
     from evals.warehouse import Warehouse
@@ -128,7 +127,7 @@ def plan_nightly(params: Mapping[str, Any], context: Mapping[str, Any]) -> list[
         log.error("watch-list entry not looked at: %s", error.to_dict())
     for exhausted in found.exhausted:
         log.warning("not retried any more: %s", exhausted.to_dict())
-    record_discovery(warehouse, dt.datetime.fromisoformat(context["logical_date"]).date(), found)
+    warehouse.record_discovery(dt.datetime.fromisoformat(context["logical_date"]).date(), found.night_summary())
     refs = found.new
     if params.get("reevaluate"):
         # A longitudinal canary: the same revisions again catch regressions of the serving stack itself.

@@ -143,6 +143,10 @@ def run_checkpoints(
         except Exception as exc:  # recorded as failed by the step; the other checkpoints go on
             on_failure(PlanItem.from_xcom(item).name, f"{type(exc).__name__}: {exc}")
     compare_step(plan, context)
+    from evals.pipeline.decide import decide_step
+
+    # Each challenger against the champion (EVALS_SERVING): logged, and written to the decisions table.
+    decide_step([dict(item) for item in plan], dict(context))
     return summarize_step(plan, context)
 
 
@@ -190,11 +194,11 @@ def compare_step(plan: Sequence[Mapping[str, Any]], context: Mapping[str, Any]) 
 def compact_step() -> dict[str, Any]:
     """Compact partitions older than ``EVALS_COMPACT_AFTER_DAYS``, expire old snapshots, delete orphaned files."""
     from evals.warehouse import Warehouse
-    from evals.warehouse.compaction import compact_all
+    from evals.warehouse.compaction import compact_all, compaction_cutoff
     from evals.warehouse.maintenance import maintain
 
     warehouse = Warehouse.from_settings()
-    until = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=warehouse.settings.compact_after_days)
+    until = compaction_cutoff(warehouse.settings)
     results = compact_all(warehouse, end=until)
     maintained = maintain(warehouse)
     swept = warehouse.sweep_staging(dt.timedelta(days=max(1, warehouse.settings.compact_after_days)))
@@ -209,20 +213,15 @@ def compact_step() -> dict[str, Any]:
 
 def report_step() -> dict[str, Any]:
     """Rebuild the HTML report under the warehouse's ``_reports/`` and log the leaderboard."""
-    import tempfile
-
-    from evals.report.build import REPORT_KEY, build_report
+    from evals.analysis.leaderboard import connect
+    from evals.report.build import publish_report
     from evals.warehouse import Warehouse
-    from evals.warehouse.keys import REPORTS_PREFIX
-    from evals.warehouse.views import connect
 
     warehouse = Warehouse.from_settings()
     rows = connect(warehouse).execute("select model_id, accuracy, ttft_p95_ms from leaderboard").fetchall()
     for row in rows:
         log.info("leaderboard: %s accuracy=%s ttft_p95_ms=%s", *row)
-    with tempfile.TemporaryDirectory(prefix="evals-report-") as tmp:
-        build_report(warehouse, Path(tmp) / REPORT_KEY, publish=True)
-    return {"models": len(rows), "report": f"{warehouse.uri}/{REPORTS_PREFIX}/{REPORT_KEY}"}
+    return {"models": len(rows), "report": publish_report(warehouse)}
 
 
 # ---------------------------------------------------------------------------------------------------- helpers

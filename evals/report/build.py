@@ -9,13 +9,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    import duckdb
-
     from evals.warehouse import Warehouse
+    from evals.warehouse.views import ReadModel
 
 log = logging.getLogger(__name__)
-
-REPORT_KEY = "report.html"  # under the warehouse's _reports/ prefix
 
 
 def build_report(
@@ -25,10 +22,8 @@ def build_report(
     publish: bool = False,
     max_models: int = 12,
 ) -> Path:
-    """Write the report to ``out_path``; with ``publish`` also to ``<warehouse>/_reports/report.html``."""
-    from evals.checkpoints.discovery_log import latest_discovery
+    """Write the report to ``out_path``; with ``publish`` also replace the warehouse's published report."""
     from evals.warehouse import Warehouse
-    from evals.warehouse.keys import REPORTS_PREFIX
     from evals.warehouse.views import connect
 
     warehouse = warehouse or Warehouse.from_settings()
@@ -38,19 +33,27 @@ def build_report(
     finally:
         con.close()
     data["warehouse"] = warehouse.uri
-    data["discovery"] = latest_discovery(warehouse)
+    data["discovery"] = warehouse.latest_discovery()
     html = render(data).encode()
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(html)
     if publish:
-        warehouse.storage.write_bytes(f"{REPORTS_PREFIX}/{REPORT_KEY}", html)
-        log.info("report published to %s/%s/%s", warehouse.uri, REPORTS_PREFIX, REPORT_KEY)
+        warehouse.publish_report(html)
     log.info("report written to %s (%d bytes)", out, len(html))
     return out
 
 
-def report_data(con: duckdb.DuckDBPyConnection, *, min_goodput: float, max_models: int = 12) -> dict[str, Any]:
+def publish_report(warehouse: Warehouse, *, out_path: str | Path | None = None) -> str:
+    """Rebuild the report and replace the published one; returns its URI (a copy stays at ``out_path`` if given)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="evals-report-") as tmp:
+        build_report(warehouse, out_path or Path(tmp) / "report.html", publish=True)
+    return warehouse.report_uri
+
+
+def report_data(con: ReadModel, *, min_goodput: float, max_models: int = 12) -> dict[str, Any]:
     """Everything the report draws, JSON-safe (it is also embedded in the page as ``#report-data``)."""
     from evals.report.sections import collect
 

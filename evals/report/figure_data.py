@@ -14,62 +14,32 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from evals.warehouse.views import HEADLINE_METRICS
-
 if TYPE_CHECKING:
     import duckdb
+
+    from evals.warehouse.views import ReadModel
 
 Record = dict[str, Any]
 
 Z95 = 1.959963984540054  # two-sided 95 % normal quantile
 
-# Headline accuracy per run (the leaderboard's definition) with the standard error of that mean (independent
-# tasks); latency and cost at the run's headline level (the most throughput among levels meeting the goodput bar,
-# else the lightest load). One point per (model, night, revision): a revision run twice that night counts once, by
-# its latest run (arg_max skips runs without the metric).
-TRENDS_SQL = """
-with headline as (
-    select run_id, task, value, stderr from accuracy
-    where task_group is null and coalesce(higher_is_better, true)
-    qualify row_number() over (
-        partition by run_id, task
-        order by coalesce(list_position({metrics}, metric), 99), metric, filter) = 1
-), acc as (
-    select run_id, avg(value) as accuracy,
-           case when count(stderr) = count(*) then sqrt(sum(stderr * stderr)) / count(*) end as accuracy_se
-    from headline group by run_id
-), lat as (
-    select run_id, eval_date, scenario, load_type, load, ttft_p95_ms, e2e_p95_ms, output_tokens_per_s,
-           usd_per_1m_output_tokens
-    from latency
-    qualify row_number() over (
-        partition by run_id
-        order by (coalesce(goodput, 0) >= $min_goodput) desc,
-                 case when coalesce(goodput, 0) >= $min_goodput then output_tokens_per_s end desc nulls last,
-                 load) = 1
-)
-select r.model_id, r.eval_date, r.revision,
-       arg_max(acc.accuracy, r.logical_date) as accuracy, arg_max(acc.accuracy_se, r.logical_date) as accuracy_se,
-       arg_max(lat.ttft_p95_ms, r.logical_date) as ttft_p95_ms, arg_max(lat.e2e_p95_ms, r.logical_date) as e2e_p95_ms,
-       arg_max(lat.output_tokens_per_s, r.logical_date) as output_tokens_per_s,
-       arg_max(lat.usd_per_1m_output_tokens, r.logical_date) as usd_per_1m_output_tokens,
-       arg_max(lat.run_id, r.logical_date) as latency_run_id, arg_max(lat.load_type, r.logical_date) as load_type,
-       arg_max(lat.load, r.logical_date) as load
-from runs r
-left join acc on acc.run_id = r.run_id and ($suite is null or r.suite = $suite)
-left join lat on lat.run_id = r.run_id and ($scenario is null or r.scenario = $scenario)
-where ($models is null or list_contains($models, r.model_id))
-  and ($days is null or r.eval_date > (select max(eval_date) from runs) - $days::integer)
-group by r.model_id, r.eval_date, r.revision
-having count(acc.accuracy) > 0 or count(lat.run_id) > 0
-order by r.model_id, r.eval_date, min(r.logical_date), r.revision
+# The runs a trend draws: one point per (model, night, revision), from that revision's latest run of the night
+# with accuracy rows and its latest with latency rows (a revision run twice that night counts once).
+TREND_RUNS_SQL = """
+select run_id, model_id, revision, eval_date, logical_date, suite, scenario, config,
+       ($suite is null or suite = $suite) and suite is not null as with_accuracy,
+       ($scenario is null or scenario = $scenario) and scenario is not null as with_latency
+from runs
+where ($models is null or list_contains($models, model_id))
+  and ($days is null or eval_date > (select max(eval_date) from runs) - $days::integer)
+order by model_id, eval_date, logical_date, finished_at nulls first
 """
 
 # The latest published run with latency rows per (model, scenario): its levels, P95s, goodput and SLO.
 CURVES_SQL = """
 with latest as (
     select run_id, model_id, revision, eval_date, scenario from runs
-    where run_id in (select distinct run_id from latency)
+    where run_id in (select distinct run_id from latency where input_tokens is null)
       and ($scenario is null or scenario = $scenario)
       and ($models is null or list_contains($models, model_id))
     qualify row_number() over (
@@ -78,6 +48,7 @@ with latest as (
 select r.model_id, r.revision, r.eval_date, r.scenario, l.run_id, l.load_type, l.load, l.n_requests, l.n_failed,
        l.ttft_p95_ms, l.e2e_p95_ms, l.output_tokens_per_s, l.goodput, l.slo, l.usd_per_1m_output_tokens
 from latency l join latest r on l.run_id = r.run_id and l.eval_date = r.eval_date
+where l.input_tokens is null
 order by r.model_id, r.scenario, l.load_type, l.load
 """
 
@@ -99,7 +70,7 @@ def _quantile_ci(values: str, n: str, q: float) -> str:
     return f"{values}[{low}], {values}[{high}]"
 
 
-def _sample_cis(con: duckdb.DuckDBPyConnection, levels: Iterable[tuple[str, Any, str, float]]) -> dict[tuple, Record]:
+def _sample_cis(con: ReadModel, levels: Iterable[tuple[str, Any, str, float]]) -> dict[tuple, Record]:
     """{(run_id, load_type, load): {n, ttft/e2e p95 CI}} from the ok requests in ``latency_samples``."""
     keys = sorted({(run_id, eval_date, load_type, float(load)) for run_id, eval_date, load_type, load in levels})
     if not keys:
@@ -127,6 +98,7 @@ def _sample_cis(con: duckdb.DuckDBPyConnection, levels: Iterable[tuple[str, Any,
                      and s.load_type = w.load_type and s.load = w.load
                 where s.eval_date in (select eval_date from _wanted_levels)
                   and s.ok and s.sent_s is not null and s.first_token_s is not null and s.finished_s is not null
+                  and s.input_tokens is null
                 group by all
             )
             select run_id, load_type, load, n, {_quantile_ci("ttft", "n", 0.95)}, {_quantile_ci("e2e", "n", 0.95)}
@@ -148,49 +120,25 @@ def _sample_cis(con: duckdb.DuckDBPyConnection, levels: Iterable[tuple[str, Any,
 # ---------------------------------------------------------------------------------------------- readers
 
 
-def leaderboard(
-    con: duckdb.DuckDBPyConnection, *, suite: str | None = None, scenario: str | None = None
-) -> list[Record]:
-    """The ``leaderboard`` view's rows (optionally one suite's and one scenario's), with the SLO-aware columns of
-    :func:`evals.analysis.ranking.leaderboard` for the same model, suite and scenario: capacity and cost at the SLO,
-    SLO-effective accuracy and the suite's detectable effect."""
-    from evals.analysis.ranking import leaderboard as ranked
+def leaderboard(con: ReadModel, *, suite: str | None = None, scenario: str | None = None) -> list[Record]:
+    """The leaderboard's rows (:func:`evals.analysis.leaderboard.leaderboard`, optionally one suite's and one
+    scenario's board), JSON-safe."""
+    from evals.analysis.leaderboard import leaderboard as ranked
     from evals.settings import get_settings
 
-    rows = _records(con.execute("select * from leaderboard"))
-    if suite is not None:
-        rows = [r for r in rows if r.get("suite") in (suite, None)]
-    if scenario is not None:
-        rows = [r for r in rows if r.get("scenario") in (scenario, None)]
     settings = get_settings()
-    boards = ranked(con, min_goodput=settings.leaderboard_min_goodput, alpha=settings.compare_alpha)
-    for row in rows:
-        match = _ranked_row(boards, row)
-        if match is None:
-            continue
-        row["slo_accuracy"] = match.get("slo_accuracy")
-        row["mde"] = match.get("accuracy_mde")
-        row["capacity_at_slo"] = match.get("capacity")
-        row["usd_per_1m_output_tokens_at_slo"] = match.get("usd_per_1m_at_slo")
-    return rows
-
-
-def _ranked_row(boards: Sequence[Record], row: Record) -> Record | None:
-    """The ranking row of the same model whose suite and scenario agree with the view's row (either may be null)."""
-    candidates = [b for b in boards if b["model_id"] == row.get("model_id")]
-    for wanted in (
-        lambda b: b["suite"] == row.get("suite") and b["scenario"] == row.get("scenario"),
-        lambda b: row.get("scenario") is not None and b["scenario"] == row.get("scenario"),
-        lambda b: row.get("suite") is not None and b["suite"] == row.get("suite"),
-    ):
-        found = [b for b in candidates if wanted(b)]
-        if found:
-            return found[0]
-    return None
+    rows = ranked(
+        con,
+        suite=suite,
+        scenario=scenario,
+        min_goodput=settings.leaderboard_min_goodput,
+        alpha=settings.compare_alpha,
+    )
+    return [{key: _plain(value) for key, value in row.items()} for row in rows]
 
 
 def trends(
-    con: duckdb.DuckDBPyConnection,
+    con: ReadModel,
     models: Sequence[str] | None = None,
     *,
     min_goodput: float,
@@ -199,46 +147,78 @@ def trends(
     with_cis: bool = True,
     days: int | None = None,
 ) -> dict[str, list[Record]]:
-    """Per model, one point per (night, revision): accuracy (± 95 % CI), P95 TTFT/E2E (± CI), throughput, cost.
+    """Per model, one point per (night, revision): headline accuracy (± 95 % CI), P95 TTFT/E2E at the reference
+    level (± CI), tokens/s and cost per 1M output tokens at the SLO at the capacity level — the leaderboard's
+    numbers (:mod:`evals.analysis.measures`), night by night.
 
     ``days`` keeps only the nights of the last that many days of the warehouse (what an overview needs; the CIs
     read the request samples of every point drawn).
     """
-    metrics = "[" + ", ".join(f"'{m}'" for m in HEADLINE_METRICS) + "]"
-    params = {
-        "models": list(models) if models is not None else None,
-        "min_goodput": float(min_goodput),
-        "suite": suite,
-        "scenario": scenario,
-        "days": days,
-    }
-    points = _records(con.execute(TRENDS_SQL.format(metrics=metrics), params))
+    from evals.analysis import measures
+    from evals.analysis.accuracy_deltas import accuracy_rows_by_run
+    from evals.analysis.ranking import slo_levels_by_run
+
+    params = {"models": list(models) if models is not None else None, "suite": suite, "scenario": scenario}
+    runs = _records(con.execute(TREND_RUNS_SQL, {**params, "days": days}))
+    accuracy = accuracy_rows_by_run(con, [r for r in runs if r["with_accuracy"]])
+    levels = slo_levels_by_run(con, [r for r in runs if r["with_latency"]])
+    points: dict[tuple[str, str, str], Record] = {}
+    for run in runs:  # in night order: a later run of the same revision that night replaces an earlier one
+        key = (run["model_id"], _date(run["eval_date"]).isoformat(), run["revision"])
+        point = points.setdefault(key, {"eval_date": key[1], "revision": run["revision"], **_EMPTY_POINT})
+        found = measures.headline(accuracy[run["run_id"]]) if run["run_id"] in accuracy else None
+        if found is not None:
+            point["accuracy"] = found.value
+            point["accuracy_ci"] = (
+                [found.value - Z95 * found.se, found.value + Z95 * found.se] if found.se is not None else None
+            )
+        if run["run_id"] in levels:
+            op = measures.operating_point(levels[run["run_id"]], run["config"], min_goodput)
+            ref = (op["reference_load_type"], op["reference_load"])
+            at_ref = levels[run["run_id"]].get(ref) if ref[0] is not None else None
+            point.update(
+                ttft_p95_ms=op["ttft_p95_ms"],
+                e2e_p95_ms=op["e2e_p95_ms"],
+                output_tokens_per_s=op["tokens_per_s_at_capacity"],
+                usd_per_1m_at_slo=op["usd_per_1m_at_slo"],
+                load_type=ref[0],
+                load=ref[1],
+                _latency=(run["run_id"], run["eval_date"]) if at_ref is not None else None,
+            )
     cis = (
         _sample_cis(
             con,
-            [(p["latency_run_id"], p["eval_date"], p["load_type"], p["load"]) for p in points if p["latency_run_id"]],
+            [(p["_latency"][0], p["_latency"][1], p["load_type"], p["load"]) for p in points.values() if p["_latency"]],
         )
         if with_cis
         else {}
     )
     series: dict[str, list[Record]] = {}
-    for p in points:
-        se = p.pop("accuracy_se")
-        p["accuracy_ci"] = (
-            [p["accuracy"] - Z95 * se, p["accuracy"] + Z95 * se]
-            if se is not None and p["accuracy"] is not None
-            else None
-        )
-        ci = cis.get((p.pop("latency_run_id"), p["load_type"], p["load"]), {}) if p["load"] is not None else {}
+    for (model_id, _, _), p in points.items():
+        latency = p.pop("_latency")
+        if p["accuracy"] is None and latency is None:
+            continue
+        ci = cis.get((latency[0], p["load_type"], p["load"]), {}) if latency else {}
         p["ttft_p95_ci"] = ci.get("ttft_p95_ci")
         p["e2e_p95_ci"] = ci.get("e2e_p95_ci")
-        series.setdefault(p.pop("model_id"), []).append(p)
+        series.setdefault(model_id, []).append(p)
     return series
 
 
-def latency_curves(
-    con: duckdb.DuckDBPyConnection, models: Sequence[str] | None = None, *, scenario: str | None = None
-) -> list[Record]:
+_EMPTY_POINT: Record = {
+    "accuracy": None,
+    "accuracy_ci": None,
+    "ttft_p95_ms": None,
+    "e2e_p95_ms": None,
+    "output_tokens_per_s": None,
+    "usd_per_1m_at_slo": None,
+    "load_type": None,
+    "load": None,
+    "_latency": None,
+}
+
+
+def latency_curves(con: ReadModel, models: Sequence[str] | None = None, *, scenario: str | None = None) -> list[Record]:
     """Per load level of each model's latest latency run (per scenario): P95 TTFT/E2E with sample CIs, SLO."""
     params = {"models": list(models) if models is not None else None, "scenario": scenario}
     rows = _records(con.execute(CURVES_SQL, params))
@@ -249,7 +229,56 @@ def latency_curves(
     return rows
 
 
-def cdfs(con: duckdb.DuckDBPyConnection, curves: Sequence[Record]) -> list[Record]:
+# The latest published run per (model, scenario) of a prompt-length sweep: its levels by input length.
+INPUT_LENGTH_SQL = """
+with latest as (
+    select run_id, model_id, revision, eval_date, scenario from runs
+    where run_id in (select distinct run_id from latency where input_tokens is not null)
+      and ($scenario is null or scenario = $scenario) and ($models is null or list_contains($models, model_id))
+    qualify row_number() over (
+        partition by model_id, scenario order by logical_date desc, finished_at desc nulls last) = 1
+)
+select r.model_id, r.revision, r.eval_date, r.scenario, l.load_type, l.load, l.input_tokens, l.prompt_tokens_p50,
+       l.n_requests, l.n_failed, l.ttft_p50_ms, l.ttft_p95_ms, l.slo
+from latency l join latest r on l.run_id = r.run_id and l.eval_date = r.eval_date
+where l.input_tokens is not null
+order by r.model_id, r.scenario, l.load_type, l.load, l.input_tokens
+"""
+
+
+def ttft_by_input_length(
+    con: ReadModel, models: Sequence[str] | None = None, *, scenario: str | None = None
+) -> list[Record]:
+    """One line per (model, scenario, load level) of each model's latest prompt-length sweep: P95 TTFT per input
+    length, the SLO's P95 TTFT limit and where P95 TTFT crosses it (:func:`evals.latency.rag.slo_crossing`)."""
+    from evals.latency.rag import slo_crossing
+
+    if "input_tokens" not in columns(con, "latency"):
+        return []
+    params = {"models": list(models) if models is not None else None, "scenario": scenario}
+    lines: dict[tuple[Any, ...], Record] = {}
+    for r in _records(con.execute(INPUT_LENGTH_SQL, params)):
+        key = (r["model_id"], r["scenario"], r["load_type"], r["load"])
+        limit = (_json_object(r["slo"]) or {}).get("ttft_p95_ms")
+        line = lines.setdefault(
+            key,
+            {k: r[k] for k in ("model_id", "revision", "eval_date", "scenario", "load_type", "load")}
+            | {"slo_ttft_p95_ms": limit, "points": []},
+        )
+        line["points"].append({k: r[k] for k in ("input_tokens", "prompt_tokens_p50", "n_requests", "n_failed",
+                                                 "ttft_p50_ms", "ttft_p95_ms")})  # fmt: skip
+    for line in lines.values():
+        limit, points = line["slo_ttft_p95_ms"], line["points"]
+        crossing = (
+            slo_crossing([p["input_tokens"] for p in points], [p["ttft_p95_ms"] for p in points], limit)
+            if limit is not None
+            else None
+        )
+        line["crossing"] = vars(crossing) if crossing is not None else None
+    return list(lines.values())
+
+
+def cdfs(con: ReadModel, curves: Sequence[Record]) -> list[Record]:
     """Empirical CDFs of TTFT and E2E (ms) of each model's latest latency run, all at one load level per scenario.
 
     The level is the lightest one every model of the scenario ran (closed-loop before open-loop), so the lines
@@ -278,7 +307,7 @@ def cdfs(con: duckdb.DuckDBPyConnection, curves: Sequence[Record]) -> list[Recor
         """select run_id, load_type, load, (first_token_s - sent_s) * 1000 as ttft_ms, (finished_s - sent_s) * 1000
            as e2e_ms from latency_samples
            where run_id in (select unnest($runs)) and ok and sent_s is not null and first_token_s is not null
-             and finished_s is not null""",
+             and finished_s is not null and input_tokens is null""",
         {"runs": sorted({k[0] for k in run_levels})},
     ).fetchnumpy()
     out = []
@@ -304,7 +333,7 @@ def cdfs(con: duckdb.DuckDBPyConnection, curves: Sequence[Record]) -> list[Recor
 CDF_POINTS = 200
 
 
-def night(con: duckdb.DuckDBPyConnection, when: dt.date | str | None = None) -> tuple[str | None, list[Record]]:
+def night(con: ReadModel, when: dt.date | str | None = None) -> tuple[str | None, list[Record]]:
     """The latest night with comparisons (or ``when``) and every comparison of it, with whatever columns exist."""
     if when is None:
         when = con.execute("select max(eval_date) from comparisons").fetchall()[0][0]
@@ -314,7 +343,7 @@ def night(con: duckdb.DuckDBPyConnection, when: dt.date | str | None = None) -> 
     return _date(when).isoformat(), rows
 
 
-def change_points(con: duckdb.DuckDBPyConnection, models: Sequence[str] | None = None) -> list[Record]:
+def change_points(con: ReadModel, models: Sequence[str] | None = None) -> list[Record]:
     """The current change points (those of each series' latest run) when the warehouse has them; none otherwise."""
     if not has_relation(con, "change_points"):
         return []
@@ -323,7 +352,7 @@ def change_points(con: duckdb.DuckDBPyConnection, models: Sequence[str] | None =
     return latest_change_points(con, list(models) if models is not None else None)
 
 
-def filter_options(con: duckdb.DuckDBPyConnection) -> dict[str, list[str]]:
+def filter_options(con: ReadModel) -> dict[str, list[str]]:
     """The suites and scenarios of published runs (what the Results page's filters offer)."""
     out = {}
     for column in ("suite", "scenario"):
@@ -332,7 +361,7 @@ def filter_options(con: duckdb.DuckDBPyConnection) -> dict[str, list[str]]:
     return out
 
 
-def history(con: duckdb.DuckDBPyConnection, model_id: str) -> list[Record]:
+def history(con: ReadModel, model_id: str) -> list[Record]:
     """Every run record of one model (published, quarantined, failed), newest first."""
     wanted = ["eval_date", "revision", "status", "suite", "scenario", "backend", "dtype", "error", "run_id"]
     present = [c for c in wanted if c in columns(con, "all_runs")]
@@ -340,7 +369,7 @@ def history(con: duckdb.DuckDBPyConnection, model_id: str) -> list[Record]:
     return _records(con.execute(sql, {"m": model_id}))
 
 
-def provenance(con: duckdb.DuckDBPyConnection, model_id: str) -> Record | None:
+def provenance(con: ReadModel, model_id: str) -> Record | None:
     """The runs record of one model's latest published run: what produced its numbers."""
     rows = _records(
         con.execute(
@@ -360,7 +389,7 @@ def provenance(con: duckdb.DuckDBPyConnection, model_id: str) -> Record | None:
 # ---------------------------------------------------------------------------------------------- helpers
 
 
-def columns(con: duckdb.DuckDBPyConnection, relation: str) -> list[str]:
+def columns(con: ReadModel, relation: str) -> list[str]:
     """Column names of a view or table of the connection's main schema (empty when it does not exist)."""
     rows = con.execute(
         "select column_name from information_schema.columns where table_schema = 'main' and table_name = $t "
@@ -370,7 +399,7 @@ def columns(con: duckdb.DuckDBPyConnection, relation: str) -> list[str]:
     return [name for (name,) in rows]
 
 
-def has_relation(con: duckdb.DuckDBPyConnection, relation: str) -> bool:
+def has_relation(con: ReadModel, relation: str) -> bool:
     return bool(columns(con, relation))
 
 

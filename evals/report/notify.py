@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 import math
@@ -11,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from evals.errors import ConfigError, TerminalError, TransientError
+from evals.registry import LazyRegistry
 
 if TYPE_CHECKING:
     from evals.settings import Settings
@@ -66,10 +66,17 @@ class Notice:
         return {"text": "\n".join([self.title, *(f"• {line}" for line in self.lines)]), "rows": _json_safe(self.rows)}
 
     @classmethod
-    def of_regressions(cls, rows: Sequence[Mapping[str, Any]], title: str | None = None) -> Notice:
+    def of_regressions(
+        cls, rows: Sequence[Mapping[str, Any]], title: str | None = None, night: Sequence[Mapping[str, Any]] = ()
+    ) -> Notice:
+        """The regressions of a night; with the ``night``'s rows, the title says how many tests the verdicts
+        came from and how many false findings error control allows for (see evals.analysis.verdicts)."""
+        from evals.analysis.verdicts import summarize
+
         models = sorted({r["model_id"] for r in rows})
+        context = f" ({summarize(night).text()})" if night else ""
         return cls(
-            title=title or f"checkpoint-evals: {len(rows)} regression(s) in {', '.join(models)}",
+            title=title or f"checkpoint-evals: {len(rows)} regression(s) in {', '.join(models)}{context}",
             lines=[describe(r) for r in rows],
             rows=[dict(r) for r in rows],
         )
@@ -132,15 +139,15 @@ def webhook_url(settings: Settings) -> str | None:
 
 
 def connection_webhook_url(conn_id: str) -> str:
-    """A webhook URL from an Airflow connection.
+    """A webhook URL from a connection (an Airflow connection in deployments).
 
     Accepted shapes: extra ``{"webhook_url": ...}``; a password that is the full URL (Slack webhook
     connections); or host (with scheme or ``schema``, and port) + password as the path (``T000/B000/XXXX``).
     """
-    from airflow.sdk import BaseHook
+    from evals.connections import get_connection
 
-    conn = BaseHook.get_connection(conn_id)
-    extra = conn.extra_dejson or {}
+    conn = get_connection(conn_id)
+    extra = conn.extra
     if extra.get("webhook_url"):
         return str(extra["webhook_url"])
     password = conn.password or ""
@@ -154,7 +161,22 @@ def connection_webhook_url(conn_id: str) -> str:
     return f"{host.rstrip('/')}/{password.lstrip('/')}" if password else host
 
 
-NOTIFIERS: dict[str, Callable[[Settings], Notifier]] = {"log": LogNotifier}
+def _webhook_notifier(settings: Settings) -> Notifier:
+    url = webhook_url(settings)
+    if not url:
+        raise ConfigError("EVALS_NOTIFY_BACKEND=webhook needs EVALS_NOTIFY_WEBHOOK_URL or EVALS_NOTIFY_CONN_ID")
+    return WebhookNotifier(url, settings.notify_timeout_s)
+
+
+def _auto_notifier(settings: Settings) -> Notifier:
+    url = webhook_url(settings)
+    return WebhookNotifier(url, settings.notify_timeout_s) if url else LogNotifier(settings)
+
+
+# EVALS_NOTIFY_BACKEND -> a factory taking the settings; any "module:Class" also works (it must have send(notice)).
+NOTIFIERS: LazyRegistry[Callable[[Settings], Notifier]] = LazyRegistry(
+    "EVALS_NOTIFY_BACKEND", {"auto": _auto_notifier, "log": LogNotifier, "webhook": _webhook_notifier}, any_import=True
+)
 
 
 def make_notifier(settings: Settings) -> Notifier:
@@ -162,25 +184,7 @@ def make_notifier(settings: Settings) -> Notifier:
 
     A ``module:Class`` is constructed with the settings and must have ``send(notice)``.
     """
-    backend = settings.notify_backend
-    if backend in ("auto", "webhook"):
-        url = webhook_url(settings)
-        if url:
-            return WebhookNotifier(url, settings.notify_timeout_s)
-        if backend == "webhook":
-            raise ConfigError("EVALS_NOTIFY_BACKEND=webhook needs EVALS_NOTIFY_WEBHOOK_URL or EVALS_NOTIFY_CONN_ID")
-        return LogNotifier(settings)
-    if backend in NOTIFIERS:
-        return NOTIFIERS[backend](settings)
-    if ":" in backend:
-        module, _, name = backend.partition(":")
-        try:
-            factory = getattr(importlib.import_module(module), name)
-        except (ImportError, AttributeError) as exc:
-            raise ConfigError(f"EVALS_NOTIFY_BACKEND={backend!r} cannot be imported: {exc}") from exc
-        return factory(settings)  # type: ignore[no-any-return]
-    known = ", ".join(["auto", "webhook", *NOTIFIERS, "module:Class"])
-    raise ConfigError(f"unknown EVALS_NOTIFY_BACKEND {backend!r}; known: {known}")
+    return NOTIFIERS[settings.notify_backend](settings)
 
 
 def apply_policy(
@@ -191,14 +195,16 @@ def apply_policy(
     Returns the regressions. A failed notification is logged, never raised: the comparisons are already in the
     warehouse, and a missing Slack message must not hide (or fake) a regression verdict.
     """
+    from evals.analysis.verdicts import summarize
     from evals.settings import get_settings
 
     settings = settings or get_settings()
     found = regressions(rows)
+    log.info("verdicts: %s", summarize(rows).text())
     for row in found:
         log.warning("regression: %s", describe(row))
     if found:
-        notice = Notice.of_regressions(found)
+        notice = Notice.of_regressions(found, night=rows)
         try:
             (notifier or make_notifier(settings)).send(notice)
         except NotificationFailed as exc:

@@ -13,8 +13,9 @@ from urllib.parse import quote
 from evals.report import figure_data, figures
 
 if TYPE_CHECKING:
-    import duckdb
     import plotly.graph_objects as go
+
+    from evals.warehouse.views import ReadModel
 
 Record = dict[str, Any]
 
@@ -39,27 +40,35 @@ white-space:pre-wrap;word-break:break-all}
 # (column, header, kind) of the leaderboard, in order; columns the view lacks are left out, and any column the view
 # gains later shows after these under its own name.
 LEADERBOARD_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("rank", "#", "int"),
+    ("rank_interval", "Rank 95% CI", "text"),  # rank_low–rank_high: the bootstrap interval of the rank
     ("model_id", "Model", "model"),
     ("revision", "Revision", "revision"),
     ("eval_date", "Night", "text"),
     ("accuracy", "Accuracy", "3f"),
-    ("slo_accuracy", "SLO-effective accuracy", "3f"),
-    ("mde", "Detectable effect", "3f"),
+    ("accuracy_mde", "Detectable effect", "3f"),
     ("n_tasks", "Tasks", "int"),
-    ("level", "Load", "text"),
+    ("slo_accuracy", "SLO-effective accuracy", "3f"),
+    ("level", "Reference load", "text"),
     ("ttft_p95_ms", "P95 TTFT ms", "1f"),
     ("e2e_p95_ms", "P95 E2E ms", "1f"),
-    ("output_tokens_per_s", "Output tok/s", "1f"),
-    ("goodput", "Goodput", "pct"),
-    ("usd_per_1m_output_tokens", "USD / 1M tok", "usd"),
-    ("capacity_at_slo", "Capacity at SLO", "g"),
-    ("usd_per_1m_output_tokens_at_slo", "USD / 1M tok at SLO", "usd"),
+    ("capacity", "Capacity at SLO", "g"),
+    ("capacity_status", "Capacity status", "text"),
+    ("goodput_at_capacity", "Goodput at capacity", "pct"),
+    ("goodput_ci_low", "Goodput CI low", "pct"),
+    ("goodput_ci_high", "Goodput CI high", "pct"),
+    ("slo_tokens_per_s", "SLO tok/s at capacity", "1f"),
+    ("usd_per_1m_at_slo", "USD / 1M tok at SLO", "usd"),
 )
-HIDDEN = {"suite", "scenario", "load_type", "load", "latency_revision", "schema_version", "run_id"}
+# Shown as the board's heading or the level cell, or of interest to programs only (the JSON API has them).
+HIDDEN = {
+    "suite", "scenario", "reference_load_type", "reference_load", "run_id", "tokens_per_s_at_capacity",
+    "capacity_ttft_p95_ms", "capacity_e2e_p95_ms", "rank_low", "rank_high", "n_requests_at_capacity",
+}  # fmt: skip
 
 
 def collect(
-    con: duckdb.DuckDBPyConnection,
+    con: ReadModel,
     *,
     min_goodput: float,
     suite: str | None = None,
@@ -86,9 +95,11 @@ def collect(
         "trends": trends,
         "latency_curves": curves,
         "cdfs": figure_data.cdfs(con, curves),
+        "input_lengths": figure_data.ttft_by_input_length(con, shown, scenario=scenario),
         "night": night,
         "comparisons": comparisons,
         "change_points": figure_data.change_points(con, shown),
+        "decisions": latest_decisions(con),
     }
 
 
@@ -102,6 +113,7 @@ def figure_sections(data: Mapping[str, Any], *, model_links: bool = False) -> li
     shown = set(data["models"])
     board = [r for r in data["leaderboard"] if r["model_id"] in shown]
     out = [
+        *([decision_section(data["decisions"])] if data.get("decisions") else []),
         section("Leaderboard", leaderboard_tables(data["leaderboard"], model_links=model_links), LEADERBOARD_NOTE),
         section(
             "Accuracy, cost and latency",
@@ -122,6 +134,9 @@ def figure_sections(data: Mapping[str, Any], *, model_links: bool = False) -> li
             or _none("No latency results yet."),
         )
     )
+    if data.get("input_lengths"):
+        fig = figures.ttft_vs_input_length(data["input_lengths"], palette)
+        out.append(section("TTFT against input length", figure_block("fig-ttft-input", fig), INPUT_NOTE))
     out.append(section(f"Verdicts of the latest night ({data['night'] or 'no comparisons yet'})", _verdicts(data)))
     if data.get("discovery"):
         out.append(discovery_section(data["discovery"]))
@@ -153,9 +168,11 @@ PARETO_NOTE = (
     "accurate. Bars: 95% CI of the headline accuracy."
 )
 LOAD_NOTE = "Each model's latest latency run, every load level; bars: 95% CI of the P95 from the request samples."
+INPUT_NOTE = "Each model's latest prompt-length sweep (RAG scenario): P95 TTFT per context length; ✕: SLO crossing."
 TREND_NOTE = (
     f"One point per model and night (the run's headline load level) over the last {TREND_DAYS} days (a model's own "
-    "page: its whole history); bands: 95% CI; diamonds: change points."
+    "page: its whole history); bands: 95% CI; change points: filled diamond = confirmed (2 later nights showed the "
+    "new level), hollow diamond = tentative (too few nights yet)."
 )
 CDF_NOTE = (
     "Each model's latest latency run at the lightest load level all models ran (the legend names it), successful "
@@ -225,7 +242,8 @@ def leaderboard_tables(rows: Sequence[Record], *, model_links: bool = False) -> 
     for r in rows:
         groups.setdefault((r.get("suite"), r.get("scenario")), []).append(r)
     present = set().union(*(r.keys() for r in rows))
-    columns = [c for c in LEADERBOARD_COLUMNS if c[0] in present or c[0] == "level"]
+    derived = {"level", "rank_interval"}
+    columns = [c for c in LEADERBOARD_COLUMNS if c[0] in present or c[0] in derived]
     known = {c[0] for c in LEADERBOARD_COLUMNS}
     columns += [(c, c.replace("_", " "), "g") for c in rows[0] if c not in known and c not in HIDDEN]
     out = []
@@ -245,8 +263,13 @@ def _leaderboard_row(r: Record, columns: Sequence[tuple[str, str, str]], model_l
     cells = []
     for key, _, kind in columns:
         if key == "level":
-            level = f"{r['load_type']}={r['load']:g}" if r.get("load") is not None else "–"
-            cells.append(f'<td class="text" data-sort="{r.get("load") or ""}">{escape(level)}</td>')
+            load = r.get("reference_load")
+            level = f"{r['reference_load_type']}={load:g}" if load is not None else "–"
+            cells.append(f'<td class="text" data-sort="{load if load is not None else ""}">{escape(level)}</td>')
+        elif key == "rank_interval":
+            low, high = r.get("rank_low"), r.get("rank_high")
+            span = "–" if low is None else f"{low}" if low == high else f"{low}–{high}"
+            cells.append(f'<td class="text" data-sort="{low if low is not None else ""}">{escape(span)}</td>')
         elif kind == "model":
             model = str(r["model_id"])
             text = escape(model)
@@ -347,3 +370,71 @@ def _rev(value: Any) -> str:
 
 def _none(text: str) -> str:
     return f'<p class="none">{escape(text)}</p>'
+
+
+# ---------------------------------------------------------------------------------------------- the decision
+
+
+def latest_decisions(con: ReadModel) -> list[Record]:
+    """The serving decisions of the latest night that has any (promote first)."""
+    cursor = con.execute(
+        """select * exclude (schema_version) from decisions
+           where eval_date = (select max(eval_date) from decisions)
+           order by case outcome when 'promote' then 0 when 'hold' then 1 else 2 end, model_id, suite, scenario"""
+    )
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+DECISION_NOTE = (
+    "Each challenger of the night against the champion's run of the same night. Non-inferiority: the lower bound of "
+    "the one-sided CI of challenger - champion (paired per question) must be above -margin. promote: every criterion "
+    "passed; hold: a criterion could not tell (more data needed); reject: a criterion failed."
+)
+
+
+def decision_section(rows: Sequence[Record]) -> str:
+    """The Decision section: outcome per challenger, every criterion against its margin or limit, monthly costs,
+    and a pending approval (with its link when one is configured)."""
+    from evals.report.text import approval_text, criterion_cells, decision_criteria
+
+    blocks = []
+    for r in rows:
+        outcome = str(r["outcome"])
+        css = {"promote": "improvement", "reject": "regression"}.get(outcome, "")
+        title = (
+            f'<h3 class="decision" data-outcome="{escape(outcome)}"><span class="{css}">{escape(outcome.upper())}'
+            f"</span> {escape(str(r['model_id']))}@{escape(_rev(r['revision']))} vs champion "
+            f'{escape(str(r["champion"]))} <span class="meta">({escape(str(r.get("suite")))}/'
+            f"{escape(str(r.get('scenario')))}, policy {escape(str(r['policy_name']))} v"
+            f"{escape(str(r['policy_version']))})</span></h3>"
+        )
+        body = "".join(
+            "<tr>"
+            + f'<td class="text">{escape(str(c["name"]))}</td>'
+            + "".join(f"<td>{escape(cell)}</td>" for cell in criterion_cells(c))
+            + f'<td class="text {_STATUS_CSS.get(c["status"], "")}">{escape(str(c["status"]))}</td>'
+            + f'<td class="text">{escape(str(c.get("detail") or ""))}</td></tr>'
+            for c in decision_criteria(r)
+        )
+        head = "".join(
+            f'<th class="{"text" if h in ("Criterion", "Status", "Detail") else ""}">{h}</th>'
+            for h in ("Criterion", "Estimate", "One-sided CI", "Margin / limit", "Status", "Detail")
+        )
+        table = f'<table class="decision-criteria"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+        mine, theirs = _fmt(r.get("challenger_monthly_usd"), "usd"), _fmt(r.get("champion_monthly_usd"), "usd")
+        costs = f'<p class="meta">Monthly cost at the stated traffic: challenger {mine}, champion {theirs}.</p>'
+        approval = approval_text(r)
+        if approval and r.get("approval_url") and r.get("approval_outcome") in (None, "pending"):
+            url = escape(str(r["approval_url"]))
+            approval_html = f'<p class="notice">Approval pending: <a href="{url}">answer it in Airflow</a></p>'
+        elif approval:
+            approval_html = f'<p class="notice">{escape(approval)}</p>'
+        else:
+            approval_html = ""
+        why = f"<p>{escape(str(r['reason']))}</p>"
+        blocks.append(f'<div class="decision-block">{title}{why}{table}{costs}{approval_html}</div>')
+    return section(f"Decision ({rows[0].get('eval_date')})", "".join(blocks), DECISION_NOTE)
+
+
+_STATUS_CSS = {"pass": "improvement", "fail": "regression"}

@@ -119,17 +119,3 @@ def create_app(*, dependencies: Sequence[Any] = ()) -> FastAPI:
         return JSONResponse({"warehouse": warehouse, "models": series}, headers=SECURITY_HEADERS)
 
     return app
-
-
-def create_airflow_app() -> FastAPI:
-    """The app as the plugin mounts it: every route needs a signed-in Airflow user allowed to see the website.
-
-    Airflow does not authenticate plugin apps (a mount inherits none of the core API's dependencies), so the
-    app applies the core API's own check: a bearer token or the UI's session cookie, validated by the
-    configured auth manager.
-    """
-    from airflow.api_fastapi.auth.managers.models.resource_details import AccessView
-    from airflow.api_fastapi.core_api.security import requires_access_view
-    from fastapi import Depends
-
-    return create_app(dependencies=[Depends(requires_access_view(AccessView.WEBSITE))])

@@ -5,23 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-# The leaderboard view's columns the page and the JSON API rely on (more show when the view has them).
-LEADERBOARD_COLUMNS = (
-    "model_id",
-    "revision",
-    "eval_date",
-    "suite",
-    "accuracy",
-    "n_tasks",
-    "scenario",
-    "load_type",
-    "load",
-    "ttft_p95_ms",
-    "e2e_p95_ms",
-    "output_tokens_per_s",
-    "goodput",
-    "usd_per_1m_output_tokens",
-)
+from evals.analysis.leaderboard import COLUMN_NAMES
+
+# The leaderboard's columns, which the page and the JSON API show (the same rows as `select * from leaderboard`).
+LEADERBOARD_COLUMNS = COLUMN_NAMES
 
 
 @dataclass(frozen=True)
@@ -61,9 +48,7 @@ def read_results(model_id: str | None = None, *, suite: str | None = None, scena
             model_id=model_id,
         )
         if model_id is None:
-            from evals.checkpoints.discovery_log import latest_discovery
-
-            data["discovery"] = latest_discovery(warehouse)
+            data["discovery"] = warehouse.latest_discovery()
         return Results(
             warehouse=warehouse.uri,
             data=data,

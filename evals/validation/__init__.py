@@ -7,7 +7,6 @@ from evals.validation.gate import (
     revalidate,
     validate,
     validate_and_write,
-    validation_path,
 )
 
 __all__ = [
@@ -17,5 +16,4 @@ __all__ = [
     "revalidate",
     "validate",
     "validate_and_write",
-    "validation_path",
 ]

@@ -6,14 +6,13 @@ import logging
 import threading
 from typing import TYPE_CHECKING
 
-from evals.warehouse.keys import REPORTS_PREFIX
+from evals.warehouse.keys import VALIDATION_DOCS_PREFIX as DOCS_PREFIX
 
 if TYPE_CHECKING:
     from evals.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
 
-DOCS_PREFIX = f"{REPORTS_PREFIX}/validation"
 _STATIC_MARKER = "static/styles/data_docs_default_styles.css"
 
 # (warehouse uri, relative path) -> mtime_ns of the copy already uploaded by this process.

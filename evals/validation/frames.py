@@ -111,10 +111,17 @@ def _accuracy_samples_frame(table: pa.Table, accuracy: pa.Table | None, expected
     return frame
 
 
-def _level_column(frame: pd.DataFrame) -> pd.Series:
-    pairs = frame[["load_type", "load"]].drop_duplicates().itertuples(index=False)
-    names = {(load_type, load): level_key(load_type, load) for load_type, load in pairs}
-    keys = list(zip(frame["load_type"], frame["load"], strict=True))
+def _level_column(frame: pd.DataFrame, *, sweep: bool = True) -> pd.Series:
+    """Each row's level name: ``concurrency=8``, in a prompt-length sweep ``concurrency=8,input_tokens=2048``
+    (``sweep=False``: the load alone, as :class:`Expected` knows the levels issued)."""
+    import pandas as pd
+
+    lengths = frame["input_tokens"] if sweep and "input_tokens" in frame else pd.Series(None, index=frame.index)
+    keys = list(zip(frame["load_type"], frame["load"], lengths, strict=True))
+    names = {
+        key: level_key(key[0], key[1]) + ("" if pd.isna(key[2]) else f",input_tokens={int(key[2])}")
+        for key in dict.fromkeys(keys)
+    }
     return _str_series([names[key] for key in keys], index=frame.index)
 
 
@@ -136,7 +143,10 @@ def _latency_frame(table: pa.Table, expected: Expected, samples: pd.DataFrame | 
         frame[f"{CHECK_PREFIX}sample_rows"] = frame[level].map(counts).fillna(0).astype("int64")
         frame[f"{CHECK_PREFIX}sample_failed"] = frame[level].map(failed).fillna(0).astype("int64")
     if expected.requests:
-        frame[f"{CHECK_PREFIX}expected_requests"] = frame[level].map(expected.levels).astype("float64")
+        # Expected knows the loads issued; each step of a prompt-length sweep issues that many at its load.
+        load_level = f"{CHECK_PREFIX}load_level"
+        frame[load_level] = _level_column(frame, sweep=False)
+        frame[f"{CHECK_PREFIX}expected_requests"] = frame[load_level].map(expected.levels).astype("float64")
     return frame
 
 

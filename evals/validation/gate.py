@@ -10,6 +10,7 @@ from evals.errors import RunNotFound, SchemaViolation, ValidationFailed
 from evals.schemas import Frame
 from evals.validation.expected import Expected
 from evals.validation.report import Failure, ValidationReport, failures_of, json_safe
+from evals.warehouse.keys import validation_key
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -18,13 +19,6 @@ if TYPE_CHECKING:
     from evals.warehouse import RunRecord, Warehouse
 
 log = logging.getLogger(__name__)
-
-VALIDATION_PREFIX = "_quarantine/_validation"
-
-
-def validation_path(run_id: str) -> str:
-    """Where the validation result of a quarantined run lives, relative to the warehouse root."""
-    return f"{VALIDATION_PREFIX}/{run_id}.json"
 
 
 def conform_tables(
@@ -177,18 +171,18 @@ def _write(
         approval = Approval.issue(record.run_id, conformed)
         written = warehouse.write_run(record.replace(error=None), conformed, status="published", approval=approval)
         # The run left quarantine: its old validation result would only mislead.
-        warehouse.storage.delete(validation_path(record.run_id))
+        warehouse.storage.delete(validation_key(record.run_id))
         return written
     summary = report.summary()
     # The reasons first, then the data, then the runs row: a quarantined run is never without its reasons.
-    warehouse.storage.write_json(validation_path(record.run_id), report.to_json())
+    warehouse.storage.write_json(validation_key(record.run_id), report.to_json())
     warehouse.write_run(record.replace(error=summary), conformed, status="quarantined")
     log.warning("quarantined %s", summary)
     raise ValidationFailed(summary)
 
 
 def _previous_report(warehouse: Warehouse, run_id: str) -> dict[str, Any]:
-    path = validation_path(run_id)
+    path = validation_key(run_id)
     if not warehouse.storage.exists(path):
         return {}
     data = warehouse.storage.read_json(path)

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from evals.schemas import LATENCY_METRICS, LATENCY_STATS, column_names
+from evals.schemas import APPROVAL_OUTCOMES, DECISION_OUTCOMES, LATENCY_METRICS, LATENCY_STATS, column_names
 from evals.validation.expected import Expected
 from evals.validation.frames import CHECK_PREFIX
 
@@ -27,6 +27,7 @@ INDEX_COLUMNS: dict[str, list[str]] = {
     "accuracy_samples": ["task", "doc_id", "metric", "filter"],
     "latency": [f"{CHECK_PREFIX}level"],
     "latency_samples": [f"{CHECK_PREFIX}level", "request_index"],
+    "decisions": ["decision_id"],
 }
 
 # How far the mean of a mean-aggregated metric's per-document scores may be from lm-eval's stored aggregate.
@@ -295,6 +296,15 @@ def _latency(expected: Expected, settings: Settings, *, with_samples: bool) -> l
         ("server_prefix_cache_hit_rate", 0, 1),
         ("server_queue_time_mean_ms", 0, FINITE_MAX),
         ("server_ttft_mean_ms", 0, FINITE_MAX),
+        # Predictability: a tail ratio is >= 1 (P99 >= P50), a jitter >= 0; rates and their CIs are shares.
+        ("ttft_tail_ratio", 1, FINITE_MAX),
+        ("e2e_tail_ratio", 1, FINITE_MAX),
+        ("itl_jitter_ms", 0, FINITE_MAX),
+        ("n_timeouts", 0, None),
+        *((f"{kind}_rate{end}", 0, 1) for kind in ("error", "timeout") for end in ("", "_ci_low", "_ci_high")),
+        # A prompt-length sweep's context length (a level key) and the prompt length the server reported.
+        ("input_tokens", 1, None),
+        ("prompt_tokens_p50", 0, FINITE_MAX),
     )
     for name, lowest, highest in bounds:
         suite.append(
@@ -330,6 +340,19 @@ def _latency(expected: Expected, settings: Settings, *, with_samples: bool) -> l
                     description=f"{metric} percentiles ordered: {metric}_{low}_ms <= {metric}_{high}_ms",
                 )
             )
+    ordered = [("n_failed", "n_timeouts")]
+    for kind in ("error", "timeout"):
+        ordered += [(f"{kind}_rate", f"{kind}_rate_ci_low"), (f"{kind}_rate_ci_high", f"{kind}_rate")]
+    for high, low in ordered:
+        suite.append(
+            gxe.ExpectColumnPairValuesAToBeGreaterThanB(
+                column_A=high,
+                column_B=low,
+                or_equal=True,
+                ignore_row_if="either_value_is_missing",
+                description=f"{low} <= {high} (or null)",
+            )
+        )
     if with_samples:
         suite += [
             gxe.ExpectColumnPairValuesToBeEqual(
@@ -352,7 +375,9 @@ def _latency(expected: Expected, settings: Settings, *, with_samples: bool) -> l
                 description="n_requests equals the requests issued at that level",
             ),
             gxe.ExpectColumnDistinctValuesToContainSet(
-                column=level, value_set=sorted(expected.levels), description="every load level issued has a row"
+                column=f"{CHECK_PREFIX}load_level",
+                value_set=sorted(expected.levels),
+                description="every load level issued has a row",
             ),
         ]
     return suite
@@ -366,7 +391,7 @@ def _samples(*, with_latency: bool) -> list[Expectation]:
             ["run_id", "model_id", "revision", "scenario", "load_type", "load", "request_index", "ok"],
         ),
         gxe.ExpectCompoundColumnsToBeUnique(
-            column_list=["run_id", "scenario", "load_type", "load", "request_index"],
+            column_list=["run_id", "scenario", f"{CHECK_PREFIX}level", "request_index"],
             description="one row per request: no duplicated rows",
         ),
         gxe.ExpectColumnValuesToBeBetween(column="request_index", min_value=0, description="request_index >= 0"),
@@ -414,3 +439,39 @@ def metric_key(task: str, lm_eval_key: str) -> str:
     """``task/metric/filter`` from lm-eval's ``metric,filter`` key, as failures name a missing row."""
     metric, _, filter_ = lm_eval_key.partition(",")
     return f"{task}/{metric}/{filter_ or 'none'}"
+
+
+def decisions_suite() -> list[Expectation]:
+    """The ``decisions`` rows of one challenger run (derived: validated before :meth:`Warehouse.write_table`).
+
+    ``check_criteria_valid``: the criteria JSON is a list of named criteria with a known status;
+    ``check_outcome_consistent``: the outcome is what the statuses imply (reject iff one failed, ...).
+    """
+    gxe = _gxe()
+    keys = ["run_id", "decision_id", "model_id", "revision", "champion", "policy_name", "policy_version", "outcome"]
+    return [
+        *_common("decisions", [*keys, "reason", "criteria", "decided_at"]),
+        gxe.ExpectCompoundColumnsToBeUnique(
+            column_list=["run_id", "decision_id"], description="one row per (run_id, decision_id)"
+        ),
+        gxe.ExpectColumnValuesToBeInSet(
+            column="outcome", value_set=list(DECISION_OUTCOMES), description="outcome is promote, hold or reject"
+        ),
+        gxe.ExpectColumnValuesToBeInSet(
+            column="approval_outcome", value_set=list(APPROVAL_OUTCOMES), description="approval outcome known or null"
+        ),
+        *[
+            gxe.ExpectColumnValuesToBeBetween(
+                column=column, min_value=0, max_value=FINITE_MAX, description=f"{column} >= 0 and finite, or null"
+            )
+            for column in ("challenger_monthly_usd", "champion_monthly_usd")
+        ],
+        *[
+            gxe.ExpectColumnValuesToBeInSet(column=f"{CHECK_PREFIX}{name}", value_set=[True], description=text)
+            for name, text in (
+                ("criteria_valid", "criteria is a JSON list of named criteria with status pass, fail or inconclusive"),
+                ("outcome_consistent", "outcome follows from the statuses (reject: one failed; hold: one unsure)"),
+                ("not_self", "a challenger is never its own champion (champion_run_id != run_id)"),
+            )
+        ],
+    ]

@@ -73,8 +73,6 @@ def io_properties(location: Location, settings: Settings) -> dict[str, str]:
     """FileIO properties for the warehouse: S3 endpoint and credentials (settings, Airflow connection, AWS chain)."""
     from urllib.parse import urlparse
 
-    from evals.warehouse.storage import _airflow_connection_credentials
-
     props = {"py-io-impl": "pyiceberg.io.pyarrow.PyArrowFileIO"}
     if location.scheme != "s3":
         return props
@@ -82,12 +80,14 @@ def io_properties(location: Location, settings: Settings) -> dict[str, str]:
     props["s3.force-virtual-addressing"] = "false"  # loopback and on-prem stores have no per-bucket DNS names
     endpoint = settings.s3_endpoint
     if settings.s3_conn_id:
-        conn_endpoint, creds = _airflow_connection_credentials(settings.s3_conn_id)
-        endpoint = endpoint or conn_endpoint
-        props["s3.access-key-id"] = creds["access_key"]
-        props["s3.secret-access-key"] = creds["secret_key"]
-        if "session_token" in creds:
-            props["s3.session-token"] = creds["session_token"]
+        from evals.connections import aws_credentials
+
+        creds = aws_credentials(settings.s3_conn_id)
+        endpoint = endpoint or creds.endpoint_url
+        props["s3.access-key-id"] = creds.access_key
+        props["s3.secret-access-key"] = creds.secret_key
+        if creds.session_token:
+            props["s3.session-token"] = creds.session_token
     if settings.s3_access_key_id and settings.s3_secret_access_key:
         props["s3.access-key-id"] = settings.s3_access_key_id.get_secret_value()
         props["s3.secret-access-key"] = settings.s3_secret_access_key.get_secret_value()

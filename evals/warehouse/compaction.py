@@ -22,10 +22,16 @@ from evals.schemas import PARTITION_COLUMN, TABLES
 from evals.warehouse.catalog import AREAS
 
 if TYPE_CHECKING:
+    from evals.settings import Settings
     from evals.warehouse.store import Warehouse
 
 log = logging.getLogger(__name__)
 _EPOCH = dt.date(1970, 1, 1)
+
+
+def compaction_cutoff(settings: Settings, today: dt.date | None = None) -> dt.date:
+    """The last eval_date compacted by default: ``today`` (UTC) minus ``EVALS_COMPACT_AFTER_DAYS``."""
+    return (today or dt.datetime.now(dt.UTC).date()) - dt.timedelta(days=settings.compact_after_days)
 
 
 @dataclass

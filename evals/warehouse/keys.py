@@ -1,4 +1,4 @@
-"""Deterministic run ids and the names of the non-table areas beside the Iceberg tables."""
+"""Deterministic run ids and the name of every storage area beside the Iceberg tables (the only place naming them)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,22 @@ import hashlib
 import json
 
 RUN_ID_LENGTH = 32
-REPORTS_PREFIX = "_reports"
-STAGING_PREFIX = "_staging"
+# The areas beside the tables, relative to the warehouse root; nothing else in the package spells these names.
+STAGING_PREFIX = "_staging"  # rows of evaluated runs waiting for the gate: <run_id>/<table>.json
+REPORTS_PREFIX = "_reports"  # what people read
+REPORT_KEY = f"{REPORTS_PREFIX}/report.html"  # the comparison report, rebuilt each night
+VALIDATION_DOCS_PREFIX = f"{REPORTS_PREFIX}/validation"  # GX Data Docs
+DISCOVERY_PREFIX = "_discovery"  # one JSON per night: what discovery could not do
+VALIDATION_PREFIX = "_quarantine/_validation"  # the validation result of each quarantined run
+
+
+def discovery_key(logical_date: dt.date) -> str:
+    return f"{DISCOVERY_PREFIX}/{logical_date.isoformat()}.json"
+
+
+def validation_key(run_id: str) -> str:
+    """Where the validation result of a quarantined run lives, relative to the warehouse root."""
+    return f"{VALIDATION_PREFIX}/{run_id}.json"
 
 
 def make_run_id(

@@ -93,9 +93,13 @@ def make_filesystem(location: Location, settings: Settings) -> pafs.FileSystem:
     }
     endpoint = settings.s3_endpoint
     if settings.s3_conn_id:
-        conn_endpoint, credentials = _airflow_connection_credentials(settings.s3_conn_id)
-        endpoint = endpoint or conn_endpoint
-        options.update(credentials)
+        from evals.connections import aws_credentials
+
+        creds = aws_credentials(settings.s3_conn_id)
+        endpoint = endpoint or creds.endpoint_url
+        options.update(access_key=creds.access_key, secret_key=creds.secret_key)
+        if creds.session_token:
+            options["session_token"] = creds.session_token
     if settings.s3_access_key_id and settings.s3_secret_access_key:
         options["access_key"] = settings.s3_access_key_id.get_secret_value()
         options["secret_key"] = settings.s3_secret_access_key.get_secret_value()
@@ -106,24 +110,6 @@ def make_filesystem(location: Location, settings: Settings) -> pafs.FileSystem:
         # Path-style addressing: loopback and on-prem stores have no per-bucket DNS names.
         options["force_virtual_addressing"] = False
     return pafs.S3FileSystem(**options)
-
-
-def _airflow_connection_credentials(conn_id: str) -> tuple[str | None, dict[str, str]]:
-    """Endpoint and credentials from an Airflow AWS connection (never logged, never stored)."""
-    try:
-        from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
-    except ImportError as exc:  # pragma: no cover - airflow is a core dependency
-        raise ConfigError(f"EVALS_S3_CONN_ID={conn_id!r} needs the Amazon provider: {exc}") from exc
-    hook = AwsBaseHook(aws_conn_id=conn_id, client_type="s3")
-    conn = hook.get_connection(conn_id)
-    frozen = hook.get_credentials()
-    if not frozen.access_key or not frozen.secret_key:
-        raise ConfigError(f"Airflow connection {conn_id!r} has no access key / secret key")
-    creds: dict[str, str] = {"access_key": frozen.access_key, "secret_key": frozen.secret_key}
-    if frozen.token:
-        creds["session_token"] = frozen.token
-    endpoint = conn.extra_dejson.get("endpoint_url")
-    return (str(endpoint) if endpoint else None), creds
 
 
 def classify(exc: BaseException, what: str) -> Exception:

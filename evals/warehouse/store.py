@@ -10,7 +10,15 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from evals.errors import RunNotFound, SchemaViolation, StorageUnavailable, TerminalError
-from evals.schemas import DERIVED_TABLES, PARTITION_COLUMN, RUN_STATUSES, TABLES, Frame, arrow_schema, conform
+from evals.schemas import (
+    DATA_TABLES,
+    DERIVED_TABLES,
+    PARTITION_COLUMN,
+    RUN_STATUSES,
+    Frame,
+    arrow_schema,
+    conform,
+)
 from evals.warehouse import keys
 from evals.warehouse.approval import Approval, require_approval
 from evals.warehouse.catalog import Tables, open_catalog
@@ -26,7 +34,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-DATA_TABLES = tuple(t for t in TABLES if t != "runs")
 _STATUS_RANK = {status: rank for rank, status in enumerate(RUN_STATUSES)}
 _CONFLICT_ATTEMPTS = 5  # whole-operation retries after a validated conflict (e.g. a compaction of the partition)
 
@@ -222,6 +229,41 @@ class Warehouse:
             if mtime is not None and mtime.replace(tzinfo=mtime.tzinfo or dt.UTC) < cutoff:
                 swept += self.storage.delete(info.path.removeprefix(self.storage.path("")).lstrip("/"))
         return swept
+
+    # ------------------------------------------------------------------ beside the tables: discovery, report
+
+    def record_discovery(self, logical_date: dt.date, summary: Mapping[str, Any]) -> dict[str, Any]:
+        """Keep what discovery found and could not do on this night (rewritten by a rerun of the same night)."""
+        entry = {
+            "logical_date": logical_date.isoformat(),
+            "recorded_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            **summary,
+        }
+        self.storage.write_json(keys.discovery_key(logical_date), entry)
+        return entry
+
+    def latest_discovery(self) -> dict[str, Any] | None:
+        """The most recent night's discovery record, or None when no nightly run recorded one."""
+        names = sorted(
+            info.base_name
+            for info in self.storage.list_files(keys.DISCOVERY_PREFIX)
+            if info.base_name.endswith(".json")
+        )
+        if not names:
+            return None
+        data = self.storage.read_json(f"{keys.DISCOVERY_PREFIX}/{names[-1]}")
+        return data if isinstance(data, dict) else None
+
+    @property
+    def report_uri(self) -> str:
+        """Where the published comparison report lives."""
+        return f"{self.uri}/{keys.REPORT_KEY}"
+
+    def publish_report(self, html: bytes) -> str:
+        """Replace the published comparison report; returns its URI."""
+        self.storage.write_bytes(keys.REPORT_KEY, html)
+        log.info("report published to %s", self.report_uri)
+        return self.report_uri
 
     # ------------------------------------------------------------------ reading
 

@@ -1,4 +1,4 @@
-"""DuckDB views over the Iceberg warehouse pinned at one snapshot: published runs only, per table, plus the leaderboard.
+"""The read model: DuckDB views over the Iceberg warehouse pinned at one snapshot (published runs only, per table).
 
 A connection reads each table at the snapshot that was current when :func:`connect` ran (or at ``as_of``: time
 travel), so a query never sees a half-applied commit, and compaction or publication meanwhile changes nothing it
@@ -8,10 +8,13 @@ over that explicit list; s3:// ones through ``pyarrow.dataset`` objects, because
 offline. What keeps the views fast on a long history (``bench/query_scaling.py``):
 
 - the commit records (``all_runs``) are read once per connection into a table: every data view filters on them;
-- queries that need a few runs plan only those runs' files (filter on eval_date and run_id): the ``leaderboard``
-  view is built that way at connect (the latest run per model comes from ``runs`` and its ``row_counts``), and
-  :func:`scope` gives the same for the runs of chosen models (e.g. a model's 3-year trend). A fixed view cannot
-  do this itself: DuckDB does not push join-derived filters into a file list.
+- queries that need a few runs plan only those runs' files (filter on eval_date and run_id):
+  :meth:`ReadModel.scope_runs` gives views over chosen runs (the leaderboard's latest runs), :meth:`ReadModel.scope`
+  over the runs of chosen models (e.g. a model's 3-year trend). A fixed view cannot do this itself: DuckDB does
+  not push join-derived filters into a file list.
+
+Relations computed by a layer above (the ``leaderboard``, a ranking in Python) are registered as ``derived``: each
+is computed the first time a query names it, so a connection that never asks for it never pays for it.
 
 The rule the views apply, and external engines must apply too: a data row counts when its run has a ``runs`` row
 with status ``published`` (written after the run's data tables).
@@ -20,91 +23,28 @@ with status ``published`` (written after the run's data tables).
 from __future__ import annotations
 
 import itertools
-import weakref
-from collections.abc import Iterator, Sequence
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from evals.schemas import RUN_STATUSES, TABLES
+from evals.schemas import DATA_TABLES, RUN_STATUSES, TABLES
 
 if TYPE_CHECKING:
     import datetime as dt
 
     import duckdb
+    import pyarrow as pa
 
     from evals.warehouse import Warehouse
     from evals.warehouse.snapshots import Snapshot
 
 _STATUS_ORDER = "list_position([" + ", ".join(f"'{s}'" for s in RUN_STATUSES) + "], status)"
 _AREAS = ("published", "quarantine")
-_DATA_TABLES = tuple(t for t in TABLES if t != "runs")
+_DATA_TABLES = DATA_TABLES
 
-# Headline accuracy of a run: mean over its top-level tasks of each task's first available metric in this
-# order (higher-is-better metrics only), so MC tasks (acc) and generation tasks (exact_match) both count.
-HEADLINE_METRICS = ("acc", "exact_match", "acc_norm", "f1", "bleu", "rouge1")
-
-# The latest published run per model that has accuracy (resp. latency) rows. ``row_counts`` is written by
-# write_run in the same commit record (a table it lacks has no rows), so it says whether a run has rows without
-# reading its data; a run whose record has no row_counts is looked up in the data (``_has_rows``, at connect).
-LEADERBOARD_RUNS_SQL = """
-create or replace table _leaderboard_runs as
-with counted as (
-    select run_id, eval_date, model_id, logical_date, finished_at, suite, scenario,
-           {accuracy_rows} as accuracy_rows, {latency_rows} as latency_rows
-    from runs
-)
-(select 'accuracy' as tbl, run_id, eval_date from counted
- where suite is not null
-   and coalesce(accuracy_rows > 0, run_id in (select run_id from _has_rows where tbl = 'accuracy'))
- qualify row_number() over (partition by model_id order by logical_date desc, finished_at desc nulls last) = 1)
-union all
-(select 'latency' as tbl, run_id, eval_date from counted
- where scenario is not null
-   and coalesce(latency_rows > 0, run_id in (select run_id from _has_rows where tbl = 'latency'))
- qualify row_number() over (partition by model_id order by logical_date desc, finished_at desc nulls last) = 1)
-"""
-
-LEADERBOARD_SQL = """
-create or replace view leaderboard as
-with acc_runs as (
-    select * from runs where run_id in (select run_id from _leaderboard_runs where tbl = 'accuracy')
-), headline as (
-    select a.run_id, a.task, a.value
-    from _leaderboard_accuracy a join acc_runs r using (run_id)
-    where a.task_group is null and coalesce(a.higher_is_better, true)
-    qualify row_number() over (
-        partition by a.run_id, a.task
-        order by coalesce(list_position({metrics}, a.metric), 99), a.metric, a.filter) = 1
-), acc as (
-    select r.model_id, r.revision, r.eval_date, r.suite, avg(h.value) as accuracy, count(*) as n_tasks
-    from headline h join acc_runs r using (run_id)
-    group by all
-), lat_runs as (
-    select * from runs where run_id in (select run_id from _leaderboard_runs where tbl = 'latency')
-), lat as (
-    -- The headline load level: the most throughput among levels meeting the SLO for most requests; if none
-    -- does, the lightest load (what a single user would see).
-    select r.model_id, r.revision, r.eval_date, l.scenario, l.load_type, l.load, l.ttft_p95_ms, l.e2e_p95_ms,
-           l.output_tokens_per_s, l.goodput, l.usd_per_1m_output_tokens
-    from _leaderboard_latency l join lat_runs r using (run_id)
-    qualify row_number() over (
-        partition by l.run_id
-        order by (coalesce(l.goodput, 0) >= {min_goodput}) desc,
-                 case when coalesce(l.goodput, 0) >= {min_goodput} then l.output_tokens_per_s end desc nulls last,
-                 l.load) = 1
-)
-select coalesce(acc.model_id, lat.model_id) as model_id,
-       coalesce(acc.revision, lat.revision) as revision,
-       greatest(acc.eval_date, lat.eval_date) as eval_date,
-       acc.suite, acc.accuracy, acc.n_tasks,
-       lat.scenario, lat.load_type, lat.load,
-       lat.ttft_p95_ms, lat.e2e_p95_ms, lat.output_tokens_per_s, lat.goodput, lat.usd_per_1m_output_tokens,
-       -- Accuracy and latency come from each model's latest run of each kind; when those are different runs,
-       -- this says which revision the latency columns measured (revision is the accuracy run's).
-       lat.revision as latency_revision
-from acc full outer join lat on acc.model_id = lat.model_id
-order by accuracy desc nulls last, ttft_p95_ms asc nulls last, model_id
-"""
+# A relation computed above the warehouse from the read model itself (e.g. the leaderboard): rows as Arrow.
+Derived = Callable[["ReadModel"], "pa.Table"]
 
 
 @dataclass
@@ -118,19 +58,109 @@ class _Pinned:
         return f"{prefix}{next(self.names)}"
 
 
-# The snapshot behind each open connection (for scope()); entries go away with their connection.
-_SNAPSHOTS: weakref.WeakKeyDictionary[duckdb.DuckDBPyConnection, _Pinned] = weakref.WeakKeyDictionary()
+class ReadModel:
+    """The warehouse as DuckDB views at one pinned snapshot: it owns the connection and the snapshot behind it.
+
+    ``execute``/``sql`` answer like a DuckDB connection; a query that names a derived relation computes it first.
+    """
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, pinned: _Pinned, derived: Mapping[str, Derived]) -> None:
+        self.con = con
+        self._pinned = pinned
+        self._derived = dict(derived)
+
+    @property
+    def snapshot(self) -> Snapshot:
+        return self._pinned.snapshot
+
+    def execute(self, query: str, parameters: object = None) -> duckdb.DuckDBPyConnection:
+        self._derive_named(query)
+        return self.con.execute(query, parameters)
+
+    def sql(self, query: str, **kwargs: Any) -> duckdb.DuckDBPyRelation:
+        self._derive_named(query)
+        return self.con.sql(query, **kwargs)
+
+    def register(self, name: str, data: object) -> None:
+        self.con.register(name, data)
+
+    def unregister(self, name: str) -> None:
+        self.con.unregister(name)
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> ReadModel:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def derive(self, name: str) -> None:
+        """Compute the derived relation ``name`` now (registered as a DuckDB table of that name)."""
+        compute = self._derived.pop(name, None)
+        if compute is not None:
+            self.con.register(f"_derived_{name}", compute(self))
+            self.con.execute(f"create or replace table {name} as select * from _derived_{name}")
+            self.con.unregister(f"_derived_{name}")
+
+    def _derive_named(self, query: str) -> None:
+        for name in [n for n in self._derived if re.search(rf"\b{n}\b", query, flags=re.IGNORECASE)]:
+            self.derive(name)
+
+    def scope(self, model_ids: Sequence[str], *, schema: str = "scoped") -> str:
+        """Views of the published runs of ``model_ids`` only, in schema ``schema`` (returned), reading only their
+        files: ``<schema>.runs`` and ``<schema>.<data table>`` hold exactly the rows of the same views for those
+        models, at the same snapshot, but open only the files Iceberg plans for those runs (partition and run_id
+        bounds): one model's 3-year trend reads a few hundred files rather than the whole history. Calling it
+        again replaces the schema's views."""
+        _identifier(schema)
+        self.con.execute(f"create schema if not exists {schema}")
+        self.con.execute(
+            f"create or replace table {schema}.runs as select * from main.runs where model_id in (select unnest($1))",
+            [sorted(set(model_ids))],
+        )
+        return self._scope_views(schema)
+
+    def scope_runs(self, runs: Sequence[str], *, schema: str) -> str:
+        """Like :meth:`scope`, for the published runs ``runs`` (run ids)."""
+        _identifier(schema)
+        self.con.execute(f"create schema if not exists {schema}")
+        self.con.execute(
+            f"create or replace table {schema}.runs as select * from main.runs where run_id in (select unnest($1))",
+            [sorted(set(runs))],
+        )
+        return self._scope_views(schema)
+
+    def _scope_views(self, schema: str) -> str:
+        runs = _run_keys(self.con, f"select run_id, eval_date from {schema}.runs")
+        for table in _DATA_TABLES:
+            self.con.execute(
+                f"create or replace view {schema}.{table} as select * from "
+                f"({_runs_sql(self.con, self._pinned, 'published', table, runs)}) "
+                f"where run_id in (select run_id from {schema}.runs)"
+            )
+        return schema
+
+
+def _identifier(schema: str) -> None:
+    if not schema.isidentifier():
+        raise ValueError(f"schema must be a plain identifier, got {schema!r}")
 
 
 def connect(
-    warehouse: Warehouse | None = None, *, min_goodput: float | None = None, as_of: dt.datetime | None = None
-) -> duckdb.DuckDBPyConnection:
+    warehouse: Warehouse | None = None,
+    *,
+    as_of: dt.datetime | None = None,
+    derived: Mapping[str, Derived] | None = None,
+) -> ReadModel:
     """An in-memory DuckDB connection whose views read the warehouse pinned now (or as it was at ``as_of``).
 
     Views: ``runs``, ``accuracy``, ``latency``, ``latency_samples``, ``comparisons``, ... (every data table of
     ``evals.schemas``; published runs only), ``all_runs`` (every run record: published, quarantined, failed),
-    ``quarantined_<table>`` (quarantined data) and ``leaderboard``. The same code serves file:// (DuckDB's Parquet
-    reader) and s3:// (pyarrow datasets).
+    ``quarantined_<table>`` (quarantined data), and the ``derived`` relations (computed when a query names them;
+    :func:`evals.analysis.leaderboard.connect` adds the ``leaderboard``). The same code serves file:// (DuckDB's
+    Parquet reader) and s3:// (pyarrow datasets).
     """
     import duckdb
 
@@ -139,11 +169,8 @@ def connect(
     from evals.warehouse.snapshots import Snapshot
 
     warehouse = warehouse or Warehouse.from_settings()
-    if min_goodput is None:
-        min_goodput = warehouse.settings.leaderboard_min_goodput
     pinned = _Pinned(Snapshot(warehouse, as_of))
     con = duckdb.connect()
-    _SNAPSHOTS[con] = pinned
     for table in TABLES:
         con.register(f"_empty_{table}", arrow_schema(table).empty_table())
 
@@ -171,52 +198,7 @@ def connect(
             f"where run_id in (select run_id from quarantined_runs)"
         )
 
-    # The leaderboard reads only the files of the latest run per model.
-    con.execute("create table _has_rows (tbl varchar, run_id varchar)")
-    for table, column in (("accuracy", "suite"), ("latency", "scenario")):
-        unknown = _run_keys(
-            con, f"select run_id, eval_date from runs where {column} is not null and {_row_count(table)} is null"
-        )
-        if unknown:
-            con.execute(
-                f"insert into _has_rows select distinct '{table}', run_id from "
-                f"({_runs_sql(con, pinned, 'published', table, unknown)})"
-            )
-    con.execute(LEADERBOARD_RUNS_SQL.format(accuracy_rows=_row_count("accuracy"), latency_rows=_row_count("latency")))
-    for table in ("accuracy", "latency"):
-        runs = _run_keys(con, f"select run_id, eval_date from _leaderboard_runs where tbl = '{table}'")
-        con.execute(f"create view _leaderboard_{table} as {_runs_sql(con, pinned, 'published', table, runs)}")
-    metrics = "[" + ", ".join(f"'{m}'" for m in HEADLINE_METRICS) + "]"
-    con.execute(LEADERBOARD_SQL.format(metrics=metrics, min_goodput=float(min_goodput)))
-    return con
-
-
-def scope(con: duckdb.DuckDBPyConnection, model_ids: Sequence[str], *, schema: str = "scoped") -> str:
-    """Views of the published runs of ``model_ids`` only, in schema ``schema`` (returned), reading only their files.
-
-    ``<schema>.runs`` and ``<schema>.<data table>`` hold exactly the rows of the same views of ``con`` for those
-    models, at the same snapshot, but open only the files Iceberg plans for those runs (partition and run_id
-    bounds) instead of every file of the table: e.g. one model's 3-year trend reads a few hundred files rather
-    than the whole history. Calling it again replaces the schema's views.
-    """
-    pinned = _SNAPSHOTS.get(con)
-    if pinned is None:
-        raise ValueError("scope() needs a connection opened by evals.warehouse.views.connect()")
-    if not schema.isidentifier():
-        raise ValueError(f"schema must be a plain identifier, got {schema!r}")
-    con.execute(f"create schema if not exists {schema}")
-    models = sorted(set(model_ids))
-    con.execute(
-        f"create or replace table {schema}.runs as select * from main.runs where model_id in (select unnest($1))",
-        [models],
-    )
-    runs = _run_keys(con, f"select run_id, eval_date from {schema}.runs")
-    for table in _DATA_TABLES:
-        con.execute(
-            f"create or replace view {schema}.{table} as select * from "
-            f"({_runs_sql(con, pinned, 'published', table, runs)}) where run_id in (select run_id from {schema}.runs)"
-        )
-    return schema
+    return ReadModel(con, pinned, derived or {})
 
 
 # ---------------------------------------------------------------------------------------------- building blocks

@@ -37,7 +37,6 @@ def test_manual_plan_keeps_good_entries_when_one_is_bad(tmp_path: Path) -> None:
 def test_a_watchlist_entry_that_failed_fails_the_night_but_not_the_other_checkpoints(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from evals.checkpoints.discovery_log import latest_discovery
     from evals.warehouse import Warehouse
 
     monkeypatch.setenv("EVALS_WAREHOUSE", f"file://{tmp_path / 'warehouse'}")
@@ -54,6 +53,6 @@ def test_a_watchlist_entry_that_failed_fails_the_night_but_not_the_other_checkpo
     assert len(bad) == 1 and str(bad[0].entry).startswith("watch-list sources[1]")
     with pytest.raises(pipeline.RunFailures, match=r"watch-list sources\[1\]"):
         pipeline.summarize_step(bad, CONTEXT)
-    night = latest_discovery(Warehouse.from_settings())
+    night = Warehouse.from_settings().latest_discovery()
     assert night is not None and night["logical_date"] == "2026-11-20"
     assert [e["entry"] for e in night["errors"]] == [str(bad[0].entry).removeprefix("watch-list ")]

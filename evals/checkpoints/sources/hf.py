@@ -71,10 +71,9 @@ class HfSource(Source):
         if self.settings.hf_token is not None:
             return self.settings.hf_token.get_secret_value()
         if self.settings.hf_conn_id:
-            from airflow.sdk import BaseHook
+            from evals.connections import get_connection
 
-            password = BaseHook.get_connection(self.settings.hf_conn_id).password
-            return str(password) if password else None
+            return get_connection(self.settings.hf_conn_id).password
         return None  # huggingface_hub then reads HF_TOKEN / the saved token itself
 
     def api(self) -> Any:

@@ -14,6 +14,7 @@ from evals.report.figures.common import (
     pareto_frontier,
 )
 from evals.report.figures.history import series_metric, trend, verdicts
+from evals.report.figures.input_length import ttft_vs_input_length
 from evals.report.figures.snapshot import cdf, latency_vs_load, pareto
 
 __all__ = [
@@ -28,5 +29,6 @@ __all__ = [
     "pareto_frontier",
     "series_metric",
     "trend",
+    "ttft_vs_input_length",
     "verdicts",
 ]

@@ -122,8 +122,8 @@ def series_metric(series_name: str) -> str | None:
         ("ttft", "ttft_p95_ms"),
         ("e2e", "e2e_p95_ms"),
         ("token", "output_tokens_per_s"),
-        ("cost", "usd_per_1m_output_tokens"),
-        ("usd", "usd_per_1m_output_tokens"),
+        ("cost", "usd_per_1m_at_slo"),
+        ("usd", "usd_per_1m_at_slo"),
         ("acc", "accuracy"),
     ):
         if needle in name:
@@ -136,27 +136,33 @@ def _change_markers(
 ) -> None:
     import plotly.graph_objects as go
 
-    xs, ys, texts = [], [], []
+    marks: dict[str, tuple[list[str], list[Any], list[str]]] = {"confirmed": ([], [], []), "tentative": ([], [], [])}
     for change in changes:
         night = next((str(change[k]) for k in ("night", "eval_date") if change.get(k)), None)
         model = str(change.get("model_id"))
         if night is None or series_metric(str(change.get("series", ""))) != metric or model not in series:
             continue
+        # Rows written before statuses existed were judged by the old rule: shown as tentative.
+        status = "confirmed" if change.get("status") == "confirmed" else "tentative"
         on_line = {p["eval_date"]: p.get(metric) for p in series[model]}
+        xs, ys, texts = marks[status]
         xs.append(night[:10])
         ys.append(on_line.get(night[:10]))
         texts.append("<br>".join(f"{k}: {escaped(short(v))}" for k, v in change.items() if v is not None))
-    if xs:
+    for status, (xs, ys, texts) in marks.items():
+        if not xs:
+            continue
+        symbol = "diamond" if status == "confirmed" else "diamond-open"
         fig.add_trace(
             go.Scatter(
                 x=xs,
                 y=ys,
                 mode="markers",
-                name="change point",
-                marker={"symbol": "diamond-open", "size": 16, "color": "#1d2430", "line": {"width": 2}},
+                name=f"change point ({status})",
+                marker={"symbol": symbol, "size": 16, "color": "#1d2430", "line": {"width": 2}},
                 text=texts,
-                hovertemplate="<b>change point</b><br>%{text}<extra></extra>",
-                meta={"role": "change_point"},
+                hovertemplate=f"<b>change point, {status}</b><br>%{{text}}<extra></extra>",
+                meta={"role": "change_point", "status": status},
             )
         )
 

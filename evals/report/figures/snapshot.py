@@ -16,7 +16,7 @@ def pareto(board: Sequence[Record], accuracy_cis: Mapping[str, Any], palette: Ma
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    panels = (("usd_per_1m_output_tokens", "USD / 1M output tokens", "$,.4g"), ("ttft_p95_ms", "P95 TTFT (ms)", ",.1f"))
+    panels = (("usd_per_1m_at_slo", "USD / 1M output tokens at SLO", "$,.4g"), ("ttft_p95_ms", "P95 TTFT (ms)", ",.1f"))
     fig = make_subplots(
         rows=1, cols=2, horizontal_spacing=0.1, subplot_titles=[f"Accuracy vs {label}" for _, label, _ in panels]
     )

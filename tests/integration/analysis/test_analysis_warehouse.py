@@ -31,6 +31,6 @@ def test_compare_and_report_writes_comparisons_and_report(warehouse_uri: str, tm
     # A rerun overwrites the same key: no doubled rows.
     before = con.execute("select count(*) from comparisons").fetchall()[0][0]
     relaxed = Warehouse(warehouse_uri, get_settings(compare_baselines=["org/prod"]))
-    summary = compare_and_report([tonight.run_id], warehouse=relaxed, publish_report=False)
+    summary = compare_and_report([tonight.run_id], warehouse=relaxed, publish=False)
     assert summary["comparisons"] == before and summary["regressions"] >= 1
     assert connect(wh).execute("select count(*) from comparisons").fetchall()[0][0] == before

@@ -19,7 +19,8 @@ import pytest
 from factories import publish_run as publish
 from factories import sha
 
-from evals.analysis.ranking import leaderboard, slo_levels
+from evals.analysis.leaderboard import leaderboard
+from evals.analysis.ranking import slo_levels
 from evals.checkpoints import CheckpointRef
 from evals.latency.prompts import Prompt
 from evals.latency.runner import run_scenario_async

@@ -55,7 +55,7 @@ def test_smoke_scenario_against_transformers_serve(
     (run,) = store.read_table("runs").to_pylist()
     assert run["backend"] == "transformers" and run["hardware"]["gpu_count"] == 0
     assert len(run["revision"]) == 64  # content hash of the checkpoint directory
-    config = json.loads(run["config"])
+    config = json.loads(run["config"])["latency"]  # the pipeline's record: each half's provenance under its name
     assert config["server_load_s"] > 0 and config["ignore_eos_sent"] is False
     samples = store.read_table("latency_samples").to_pylist()
     assert len(samples) == 3 * smoke.requests_per_level

@@ -93,7 +93,7 @@ def report_warehouse(tmp_path_factory: pytest.TempPathFactory) -> tuple[Warehous
         publish_night(wh, "org/b", day, seed=day, accuracy=0.75, ttft_scale=1.4, n_requests=150)
         publish_night(wh, HOSTILE, day, seed=10 + day, accuracy=0.55, n_requests=150)
     tonight = publish_night(wh, HOSTILE, 3, seed=3, accuracy=0.50, ttft_scale=1.6, n_requests=300)
-    compare_and_report([tonight.run_id], warehouse=wh, report_path=root / "report.html", publish_report=False)
+    compare_and_report([tonight.run_id], warehouse=wh, report_path=root / "report.html", publish=False)
     return wh, root / "report.html"
 
 
@@ -229,3 +229,39 @@ def test_results_page_in_chromium_plots_the_warehouse(results_server: tuple[str,
     assert sha("a-v2") in model_page.values[1] and "test-cpu" in model_page.values[1]
     model_figs = figures_by_id(model_page.values[0])
     assert set(traces(model_figs["fig-trend-accuracy"])) == {"org/model-a"}
+
+
+def test_report_in_chromium_plots_ttft_against_input_length(tmp_path: Path) -> None:
+    """A prompt-length sweep (RAG scenario) shows as P95 TTFT per context length, a line per model, the SLO flat."""
+    from factories import latency_rows
+
+    from evals.latency.rag import slo_crossing
+    from evals.report.build import build_report
+
+    wh = Warehouse(f"file://{tmp_path / 'wh'}")
+    lengths = (512, 1024, 2048, 4096)
+    slopes = {"org/fast": 0.05, HOSTILE: 0.2}  # P95 TTFT = 40 ms + slope x context tokens
+    for model, slope in slopes.items():
+        record = run_record(model, scenario="rag")
+        rows = []
+        for length in lengths:
+            (row,) = latency_rows(record, loads=(1,), ttft_p95=40.0 + slope * length)
+            row.update(ttft_p95_ms=40.0 + slope * length, input_tokens=length, prompt_tokens_p50=length + 40.0)
+            rows.append(row)
+        publish_run(wh, record, {"latency": rows})
+    report = build_report(wh, tmp_path / "report.html")
+    result = open_page(report.as_uri(), tmp_path / "profile", expressions=[FIGURE_DATA_JS])
+    assert result.errors == []
+    fig = figures_by_id(result.values[0])["fig-ttft-input"]
+    lines = traces(fig)
+    assert set(lines) == set(slopes)
+    for model, slope in slopes.items():
+        assert lines[model]["x"] == list(lengths)
+        assert lines[model]["y"] == pytest.approx([40.0 + slope * n for n in lengths])
+    [slo] = [t for t in fig["traces"] if (t["meta"] or {}).get("role") == "slo"]
+    assert slo["y"] == [500, 500] and slo["x"] == [512, 4096]
+    # The slow model crosses 500 ms between 2k and 4k context tokens (40 + 0.2 x 2300 = 500); the fast one never.
+    crossings = {t["meta"]["model_id"]: t["x"] for t in fig["traces"] if (t["meta"] or {}).get("role") == "crossing"}
+    assert crossings == {HOSTILE: [pytest.approx(2300.0)]}
+    assert slo_crossing(list(lengths), lines[HOSTILE]["y"], 500.0).length == pytest.approx(2300.0)
+    assert fig["axes"]["xaxis"]["title"] == "retrieved-context tokens"

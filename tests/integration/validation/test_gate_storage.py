@@ -7,9 +7,10 @@ from unit.validation.validation_cases import EXPECTED, valid_run
 
 from evals.errors import ValidationFailed
 from evals.settings import get_settings
-from evals.validation import quarantined_runs, revalidate, validate_and_write, validation_path
-from evals.validation.docs import DOCS_PREFIX
+from evals.validation import quarantined_runs, revalidate, validate_and_write
 from evals.warehouse import Warehouse
+from evals.warehouse.keys import VALIDATION_DOCS_PREFIX as DOCS_PREFIX
+from evals.warehouse.keys import validation_key as validation_path
 from evals.warehouse.views import connect
 
 pytestmark = pytest.mark.integration

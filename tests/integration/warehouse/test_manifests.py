@@ -8,11 +8,11 @@ import pyarrow.parquet as pq
 import pytest
 from factories import all_tables, publish_run, run_record
 
+from evals.analysis.leaderboard import connect
 from evals.warehouse import Warehouse
 from evals.warehouse.manifests import ManifestCache
 from evals.warehouse.snapshots import Snapshot, runs_filter
 from evals.warehouse.storage import fs_path
-from evals.warehouse.views import connect
 
 pytestmark = pytest.mark.integration
 

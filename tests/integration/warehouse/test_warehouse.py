@@ -6,11 +6,11 @@ from typing import Any
 import pytest
 from factories import accuracy_rows, all_tables, latency_rows, publish_run, run_record
 
+from evals.analysis.leaderboard import connect
 from evals.errors import ConfigError, SchemaViolation, TerminalError
 from evals.validation import revalidate
 from evals.warehouse import Warehouse
 from evals.warehouse.compaction import compact, compact_all
-from evals.warehouse.views import connect, scope
 
 pytestmark = pytest.mark.integration
 
@@ -58,7 +58,7 @@ def test_round_trip(warehouse_uri: str) -> None:
     assert run == (record.run_id, "published", record.revision, "2026-11-01", "0.4.13")
     itl = con.execute("select itl_ms from latency_samples where request_index = 0").fetchone()
     assert itl is not None and len(itl[0]) == 15
-    board = con.execute("select model_id, accuracy, load, ttft_p95_ms from leaderboard").fetchall()
+    board = con.execute("select model_id, accuracy, capacity, capacity_ttft_p95_ms from leaderboard").fetchall()
     assert board == [("org/model-a", pytest.approx((0.61 + 0.12) / 2), 8.0, pytest.approx(120.0 * 1.8))]
 
 
@@ -366,7 +366,7 @@ def test_failure_record_never_hides_a_published_run(warehouse_uri: str) -> None:
 
 def scoped_rows(wh: Warehouse, model_id: str) -> dict[str, list[Any]]:
     con = connect(wh)
-    schema = scope(con, [model_id])
+    schema = con.scope([model_id])
     out = {}
     for table in ("runs", "accuracy", "latency", "latency_samples"):
         order = "run_id" if table == "runs" else "all"
@@ -392,11 +392,11 @@ def test_scope_reads_only_the_models_runs_and_matches_the_views(warehouse_uri: s
     after = scoped_rows(wh, "org/model-1")
     assert len(after["accuracy"]) == 3
     con = connect(wh)
-    scope(con, ["org/model-1"], schema="one")
+    con.scope(["org/model-1"], schema="one")
     assert con.execute(f"select value from one.accuracy where run_id = '{rerun.run_id}'").fetchall() == [(0.99,)]
 
 
-def test_leaderboard_without_row_counts_looks_at_the_data(warehouse_uri: str) -> None:
+def test_leaderboard_looks_at_the_data_not_at_row_counts(warehouse_uri: str) -> None:
     from evals.schemas import conform
 
     wh = Warehouse(warehouse_uri)
@@ -406,7 +406,9 @@ def test_leaderboard_without_row_counts_looks_at_the_data(warehouse_uri: str) ->
     # A commit record written by hand without row_counts: the leaderboard checks the data instead.
     row = a.replace(status="published", row_counts=None).to_row()
     wh.committing("hand-written runs row", lambda: wh.tables.load("runs").overwrite(conform("runs", [row]), _of(a)))
-    board = connect(wh).execute("select model_id, accuracy is not null, load from leaderboard order by 1").fetchall()
+    board = (
+        connect(wh).execute("select model_id, accuracy is not null, capacity from leaderboard order by 1").fetchall()
+    )
     assert board == [("org/a", True, 8.0), ("org/b", False, 8.0)]
 
 
@@ -427,12 +429,13 @@ def test_stale_staging_is_swept(warehouse_uri: str) -> None:
     assert not wh.storage.exists(staged["accuracy"])
 
 
-def test_leaderboard_names_the_revision_latency_was_measured_on(warehouse_uri: str) -> None:
+def test_a_latency_only_run_is_its_own_board_and_never_hides_the_accuracy_run(warehouse_uri: str) -> None:
     wh = Warehouse(warehouse_uri)
     first = run_record("org/a", day=1)
     publish_run(wh, first, all_tables(first))
-    # A later latency-only run of a new revision: accuracy still comes from the first run.
+    # A later latency-only run of a new revision: its own (no suite, scenario) board; every number of a row comes
+    # from one run, so the accuracy board keeps the revision that was measured for accuracy.
     later = run_record("org/a", day=2, revision="b" * 40, suite=None, suite_version=None)
     publish_run(wh, later, {"latency": latency_rows(later), "latency_samples": all_tables(later)["latency_samples"]})
-    row = connect(wh).execute("select revision, latency_revision from leaderboard").fetchall()
-    assert row == [(first.revision, "b" * 40)]
+    rows = connect(wh).execute("select suite, revision, accuracy is not null from leaderboard order by 1").fetchall()
+    assert rows == [("smoke", first.revision, True), (None, "b" * 40, False)]

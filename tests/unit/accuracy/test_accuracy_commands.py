@@ -3,7 +3,8 @@ from pathlib import Path
 import typer
 from typer.testing import CliRunner
 
-from evals.cli.accuracy import format_table, register
+from evals.cli.accuracy import register
+from evals.report.text import format_accuracy_table
 
 
 def _app() -> typer.Typer:
@@ -26,7 +27,7 @@ def test_table_puts_subtasks_under_their_group() -> None:
         base | {"task": "grp", "task_group": None, "value": 0.5, "stderr": 0.1},
         base | {"task": "alone", "task_group": None, "value": 1.0},
     ]
-    lines = format_table(rows).splitlines()
+    lines = format_accuracy_table(rows).splitlines()
     assert [line.split()[0] for line in lines] == ["task", "alone", "grp", "sub"]
     assert lines[3].startswith("  sub") and "0.1000" in lines[2]
 

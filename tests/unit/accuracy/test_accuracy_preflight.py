@@ -1,23 +1,19 @@
+"""The pre-load check of a checkpoint folder (its safetensors check is tested with the safety policy)."""
+
 import json
-import struct
 from pathlib import Path
 
 import pytest
 
-from evals.accuracy.preflight import BrokenCheckpoint, check_checkpoint, check_safetensors
+from evals.accuracy.preflight import BrokenCheckpoint, check_checkpoint
+from evals.checkpoints.testing import write_safetensors
 from evals.errors import CheckpointRejected, TerminalError
-
-
-def _safetensors(path: Path, *, data_len: int = 8, declared_end: int = 8) -> Path:
-    header = json.dumps({"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, declared_end]}}).encode()
-    path.write_bytes(struct.pack("<Q", len(header)) + header + b"\0" * data_len)
-    return path
 
 
 def _checkpoint(tmp_path: Path) -> Path:
     (tmp_path / "config.json").write_text("{}")
     (tmp_path / "tokenizer.json").write_text("{}")
-    _safetensors(tmp_path / "model.safetensors")
+    write_safetensors(tmp_path / "model.safetensors", {"w": [1.0, 2.0]})
     return tmp_path
 
 
@@ -33,10 +29,11 @@ def test_folder_without_weights_names_what_it_holds(tmp_path: Path) -> None:
     assert isinstance(err.value, TerminalError)
 
 
-def test_pickle_only_weights_are_rejected(tmp_path: Path) -> None:
+@pytest.mark.parametrize("pickle_name", ["pytorch_model.bin", "model.pickle"])
+def test_pickle_only_weights_are_rejected(tmp_path: Path, pickle_name: str) -> None:
     (tmp_path / "config.json").write_text("{}")
-    (tmp_path / "pytorch_model.bin").write_bytes(b"x")
-    with pytest.raises(CheckpointRejected, match=r"pytorch_model\.bin"):
+    (tmp_path / pickle_name).write_bytes(b"x")
+    with pytest.raises(CheckpointRejected, match=rf"only pickle weights \({pickle_name}\)"):
         check_checkpoint(tmp_path)
 
 
@@ -50,18 +47,12 @@ def test_missing_tokenizer_and_config_are_named(tmp_path: Path) -> None:
         check_checkpoint(tmp_path)
 
 
-def test_truncated_and_garbage_safetensors_name_the_file(tmp_path: Path) -> None:
-    truncated = _safetensors(tmp_path / "a.safetensors", data_len=4, declared_end=8)
-    with pytest.raises(BrokenCheckpoint, match=r"a\.safetensors: corrupt safetensors file: tensors need"):
-        check_safetensors(truncated)
-    garbage = tmp_path / "b.safetensors"
-    garbage.write_bytes(struct.pack("<Q", 4) + b"nope")
-    with pytest.raises(BrokenCheckpoint, match=r"b\.safetensors: corrupt.*not JSON"):
-        check_safetensors(garbage)
-    tiny = tmp_path / "c.safetensors"
-    tiny.write_bytes(b"abc")
-    with pytest.raises(BrokenCheckpoint, match=r"c\.safetensors"):
-        check_safetensors(tiny)
+def test_a_truncated_shard_is_named(tmp_path: Path) -> None:
+    _checkpoint(tmp_path)
+    shard = tmp_path / "model.safetensors"
+    shard.write_bytes(shard.read_bytes()[:-4])
+    with pytest.raises(BrokenCheckpoint, match=r"model\.safetensors: not a valid safetensors file \(truncated"):
+        check_checkpoint(tmp_path)
 
 
 def test_index_listing_a_missing_shard(tmp_path: Path) -> None:

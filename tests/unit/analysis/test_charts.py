@@ -78,11 +78,25 @@ def test_change_points_are_marked_when_the_table_exists(con: duckdb.DuckDBPyConn
         [marker] = [t for t in fig.data if t.meta["role"] == "change_point"]
         assert list(marker.x) == ["2026-11-03"] and list(marker.y) == [series["org/a"][-1]["accuracy"]]
         assert "mean_after: 0.7" in marker.text[0]
+        assert marker.meta["status"] == "tentative" and marker.marker.symbol == "diamond-open"  # no status column
         assert not [
             t for t in figures.trend("ttft_p95_ms", series, {}, changes).data if t.meta["role"] == "change_point"
         ]
     finally:
         con.execute("drop view temp.change_points")
+
+
+def test_tentative_and_confirmed_change_points_look_different() -> None:
+    series = {"org/a": [{"eval_date": f"2026-11-0{d}", "accuracy": 0.6 + d / 100} for d in range(1, 6)]}
+    changes = [
+        {"model_id": "org/a", "series": "accuracy:headline", "night": "2026-11-02", "status": "confirmed"},
+        {"model_id": "org/a", "series": "accuracy:headline", "night": "2026-11-05", "status": "tentative"},
+    ]
+    fig = figures.trend("accuracy", series, {}, changes)
+    marks = {t.meta["status"]: t for t in fig.data if t.meta["role"] == "change_point"}
+    assert marks["confirmed"].marker.symbol == "diamond" and list(marks["confirmed"].x) == ["2026-11-02"]
+    assert marks["tentative"].marker.symbol == "diamond-open" and list(marks["tentative"].x) == ["2026-11-05"]
+    assert marks["tentative"].name == "change point (tentative)"
 
 
 def test_verdicts_figure_only_when_something_moved() -> None:
@@ -129,13 +143,13 @@ def test_trends_keep_the_last_days_when_asked(con: duckdb.DuckDBPyConnection) ->
 
 
 def test_leaderboard_rows_carry_capacity_and_cost_at_the_slo(con: duckdb.DuckDBPyConnection) -> None:
-    from evals.analysis.ranking import leaderboard as ranked
+    from evals.analysis.leaderboard import leaderboard as ranked
 
     rows = figure_data.leaderboard(con)
     boards = {(b["model_id"], b["suite"], b["scenario"]): b for b in ranked(con, min_goodput=0.9)}
     assert rows and boards
     for row in rows:
         board = boards[row["model_id"], row["suite"], row["scenario"]]
-        assert row["capacity_at_slo"] == board["capacity"] is not None
-        assert row["usd_per_1m_output_tokens_at_slo"] == board["usd_per_1m_at_slo"]
-        assert row["slo_accuracy"] == board["slo_accuracy"] and row["mde"] == board["accuracy_mde"]
+        assert row["capacity"] == board["capacity"] is not None
+        assert row["usd_per_1m_at_slo"] == board["usd_per_1m_at_slo"] is not None
+        assert row["slo_accuracy"] == board["slo_accuracy"] and row["accuracy_mde"] == board["accuracy_mde"]

@@ -7,6 +7,7 @@ from analysis_history import publish_night, true_ttft_p95
 from factories import all_tables, publish_run, run_record
 
 from evals.analysis.compare import compare_models, compare_night, compare_run
+from evals.analysis.verdicts import summarize
 from evals.errors import RunNotFound, SchemaViolation
 from evals.report.notify import RegressionDetected, apply_policy
 from evals.settings import get_settings
@@ -25,37 +26,46 @@ def by_metric(rows: list[dict], kind: str | None = None) -> dict[str, dict]:
     return {r["metric"]: r for r in rows if kind is None or r["kind"] == kind}
 
 
+def _history(wh: Warehouse, model: str, nights: int, revision: str) -> None:
+    """``nights`` re-measurements of one unchanged revision (days 1..nights): the series' night-to-night noise."""
+    for n in range(1, nights + 1):
+        publish_night(wh, model, n, seed=100 + n, revision=revision)
+
+
 def test_injected_regression_is_flagged_with_cis_containing_the_truth(wh: Warehouse) -> None:
-    publish_night(wh, "org/a", 1, seed=11)
-    # Seed 7 is one of the ~2 in 3 draws where a 5-point drop at n=1000 is significant (see test_stats for power).
-    tonight = publish_night(wh, "org/a", 2, seed=7, accuracy=0.65, ttft_scale=1.3, n_requests=1000)
+    _history(wh, "org/a", 6, "b" * 40)  # 5 re-measurements: the noise is estimated, not the default
+    tonight = publish_night(wh, "org/a", 7, seed=7, accuracy=0.60, ttft_scale=1.3, n_requests=1000)
     rows = by_metric(compare_run(tonight.run_id, warehouse=wh, baselines=[]), "previous_revision")
 
     acc = rows["accuracy:arc_easy/acc"]
     assert acc["verdict"] == "regression"
-    assert acc["ci_low"] <= -0.05 <= acc["ci_high"] < 0
+    assert acc["ci_low"] <= -0.10 <= acc["ci_high"] < 0
+    assert acc["p_adjusted"] >= acc["p_value"]
     assert rows["accuracy:headline"]["verdict"] == "regression"
 
     ttft = rows[f"latency:ttft_p95_ms{LEVEL}"]
     assert ttft["verdict"] == "regression"
     truth = true_ttft_p95(1.3) - true_ttft_p95(1.0)
     assert 0 < ttft["ci_low"] <= truth <= ttft["ci_high"]
-    assert ttft["alpha"] == 0.05
-    # The value is the P95 the latency table stores (same interpolation), recomputed from the samples.
+    assert ttft["alpha"] == 0.05 and ttft["n_history"] == 6 and 0 < ttft["night_cv"] < 0.1
+    assert "re-measurements" in ttft["notes"]
+    # The value is the P95 the latency table stores.
     con = connect(wh)
     stored = con.execute("select ttft_p95_ms from latency where run_id = ?", [tonight.run_id]).fetchall()[0][0]
     assert ttft["value"] == pytest.approx(stored)
     cost = rows[f"cost:usd_per_1m_output_tokens{LEVEL}"]
-    assert cost["ci_low"] is None and cost["alpha"] is None  # no CI: the practical threshold decides
+    assert cost["ci_low"] is not None and cost["tested_with"] == f"latency:output_tokens_per_s{LEVEL}"
 
 
-def test_identical_distributions_give_no_change(wh: Warehouse) -> None:
-    # Each CI-bearing metric has a 5 % false-positive chance (test_stats measures it); these seeds draw none.
+def test_identical_distributions_give_no_false_change(wh: Warehouse) -> None:
     publish_night(wh, "org/a", 1, seed=1)
     tonight = publish_night(wh, "org/a", 2, seed=2)
     rows = compare_run(tonight.run_id, warehouse=wh, baselines=[])
-    assert {r["verdict"] for r in rows} == {"no_change"}
+    assert {r["verdict"] for r in rows} <= {"equivalent", "no_change", "noisy"}
     assert len(rows) == 6  # headline, one task, P95 TTFT, P95 E2E, throughput, cost
+    # Two nights and no re-measurements: the default night CV (10 %) is in every latency CI, and said so.
+    latency = [r for r in rows if r["metric"].startswith(("latency:", "cost:"))]
+    assert all(r["night_cv"] == pytest.approx(0.10) and "default" in r["notes"] for r in latency)
 
 
 def test_missing_baselines_give_one_no_baseline_row_each(wh: Warehouse) -> None:
@@ -118,8 +128,8 @@ def test_separate_accuracy_and_latency_runs_are_matched_by_suite_and_scenario(wh
 
 
 def test_policy_logs_notifies_and_fails_when_configured(wh: Warehouse, caplog: pytest.LogCaptureFixture) -> None:
-    publish_night(wh, "org/a", 1, seed=11)
-    tonight = publish_night(wh, "org/a", 2, seed=7, accuracy=0.65, ttft_scale=1.3, n_requests=1000)
+    _history(wh, "org/a", 6, "b" * 40)
+    tonight = publish_night(wh, "org/a", 7, seed=7, accuracy=0.60, ttft_scale=1.3, n_requests=1000)
     rows = compare_run(tonight.run_id, warehouse=wh, baselines=[], write=False)
     sent: list = []
 
@@ -129,6 +139,7 @@ def test_policy_logs_notifies_and_fails_when_configured(wh: Warehouse, caplog: p
 
     found = apply_policy(rows, settings=get_settings(fail_on_regression=False), notifier=Recorder())
     assert len(found) >= 3 and len(sent) == 1
+    assert "tests (Benjamini-Hochberg at 0.05)" in sent[0].title and "expected false findings" in sent[0].title
     assert "CI [" in caplog.text and "latency:ttft_p95_ms@concurrency=4" in caplog.text
     with pytest.raises(RegressionDetected) as raised:
         apply_policy(rows, settings=get_settings(fail_on_regression=True), notifier=Recorder())
@@ -148,26 +159,28 @@ def test_compare_models_latest_runs(wh: Warehouse) -> None:
 
 def test_too_few_requests_cannot_claim_a_latency_change(wh: Warehouse) -> None:
     # 6 requests per level (the smoke scenario's size): even a 2x slower TTFT is not called a regression,
-    # because no CI can be bootstrapped from so few requests. The stored numbers are still reported.
+    # because no test can be made from so few requests. The stored numbers are still reported.
     publish_night(wh, "org/a", 1, seed=1, n_requests=6)
     tonight = publish_night(wh, "org/a", 2, seed=2, n_requests=6, ttft_scale=2.0)
     rows = by_metric(compare_run(tonight.run_id, warehouse=wh, baselines=[]))
     for metric in ("ttft_p95_ms", "e2e_p95_ms", "output_tokens_per_s"):
         row = rows[f"latency:{metric}{LEVEL}"]
-        assert row["ci_low"] is None and row["delta"] is not None
-        assert row["verdict"] == "no_change"
-    assert rows[f"cost:usd_per_1m_output_tokens{LEVEL}"]["verdict"] == "no_change"
+        assert row["ci_low"] is None and row["delta"] is not None and row["p_value"] is None
+        assert row["verdict"] == "insufficient_data" and "fewer than" in row["notes"]
+    assert rows[f"cost:usd_per_1m_output_tokens{LEVEL}"]["verdict"] == "insufficient_data"
 
 
-def test_cost_is_judged_only_when_throughput_moved_significantly(wh: Warehouse) -> None:
+def test_cost_has_throughputs_ci_and_shares_its_test(wh: Warehouse) -> None:
     publish_night(wh, "org/a", 1, seed=11)
     tonight = publish_night(wh, "org/a", 2, seed=12, ttft_scale=3.0)
-    rows = by_metric(compare_run(tonight.run_id, warehouse=wh, baselines=[]))
-    throughput = rows[f"latency:output_tokens_per_s{LEVEL}"]
-    cost = rows[f"cost:usd_per_1m_output_tokens{LEVEL}"]
-    assert cost["delta"] != 0  # the stored costs differ...
-    if throughput["ci_low"] <= 0 <= throughput["ci_high"]:
-        assert cost["verdict"] == "no_change"  # ...but not significantly: throughput did not move
-    else:
-        expected = {"improvement": "improvement", "regression": "regression"}.get(throughput["verdict"], "no_change")
-        assert cost["verdict"] == expected
+    rows = compare_run(tonight.run_id, warehouse=wh, baselines=[])
+    by = by_metric(rows)
+    throughput = by[f"latency:output_tokens_per_s{LEVEL}"]
+    cost = by[f"cost:usd_per_1m_output_tokens{LEVEL}"]
+    assert cost["tested_with"] == throughput["metric"] and cost["p_adjusted"] == throughput["p_adjusted"]
+    # cost = price / throughput at an unchanged price: its relative CI is the reciprocal of throughput's.
+    ratio = [1 + throughput[k] / throughput["baseline_value"] for k in ("ci_high", "ci_low")]
+    assert [1 + cost[k] / cost["baseline_value"] for k in ("ci_low", "ci_high")] == pytest.approx(
+        [1 / r for r in ratio]
+    )
+    assert summarize(rows).tested == len(rows) - 1  # the pair is counted once

@@ -141,8 +141,10 @@ def test_make_notifier_choices(caplog: pytest.LogCaptureFixture) -> None:
     assert isinstance(make_notifier(get_settings()), LogNotifier)  # nothing configured: the task log
     with pytest.raises(ConfigError, match="needs EVALS_NOTIFY_WEBHOOK_URL"):
         make_notifier(get_settings(notify_backend="webhook"))
-    with pytest.raises(ConfigError, match="known: auto, webhook, log"):
+    with pytest.raises(ConfigError, match="known: auto, log, webhook, or any module:attr"):
         make_notifier(get_settings(notify_backend="carrier-pigeon"))
+    with pytest.raises(ConfigError, match=r"evals\.report\.notify:Pigeon\) cannot be imported"):
+        make_notifier(get_settings(notify_backend="evals.report.notify:Pigeon"))
     custom = make_notifier(get_settings(notify_backend="evals.report.notify:LogNotifier"))
     custom.send(Notice.of_regressions([REGRESSION]))
     assert "latency:ttft_p95_ms@concurrency=4: 230 vs 175" in caplog.text

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from scipy.stats import binomtest
 
-from evals.analysis import power, stats
+from evals.analysis import power, stats, verdicts
 from evals.analysis.paired import Pairs, clustered_se, mcnemar_p, paired_diff
 
 ALPHA = 0.05
@@ -47,19 +47,8 @@ def _unpaired(new: np.ndarray, baseline: np.ndarray) -> list[stats.Estimate]:
 
 
 def _regressions(estimates: list[stats.Estimate]) -> float:
-    verdicts = [
-        stats.verdict(
-            e.delta,
-            e.ci_low,
-            e.ci_high,
-            higher_is_better=True,
-            threshold=MIN_EFFECT,
-            p_value=e.p_value,
-            alpha=ALPHA if e.p_value is not None else None,
-        )
-        for e in estimates
-    ]
-    return sum(v == "regression" for v in verdicts) / len(verdicts)
+    found = [verdicts.decide(e, True, MIN_EFFECT, e.p_value, ALPHA) for e in estimates]
+    return sum(v == "regression" for v in found) / len(found)
 
 
 def _theoretical_power(discordant: float, delta: float) -> float:
@@ -95,8 +84,11 @@ def test_detection_above_80_percent_where_the_mde_says_so() -> None:
     """A drop just above the MDE (3 points at 90 % agreement): paired ≥ 80 %, unpaired far lower."""
     new, baseline = _simulate(SEEDS, broken=0.065, fixed=0.035, seed=2)
     paired_estimates = _paired(new, baseline)
-    mde = float(np.median([e.mde for e in paired_estimates if e.mde is not None]))
-    assert 0.026 < mde < 0.030  # 2.80 × sqrt((0.10 − 0.03²)/1000) = 0.0279
+    # Planned with last nights' discordance (10 %): 2.80 × sqrt(0.10/1000) = 0.0280; without history, the
+    # binomial bound of two independent runs (2.80 × sqrt(2 · 0.7 · 0.3/1000) = 0.057).
+    mde = paired_diff(Pairs(new[0], baseline[0]), alpha=ALPHA, planning_discordance=0.10).mde
+    assert mde is not None and 0.027 < mde < 0.029
+    assert paired_estimates[0].mde == pytest.approx(2.8016 * math.sqrt(2 * 0.7 * 0.3 / N), rel=0.05)
     paired_rate = _regressions(paired_estimates)
     unpaired_rate = _regressions(_unpaired(new, baseline))
     FIGURES.update(paired_3pt=paired_rate, unpaired_3pt=unpaired_rate, mde=mde)
@@ -132,7 +124,9 @@ def test_same_checkpoint_twice_is_exactly_zero() -> None:
     est = paired_diff(Pairs(scores, scores.copy()), alpha=ALPHA)
     assert (est.delta, est.ci_low, est.ci_high) == (0.0, 0.0, 0.0)
     assert (est.n_pairs, est.n_fixed, est.n_broken, est.p_value) == (300, 0, 0, 1.0)
-    assert stats.verdict(est.delta, est.ci_low, est.ci_high, higher_is_better=True, threshold=0.01) == "no_change"
+    assert verdicts.decide(est, True, 0.01, est.p_value, ALPHA) == "equivalent"
+    # The MDE plans with the binomial variance, not tonight's zero discordance: never a claim of unlimited power.
+    assert est.mde == pytest.approx(2.8016 * math.sqrt(2 * 0.6 * 0.4 / 300), rel=0.05)
 
 
 @pytest.mark.parametrize(("fixed", "broken"), [(0, 0), (3, 9), (40, 60), (17, 4), (250, 251)])

@@ -10,7 +10,9 @@ import pytest
 from factories import accuracy_rows, latency_rows, run_record
 from factories import publish_run as publish
 
-from evals.analysis.ranking import capacity, cost_per_1m, leaderboard, reference_level, slo_levels
+from evals.analysis.leaderboard import leaderboard
+from evals.analysis.measures import capacity, cost_per_1m, reference_level
+from evals.analysis.ranking import slo_levels
 from evals.warehouse import RunRecord, Warehouse
 from evals.warehouse.views import connect
 
@@ -119,3 +121,79 @@ def test_requests_missing_the_slo_serve_no_tokens(wh: Warehouse) -> None:
     assert run is not None
     levels = slo_levels(con, {"run_id": run[0], "eval_date": run[1]})
     assert levels[("concurrency", 4.0)].slo_tokens_per_s == pytest.approx(10 * TOKENS / DURATION)
+
+
+# ---------------------------------------------------------------------------------------------- uncertainty
+
+
+def test_wilson_interval_covers_simulated_goodput() -> None:
+    import numpy as np
+
+    from evals.analysis.uncertainty import goodput_interval
+
+    rng = np.random.default_rng(6)
+    for n in (30, 100):
+        for true in (0.8, 0.9, 0.95):
+            met = rng.binomial(n, true, size=2000)
+            covered = [low <= true <= high for low, high in (goodput_interval(m / n, n) for m in met)]
+            rate = float(np.mean(covered))
+            print(f"Wilson 95 % CI of goodput {true} from {n} requests: covers in {rate:.3f} of 2000")
+            assert 0.92 <= rate <= 0.99
+
+
+def test_capacity_status_follows_goodputs_ci_against_the_floor() -> None:
+    from evals.analysis.uncertainty import capacity_status
+
+    assert capacity_status([(1.0, 30), (0.9, 30)], 1, 0.9) == "indeterminate"  # 27/30: CI [0.74, 0.97]
+    assert capacity_status([(1.0, 2000), (0.95, 2000)], 1, 0.9) == "held"
+    assert capacity_status([(0.87, 30)], None, 0.9) == "indeterminate"  # below, but its CI reaches the floor
+    assert capacity_status([(0.5, 30), (0.2, 30)], None, 0.9) == "none"
+
+
+def _questions(rng: Any, accuracies: list[float], n: int) -> list[list[float]]:
+    return [list((rng.random(n) < a).astype(float)) for a in accuracies]
+
+
+def test_rank_intervals_contain_the_true_rank() -> None:
+    import numpy as np
+
+    from evals.analysis.uncertainty import headline_draws, rank_intervals
+
+    accuracies = [0.80, 0.71, 0.70, 0.63, 0.62, 0.60]  # true ranks 1..6
+    rng = np.random.default_rng(7)
+    hits = total = 0
+    for trial in range(100):
+        scores = _questions(rng, accuracies, 500)
+        draws = [headline_draws([(float(np.mean(s)), None, s)], seed=1000 * trial + i) for i, s in enumerate(scores)]
+        for true_rank, (low, high) in enumerate(rank_intervals(draws), start=1):
+            assert low is not None and high is not None
+            hits += low <= true_rank <= high
+            total += 1
+    print(f"95 % rank intervals (6 models, 500 questions) contain the true rank in {hits / total:.3f} of {total}")
+    assert hits / total >= 0.93
+
+
+def test_overlapping_models_share_ranks_and_a_clear_leader_does_not() -> None:
+    import numpy as np
+
+    from evals.analysis.uncertainty import headline_draws, rank_intervals
+
+    rng = np.random.default_rng(8)
+    scores = _questions(rng, [0.90, 0.71, 0.70], 500)
+    draws = [headline_draws([(float(np.mean(s)), None, s)], seed=i) for i, s in enumerate(scores)]
+    leader, a, b = rank_intervals(draws)
+    assert leader == (1, 1)
+    assert a[1] > a[0] and b[1] > b[0]  # their CIs overlap: each interval spans more than one rank
+    # Without per-question scores: a normal draw from the SE, the same conclusion.
+    normal = [headline_draws([(v, 0.02, None)], seed=i) for i, v in enumerate([0.90, 0.71, 0.70])]
+    assert rank_intervals(normal)[1][1] > rank_intervals(normal)[1][0]
+    assert rank_intervals([None, *draws[1:]])[0] == (None, None)
+
+
+def test_leaderboard_rows_carry_rank_intervals_and_capacity_status(wh: Warehouse) -> None:
+    rows = leaderboard(connect(wh), rank_by="slo_accuracy")
+    assert rows and all(r["rank_low"] <= r["rank"] <= r["rank_high"] for r in rows if r["rank"] is not None)
+    assert {r["capacity_status"] for r in rows} <= {"held", "indeterminate", "none"}
+    for r in rows:
+        if r["capacity"] is not None:
+            assert r["goodput_ci_low"] <= r["goodput_at_capacity"] <= r["goodput_ci_high"]

@@ -84,7 +84,7 @@ def test_html_is_self_contained_with_plotly_inline(built: tuple[Warehouse, Path,
     assert re.search(r"plotly\.js v\d", html) and "cdn" not in " ".join(page.external)
     assert wh.storage.read_bytes("_reports/report.html") == path.read_bytes()
     expected = {"fig-pareto", "fig-latency-concurrency", "fig-verdicts", "fig-cdf-ttft", "fig-cdf-e2e"}
-    expected |= {f"fig-trend-{m}" for m in ("accuracy", "ttft_p95_ms", "e2e_p95_ms", "usd_per_1m_output_tokens")}
+    expected |= {f"fig-trend-{m}" for m in ("accuracy", "ttft_p95_ms", "e2e_p95_ms", "usd_per_1m_at_slo")}
     assert expected <= set(page.blocks)
 
 
@@ -163,8 +163,8 @@ def test_leaderboard_shows_the_columns_the_view_has() -> None:
     from evals.report.sections import leaderboard_tables
 
     row = {"model_id": "org/a", "revision": "r" * 40, "suite": "s", "scenario": "c", "accuracy": 0.5,
-           "capacity_at_slo": 16.0, "usd_per_1m_output_tokens_at_slo": 0.25, "new_metric": 3.0}  # fmt: skip
-    html = leaderboard_tables([row, {**row, "model_id": "org/b", "suite": "t", "capacity_at_slo": None}])
+           "capacity": 16.0, "usd_per_1m_at_slo": 0.25, "new_metric": 3.0}  # fmt: skip
+    html = leaderboard_tables([row, {**row, "model_id": "org/b", "suite": "t", "capacity": None}])
     assert html.count("<table") == 2 and "Suite s · scenario c" in html and "Suite t · scenario c" in html
     assert ">Capacity at SLO<" in html and ">16<" in html and ">$0.25<" in html and ">new metric<" in html
     assert 'data-sort="16.0"' in html and 'data-sort=""' in html  # missing values sort last, not as zero
@@ -196,13 +196,12 @@ def test_the_report_shows_the_recorded_discovery(built: tuple[Warehouse, Path, P
     import datetime as dt
 
     from evals.checkpoints.discover import DiscoveryResult
-    from evals.checkpoints.discovery_log import record_discovery
     from evals.checkpoints.watchlist import EntryError
     from evals.report.build import build_report
 
     wh, _, _, html = built
     assert "Discovery of the latest night" not in html  # no nightly discovery recorded: no section
     found = DiscoveryResult(errors=[EntryError("sources[0]", "HTTP 503 from the Hub")], already_evaluated=2)
-    record_discovery(wh, dt.date(2026, 11, 4), found)
+    wh.record_discovery(dt.date(2026, 11, 4), found.night_summary())
     again = build_report(wh, tmp_path / "report.html").read_text()
     assert "Discovery of the latest night (2026-11-04)" in again and "HTTP 503 from the Hub" in again

@@ -6,7 +6,7 @@ import time
 import numpy as np
 import pytest
 
-from evals.analysis import stats
+from evals.analysis import stats, verdicts
 
 
 def test_standard_error_prefers_stored_then_binomial_for_proportions_only() -> None:
@@ -27,25 +27,31 @@ def test_normal_diff_ci() -> None:
     assert stats.normal_diff(0.65, None, 0.70, 0.014, 0.05).ci_low is None
 
 
+def _est(delta: float | None, se: float | None, p: float | None = None, **extra: float) -> stats.Estimate:
+    if se is not None and p is None and delta is not None:
+        p = stats.two_sided_p(delta, se)
+    return stats.Estimate(1.0, 1.0, delta, se=se, p_value=p, **extra)  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize(
-    ("delta", "ci", "higher", "threshold", "expected"),
+    ("est", "higher", "threshold", "expected"),
     [
-        (-0.05, (-0.09, -0.01), True, 0.01, "regression"),  # accuracy down, significant, practical
-        (0.05, (0.01, 0.09), True, 0.01, "improvement"),
-        (-0.05, (-0.09, 0.01), True, 0.01, "no_change"),  # CI contains 0
-        (-0.005, (-0.008, -0.002), True, 0.01, "no_change"),  # significant but below the practical effect
-        (30.0, (20.0, 40.0), False, 5.0, "regression"),  # latency up is worse
-        (-30.0, (-40.0, -20.0), False, 5.0, "improvement"),
-        (0.2, None, False, 0.05, "regression"),  # cost: no CI, the threshold decides
-        (0.01, None, False, 0.05, "no_change"),
-        (None, None, True, 0.0, "no_change"),
+        (_est(-0.05, 0.02), True, 0.01, "regression"),  # accuracy down, significant, practical
+        (_est(0.05, 0.02), True, 0.01, "improvement"),
+        (_est(-0.05, 0.03), True, 0.01, "no_change"),  # not significant, CI wider than the margin
+        (_est(-0.005, 0.0015), True, 0.01, "equivalent"),  # significant but inside the practical margin
+        (_est(0.001, 0.002), True, 0.01, "equivalent"),  # 90 % CI inside ±1 point: no change, for sure
+        (_est(30.0, 5.0), False, 5.0, "regression"),  # latency up is worse
+        (_est(-30.0, 5.0), False, 5.0, "improvement"),
+        (_est(0.2, None), False, 0.05, "insufficient_data"),  # no SE: a threshold alone decides nothing
+        (_est(-2.0, None), True, 1.0, "insufficient_data"),  # BLEU without stderr
+        (_est(None, None), True, 0.0, "insufficient_data"),
+        (_est(5.0, 10.0, night_se=9.0), False, 5.0, "noisy"),  # the night noise alone hides a 5-unit change
+        (_est(5.0, 10.0, night_se=1.0), False, 5.0, "no_change"),  # sampling, not the series, is the limit
     ],
 )
-def test_verdict(
-    delta: float | None, ci: tuple[float, float] | None, higher: bool, threshold: float, expected: str
-) -> None:
-    low, high = ci or (None, None)
-    assert stats.verdict(delta, low, high, higher_is_better=higher, threshold=threshold) == expected
+def test_decide(est: stats.Estimate, higher: bool, threshold: float, expected: str) -> None:
+    assert verdicts.decide(est, higher, threshold, est.p_value, 0.05) == expected
 
 
 def _accuracy_trials(p_a: float, p_b: float, n: int, seeds: int) -> tuple[float, float]:
@@ -59,9 +65,7 @@ def _accuracy_trials(p_a: float, p_b: float, n: int, seeds: int) -> tuple[float,
         est = stats.normal_diff(float(va), se_a, float(vb), se_b, 0.05)
         assert est.ci_low is not None and est.ci_high is not None
         covered += est.ci_low <= p_a - p_b <= est.ci_high
-        flagged += (
-            stats.verdict(est.delta, est.ci_low, est.ci_high, higher_is_better=True, threshold=0.0) != "no_change"
-        )
+        flagged += verdicts.decide(est, True, 0.0, est.p_value, 0.05) in verdicts.JUDGED
     return covered / seeds, flagged / seeds
 
 

@@ -28,9 +28,7 @@ def _string_constants(path: Path) -> list[str]:
 def _example_refs() -> dict[str, list[str]]:
     texts = {
         "trigger form (dags/evals_manual.py)": " ".join(_string_constants(REPO / "dags" / "evals_manual.py")),
-        "evals run --help (evals/cli/pipeline.py)": " ".join(
-            _string_constants(REPO / "evals" / "cli" / "pipeline.py")
-        ),
+        "evals run --help (evals/cli/pipeline.py)": " ".join(_string_constants(REPO / "evals" / "cli" / "pipeline.py")),
         "README.md": (REPO / "README.md").read_text(),
     }
     found = {

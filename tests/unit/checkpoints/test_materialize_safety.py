@@ -1,4 +1,4 @@
-"""Safety policy: allowed files, pickle refusal, custom code, size limit, tree checks."""
+"""Safety policy: allowed files, pickle refusal, custom code, size limit, tree and safetensors checks."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import pytest
 
 from evals.checkpoints import safety
 from evals.checkpoints.ref import CheckpointRef
-from evals.checkpoints.safety import RemoteFile
+from evals.checkpoints.safety import BrokenCheckpoint, RemoteFile
 from evals.checkpoints.testing import make_checkpoint
-from evals.errors import CheckpointRejected
+from evals.errors import CheckpointRejected, TerminalError
 
 REF = CheckpointRef("hf", "org/name", "0123456789abcdef0123456789abcdef01234567")
 
@@ -50,7 +50,9 @@ def test_selects_only_data_files() -> None:
     assert "modeling_evil.py" in with_code and "pytorch_model.bin" not in with_code
 
 
-@pytest.mark.parametrize("pickle_name", ["pytorch_model.bin", "model.pt", "weights.pth", "last.ckpt"])
+@pytest.mark.parametrize(
+    "pickle_name", ["pytorch_model.bin", "model.pt", "weights.pth", "last.ckpt", "model.pkl", "model.pickle"]
+)
 def test_pickle_only_checkpoints_are_refused(pickle_name: str) -> None:
     with pytest.raises(CheckpointRejected, match=rf"only pickle weights \({pickle_name}\)"):
         safety.select_files(REF, _files("config.json", pickle_name), max_bytes=10**9, allow_code=False)
@@ -110,15 +112,40 @@ def test_check_tree_accepts_exactly_the_listing(tmp_path: Path) -> None:
         safety.check_tree(REF, tmp_path, [*listing[:-1], RemoteFile(listing[-1].path, 1)])
 
 
+def _safetensors(path: Path, *, data_len: int = 8, declared_end: int = 8) -> Path:
+    header = json.dumps({"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, declared_end]}}).encode()
+    path.write_bytes(struct.pack("<Q", len(header)) + header + b"\0" * data_len)
+    return path
+
+
 def test_a_pickle_renamed_to_safetensors_is_caught(tmp_path: Path, evil_pickle: tuple[bytes, Path]) -> None:
     payload, marker = evil_pickle
     (tmp_path / "model.safetensors").write_bytes(payload)
-    with pytest.raises(CheckpointRejected, match="not a safetensors file"):
+    with pytest.raises(CheckpointRejected, match="not a valid safetensors file"):
         safety.check_safetensors(tmp_path / "model.safetensors")
     (tmp_path / "model.safetensors").write_bytes(struct.pack("<Q", 2) + b"[]")
     with pytest.raises(CheckpointRejected, match="header is not an object"):
         safety.check_safetensors(tmp_path / "model.safetensors")
     assert not marker.exists()
+
+
+def test_truncated_and_garbage_safetensors_name_the_file(tmp_path: Path) -> None:
+    truncated = _safetensors(tmp_path / "a.safetensors", data_len=4, declared_end=8)
+    with pytest.raises(
+        BrokenCheckpoint, match=r"a\.safetensors: not a valid safetensors file \(truncated: tensors need"
+    ):
+        safety.check_safetensors(truncated)
+    garbage = tmp_path / "b.safetensors"
+    garbage.write_bytes(struct.pack("<Q", 4) + b"nope")
+    with pytest.raises(BrokenCheckpoint, match=r"b\.safetensors: not a valid.*not JSON") as err:
+        safety.check_safetensors(garbage)
+    assert isinstance(err.value, CheckpointRejected) and isinstance(err.value, TerminalError)
+    tiny = tmp_path / "c.safetensors"
+    tiny.write_bytes(b"abc")
+    with pytest.raises(BrokenCheckpoint, match=r"c\.safetensors"):
+        safety.check_safetensors(tiny)
+    _safetensors(tmp_path / "d.safetensors", data_len=8, declared_end=8)
+    safety.check_safetensors(tmp_path / "d.safetensors")
 
 
 def test_real_safetensors_files_pass(tiny_model_dir: Path) -> None:

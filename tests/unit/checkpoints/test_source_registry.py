@@ -13,7 +13,7 @@ from evals.errors import ConfigError
 
 
 def test_unknown_source_lists_the_known_ones() -> None:
-    with pytest.raises(ConfigError, match=r"unknown checkpoint source 'gcs'; known: hf, local, package, s3"):
+    with pytest.raises(ConfigError, match=r"unknown checkpoint source 'gcs'; known: endpoint, hf, local, package, s3"):
         registry.get_source_class("gcs")
 
 
@@ -36,7 +36,8 @@ def test_listing_and_parsing_a_watchlist_import_nothing_heavy() -> None:
 
 
 def test_register_a_source_by_import_string(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(registry._SOURCES, "mine", "evals.checkpoints.sources.local:LocalSource")
+    monkeypatch.setattr(registry, "SOURCES", registry.SOURCES.copy())
+    registry.register_source("mine", "evals.checkpoints.sources.local:LocalSource")
     assert registry.get_source_class("mine") is LocalSource
     assert "mine" in registry.known_sources()
     with pytest.raises(ConfigError):

@@ -46,7 +46,7 @@ def test_every_malformed_entry_is_reported_and_the_rest_kept() -> None:
     assert watchlist.evaluate.suite == "core" and watchlist.evaluate.max_attempts == 2
     messages = {error.entry: error.message for error in watchlist.errors}
     assert set(messages) == {f"sources[{i}]" for i in (1, 2, 3, 4, 5, 6, 7, 8, 9, 11)}
-    assert "unknown checkpoint source 'gcs'; known: hf, local, package, s3" in messages["sources[1]"]
+    assert "unknown checkpoint source 'gcs'; known: endpoint, hf, local, package, s3" in messages["sources[1]"]
     assert "either model_id" in messages["sources[2]"]
     assert "give model_id, or at least one of" in messages["sources[3]"]
     assert "'..'" in messages["sources[4]"]

@@ -22,6 +22,27 @@ def figure_blocks(html: str) -> dict[str, dict]:
     return {fig_id: json.loads(text) for fig_id, text in blocks}
 
 
+def _cost_at_slo(uri: str, model_id: str, *, load: float) -> float:
+    """USD per 1M output tokens at ``load`` counting only requests within the fixture's SLO (TTFT <= 500 ms), read
+    from the stored request samples and the level's duration and price: the reference for the page's number."""
+    from evals.warehouse import Warehouse
+    from evals.warehouse.views import connect
+
+    (served, duration, price, gpus) = (
+        connect(Warehouse(uri))
+        .execute(
+            """select sum(s.output_tokens) filter (where s.ok and (s.first_token_s - s.sent_s) * 1000 <= 500),
+                  any_value(l.duration_s), any_value(l.gpu_hour_usd), any_value(l.gpu_count)
+           from latency_samples s join latency l using (run_id, load_type, load) join runs r using (run_id)
+           where r.model_id = $model and s.load = $load
+             and r.logical_date = (select max(logical_date) from runs where model_id = $model)""",
+            {"model": model_id, "load": load},
+        )
+        .fetchone()
+    )
+    return float(price) * gpus / (served / duration * 3600) * 1e6
+
+
 def test_page_shows_the_leaderboard_and_figures(client: TestClient, results_warehouse: str) -> None:
     response = client.get("/")
     assert response.status_code == 200
@@ -33,8 +54,10 @@ def test_page_shows_the_leaderboard_and_figures(client: TestClient, results_ware
     assert ">org/model-a</a>" in rows[0] and sha("a-v2")[:12] in rows[0] and "2026-11-03" in rows[0]
     assert ">0.600<" in rows[0]
     assert ">org/model-b</a>" in rows[1]
-    # Headline latency is the heaviest load meeting the goodput bar (8): P95 TTFT 120 * 1.8, 800 tokens/s.
-    assert ">216.0<" in rows[0] and ">800.0<" in rows[0] and ">95%<" in rows[0] and ">$0.6944<" in rows[0]
+    # P95 TTFT at the reference level (concurrency 1: 120 * 1.1); capacity 8 (goodput 95 %) and its cost at the SLO.
+    cost = _cost_at_slo(results_warehouse, "org/model-a", load=8.0)
+    assert ">132.0<" in rows[0] and "concurrency=1<" in rows[0] and ">8<" in rows[0] and ">95%<" in rows[0]
+    assert f">${cost:,.2f}<" in rows[0]
     figures = figure_blocks(html)
     assert {"fig-pareto", "fig-latency-concurrency", "fig-trend-accuracy", "fig-cdf-ttft"} <= set(figures)
     accuracy = {t["name"]: t for t in figures["fig-trend-accuracy"]["data"] if t["meta"]["role"] == "model"}
@@ -114,8 +137,8 @@ def test_api_leaderboard(client: TestClient, results_warehouse: str, malicious_m
     top = body["rows"][0]
     assert top["revision"] == sha("a-v2") and top["eval_date"] == "2026-11-03"
     assert top["accuracy"] == pytest.approx(0.60)
-    assert top["ttft_p95_ms"] == pytest.approx(216.0) and top["load"] == 8.0
-    assert top["usd_per_1m_output_tokens"] == pytest.approx(2.0 / (800 * 3600) * 1e6)
+    assert top["ttft_p95_ms"] == pytest.approx(132.0) and top["reference_load"] == 1.0 and top["capacity"] == 8.0
+    assert top["usd_per_1m_at_slo"] == pytest.approx(_cost_at_slo(results_warehouse, "org/model-a", load=8.0))
 
 
 def test_api_trends(client: TestClient, results_warehouse: str, malicious_model_id: str) -> None:
@@ -126,7 +149,7 @@ def test_api_trends(client: TestClient, results_warehouse: str, malicious_model_
     assert [p["eval_date"] for p in points] == ["2026-11-01", "2026-11-02", "2026-11-03"]
     assert [p["accuracy"] for p in points] == pytest.approx([0.50, 0.52, 0.60])
     assert [p["revision"] for p in points] == [sha("a-v1"), sha("a-v1"), sha("a-v2")]
-    assert all(p["ttft_p95_ms"] == pytest.approx(216.0) for p in points)
+    assert all(p["ttft_p95_ms"] == pytest.approx(132.0) for p in points)  # at the reference level
 
     everything = client.get("/api/trends").json()
     assert {s["model_id"] for s in everything["models"]} == {"org/model-a", "org/model-b", malicious_model_id}
@@ -144,7 +167,7 @@ def test_a_night_with_only_latency_still_plots(client: TestClient, results_wareh
     publish_run(Warehouse(results_warehouse), record, {"latency": latency_rows(record, ttft_p95=100.0)})
     points = client.get("/api/trends", params={"model_id": "org/model-a"}).json()["models"][0]["points"]
     assert points[-1]["eval_date"] == "2026-11-04"
-    assert points[-1]["accuracy"] is None and points[-1]["ttft_p95_ms"] == pytest.approx(180.0)
+    assert points[-1]["accuracy"] is None and points[-1]["ttft_p95_ms"] == pytest.approx(110.0)
     assert client.get("/").status_code == 200
 
 

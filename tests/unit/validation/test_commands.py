@@ -1,4 +1,4 @@
-"""``evals validate --run`` and ``evals quarantine list|show``: re-validation publishes a run exactly once."""
+"""``evals quarantine list|show|revalidate`` (and the old ``evals validate``): re-validation publishes a run once."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from unit.validation.validation_cases import EXPECTED, valid_run, warehouse_at
 
 from evals.cli import app
 from evals.errors import ValidationFailed
-from evals.validation import validate_and_write, validation_path
+from evals.validation import validate_and_write
 from evals.warehouse import RunRecord, Warehouse
+from evals.warehouse.keys import validation_key as validation_path
 from evals.warehouse.views import connect
 
 
@@ -53,16 +54,17 @@ def test_revalidation_after_a_threshold_change_publishes_exactly_once(
     assert listed.exit_code == 0, listed.output
     assert record.run_id in listed.output and "failure rate n_failed/n_requests <= 0.05" in listed.output
 
-    still = runner.invoke(app, ["validate", "--run", record.run_id])
+    still = runner.invoke(app, ["quarantine", "revalidate", "--run", record.run_id])
     assert still.exit_code == 1 and "still quarantined" in still.output
     assert counts(wh, record.run_id) == (0, 0, 0, 0, 1)
 
     monkeypatch.setenv("EVALS_VALIDATION_MAX_FAILURE_RATE", "0.2")
-    first = runner.invoke(app, ["validate", "--run", record.run_id])
+    first = runner.invoke(app, ["quarantine", "revalidate", "--run", record.run_id])
     assert first.exit_code == 0, first.output
     assert f"{record.run_id} {record.model_id}" in first.output and first.output.strip().endswith("published")
-    second = runner.invoke(app, ["validate", "--run", record.run_id])
-    assert second.exit_code == 0 and "already published" in second.output
+    second = runner.invoke(app, ["validate", "--run", record.run_id])  # the old name, kept for scripts
+    assert second.exit_code == 0 and "already published" in second.stdout
+    assert "note: 'evals validate' is now 'evals quarantine revalidate'" in second.stderr
 
     assert counts(wh, record.run_id) == (1, 2, 2, 40, 0)
     published = wh.find_run(record.run_id, area="published")
@@ -82,6 +84,7 @@ def test_quarantine_show_prints_the_stored_result(wh: Warehouse) -> None:
     assert report["thresholds"]["validation_max_failure_rate"] == 0.05
 
 
-def test_validate_unknown_run_exits_2(wh: Warehouse) -> None:
-    result = CliRunner().invoke(app, ["validate", "--run", "0" * 32])
+@pytest.mark.parametrize("command", [["quarantine", "revalidate"], ["validate"]])
+def test_revalidate_unknown_run_exits_2(wh: Warehouse, command: list[str]) -> None:
+    result = CliRunner().invoke(app, [*command, "--run", "0" * 32])
     assert result.exit_code == 2 and "no quarantined run" in result.output

@@ -11,10 +11,11 @@ from typing import Any
 import pytest
 from unit.validation.validation_cases import EXPECTED, valid_run, warehouse_at
 
+from evals.analysis.leaderboard import connect
 from evals.errors import ValidationFailed
-from evals.validation import validate_and_write, validation_path
+from evals.validation import validate_and_write
 from evals.warehouse import RunRecord, Warehouse
-from evals.warehouse.views import connect
+from evals.warehouse.keys import validation_key as validation_path
 
 Tables = dict[str, list[dict[str, Any]]]
 

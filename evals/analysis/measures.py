@@ -1,0 +1,243 @@
+"""Each derived number, defined once as a pure function over rows: headline accuracy, the operating levels
+(reference, capacity), cost per 1M output tokens at the SLO and SLO-effective accuracy (DESIGN.md, "Metric
+definitions"). Every view, export, page and command reads these; nothing here reads the warehouse.
+
+- **Headline accuracy** of a run: the mean over its top-level tasks of each task's first available
+  higher-is-better metric in ``HEADLINE_METRICS`` order, so multiple-choice (acc) and generation (exact_match)
+  tasks both count; its SE is √(Σ SE²)/k (independent tasks), unknown when any task has none.
+- **Reference level**: the scenario's declared ``reference_level`` (default its first level): what one user sees.
+- **Capacity at SLO**: the highest load level, of the reference level's load type, whose goodput reached the floor.
+- **Cost per 1M output tokens at SLO**: gpu_hour_usd × gpu_count / (tokens/s of the requests that met the SLO at
+  the capacity level × 3600) × 1e6 — tokens of requests that missed the SLO are not counted as served.
+- **SLO-effective accuracy**: headline accuracy × goodput at the capacity level; null without a capacity level.
+- **Capacity status**: ``held`` | ``indeterminate`` | ``none`` from a Wilson CI on goodput against the floor
+  (:func:`evals.analysis.uncertainty.capacity_status`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from evals.analysis import stats, uncertainty
+
+HEADLINE_METRICS = ("acc", "exact_match", "acc_norm", "f1", "bleu", "rouge1")
+
+Key = tuple[str, str, str]  # task, metric, filter
+Level = tuple[str, float]  # load_type, load
+
+
+@dataclass(frozen=True)
+class Headline:
+    """A run's headline accuracy: the value, how many top-level tasks it averages, its SE (None if unknown)."""
+
+    value: float
+    n_tasks: int
+    se: float | None
+
+
+def headline_keys(rows: Mapping[Key, Mapping[str, Any]]) -> dict[str, Key]:
+    """Per top-level task, the key of its headline metric (first of ``HEADLINE_METRICS``, higher-is-better only).
+
+    ``rows`` maps (task, metric, filter) to an accuracy row (``task_group``, ``higher_is_better``, ...).
+    """
+
+    def rank(key: Key) -> tuple[int, str, str]:
+        _, metric, filter_ = key
+        return (HEADLINE_METRICS.index(metric) if metric in HEADLINE_METRICS else 99, metric, filter_)
+
+    best: dict[str, Key] = {}
+    for key, r in rows.items():
+        better = r["task"] not in best or rank(key) < rank(best[r["task"]])
+        if r["task_group"] is None and (r["higher_is_better"] is None or r["higher_is_better"]) and better:
+            best[r["task"]] = key
+    return best
+
+
+def headline(rows: Mapping[Key, Mapping[str, Any]]) -> Headline | None:
+    """The headline accuracy of one run's accuracy rows; None when no top-level task has a headline metric."""
+    keys = headline_keys(rows)
+    if not keys:
+        return None
+    chosen = [rows[k] for k in keys.values()]
+    value = sum(float(r["value"]) for r in chosen) / len(chosen)
+    ses = [stats.standard_error(r["value"], r["stderr"], r["n_samples"], r["metric"])[0] for r in chosen]
+    se = None if any(s is None for s in ses) else math.sqrt(sum(s**2 for s in ses if s is not None)) / len(chosen)
+    return Headline(value, len(chosen), se)
+
+
+@dataclass(frozen=True)
+class LevelAtSlo:
+    """One load level of one run, seen through its SLO."""
+
+    load_type: str
+    load: float
+    goodput: float | None
+    output_tokens_per_s: float | None
+    slo_tokens_per_s: float | None  # output tokens of requests that met the SLO, per second of the level
+    usd_per_1m_at_slo: float | None
+    ttft_p95_ms: float | None
+    e2e_p95_ms: float | None
+    n_requests: int | None = None  # requests of the level: what goodput's CI rests on
+
+
+def levels_at_slo(levels: Sequence[Mapping[str, Any]], samples: Sequence[Mapping[str, Any]]) -> dict[Level, LevelAtSlo]:
+    """Per load level of one run: goodput, throughput, and tokens/s and cost counting only requests that met the
+    level's SLO. ``levels`` are ``latency`` rows, ``samples`` that run's ``latency_samples`` rows."""
+    from evals.latency.metrics import RequestMetrics, meets_slo
+
+    by_level: dict[Level, list[Mapping[str, Any]]] = {}
+    for row in samples:
+        by_level.setdefault((str(row["load_type"]), float(row["load"])), []).append(row)
+    out: dict[Level, LevelAtSlo] = {}
+    for row in levels:
+        key = (str(row["load_type"]), float(row["load"]))
+        slo = json.loads(row["slo"]) if row["slo"] else {}
+        goodput, tps, duration = row["goodput"], row["output_tokens_per_s"], row["duration_s"]
+        slo_tps = None
+        if key in by_level and duration:
+            served = 0
+            for sample in by_level[key]:
+                sent, first, finished = sample["sent_s"], sample["first_token_s"], sample["finished_s"]
+                if not sample["ok"] or sent is None or first is None or finished is None:
+                    continue  # a failed request is a miss
+                itl, tokens = sample["itl_ms"], sample["output_tokens"]
+                n_tokens = int(tokens or (len(itl) + 1 if itl else 1))
+                ttft_ms, e2e_ms = (first - sent) * 1e3, (finished - sent) * 1e3
+                metrics = RequestMetrics(
+                    ttft_ms=ttft_ms,
+                    e2e_ms=e2e_ms,
+                    tpot_ms=(e2e_ms - ttft_ms) / (n_tokens - 1) if n_tokens > 1 else None,
+                    itl_ms=list(itl or []),
+                )
+                if meets_slo(metrics, slo):
+                    served += int(tokens or 0)
+            slo_tps = served / float(duration)
+        elif tps is not None and goodput is not None and goodput >= 1.0:
+            slo_tps = float(tps)  # every request met the SLO: all tokens count (no samples needed)
+        out[key] = LevelAtSlo(
+            load_type=key[0],
+            load=key[1],
+            goodput=_finite(goodput),
+            output_tokens_per_s=_finite(tps),
+            slo_tokens_per_s=slo_tps,
+            usd_per_1m_at_slo=cost_per_1m(row["gpu_hour_usd"], row["gpu_count"], slo_tps),
+            ttft_p95_ms=_finite(row["ttft_p95_ms"]),
+            e2e_p95_ms=_finite(row["e2e_p95_ms"]),
+            n_requests=int(row["n_requests"]) if row.get("n_requests") is not None else None,
+        )
+    return out
+
+
+def _finite(value: Any) -> float | None:
+    return float(value) if value is not None and math.isfinite(float(value)) else None
+
+
+def cost_per_1m(gpu_hour_usd: float | None, gpu_count: int | None, tokens_per_s: float | None) -> float | None:
+    """gpu_hour_usd × gpu_count / (tokens/s × 3600) × 1e6; None without a price or without served tokens."""
+    if not gpu_hour_usd or not tokens_per_s or tokens_per_s <= 0 or not math.isfinite(tokens_per_s):
+        return None
+    return gpu_hour_usd * (gpu_count or 1) / (tokens_per_s * 3600.0) * 1e6
+
+
+def capacity(levels: Iterable[LevelAtSlo], load_type: str, min_goodput: float) -> LevelAtSlo | None:
+    """The highest ``load_type`` level whose goodput reached ``min_goodput``; None if no level did."""
+    held = [lv for lv in levels if lv.load_type == load_type and lv.goodput is not None and lv.goodput >= min_goodput]
+    return max(held, key=lambda lv: lv.load) if held else None
+
+
+def reference_level(config_json: str | None, levels: Iterable[Level]) -> Level | None:
+    """The scenario's reference level: its declared ``reference_level`` index, else its first level.
+
+    Read from the scenario the run recorded (``runs.config``); without one, the lightest level of the first
+    load type present (concurrency before rate).
+    """
+    present = sorted(levels, key=lambda lv: (lv[0] != "concurrency", lv[1]))
+    scenario = recorded_scenario(config_json)
+    declared = scenario.get("levels") if scenario else None
+    if declared:
+        index = int(scenario.get("reference_level") or 0) if scenario else 0
+        first = declared[min(index, len(declared) - 1)]
+        kind = "concurrency" if "concurrency" in first else "rate"
+        key = (kind, float(first[kind]))
+        if key in present:
+            return key
+    return present[0] if present else None
+
+
+def recorded_scenario(config_json: str | None) -> dict[str, Any] | None:
+    """The latency scenario a run recorded in ``runs.config`` (``{"latency": {"scenario": ...}}``), if any."""
+    if not config_json:
+        return None
+    try:
+        config = json.loads(config_json)
+    except ValueError:
+        return None
+    scenario = (config.get("latency") or {}).get("scenario") if isinstance(config, dict) else None
+    return scenario if isinstance(scenario, dict) else None
+
+
+def slo_accuracy(accuracy: float | None, goodput_at_capacity: float | None) -> float | None:
+    """Headline accuracy × goodput at the capacity level: an answer the user abandoned is worth nothing."""
+    if accuracy is None or goodput_at_capacity is None:
+        return None
+    return accuracy * goodput_at_capacity
+
+
+def operating_point(levels: Mapping[Level, LevelAtSlo], config_json: str | None, min_goodput: float) -> dict[str, Any]:
+    """The latency/cost columns of one run: reference-level latencies and everything at the capacity level."""
+    ref = reference_level(config_json, levels)
+    out: dict[str, Any] = dict.fromkeys(POINT_COLUMNS)
+    if ref is None:
+        return out
+    at_ref = levels[ref]
+    cap = capacity(levels.values(), ref[0], min_goodput)
+    same_type = sorted((lv for lv in levels.values() if lv.load_type == ref[0]), key=lambda lv: lv.load)
+    out.update(
+        reference_load_type=ref[0],
+        reference_load=ref[1],
+        ttft_p95_ms=at_ref.ttft_p95_ms,
+        e2e_p95_ms=at_ref.e2e_p95_ms,
+        capacity_status=uncertainty.capacity_status(
+            [(lv.goodput, lv.n_requests) for lv in same_type],
+            same_type.index(cap) if cap is not None else None,
+            min_goodput,
+        ),
+    )
+    if cap is not None:
+        low, high = uncertainty.goodput_interval(cap.goodput, cap.n_requests)
+        out.update(
+            goodput_ci_low=low,
+            goodput_ci_high=high,
+            n_requests_at_capacity=cap.n_requests,
+            capacity=cap.load,
+            goodput_at_capacity=cap.goodput,
+            tokens_per_s_at_capacity=cap.output_tokens_per_s,
+            slo_tokens_per_s=cap.slo_tokens_per_s,
+            usd_per_1m_at_slo=cap.usd_per_1m_at_slo,
+            capacity_ttft_p95_ms=cap.ttft_p95_ms,
+            capacity_e2e_p95_ms=cap.e2e_p95_ms,
+        )
+    return out
+
+
+POINT_COLUMNS = (
+    "reference_load_type",
+    "reference_load",
+    "ttft_p95_ms",
+    "e2e_p95_ms",
+    "capacity",
+    "capacity_status",
+    "goodput_at_capacity",
+    "goodput_ci_low",
+    "goodput_ci_high",
+    "n_requests_at_capacity",
+    "tokens_per_s_at_capacity",
+    "slo_tokens_per_s",
+    "usd_per_1m_at_slo",
+    "capacity_ttft_p95_ms",
+    "capacity_e2e_p95_ms",
+)

@@ -1,0 +1,162 @@
+"""The serving decision, pure: the non-inferiority test's error rate and power, criteria, costs and outcomes."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from evals.analysis.decision import (
+    Accuracy,
+    Evidence,
+    GuardrailValue,
+    combine,
+    decide,
+    latency_limit,
+    non_inferiority,
+    paired_non_inferiority,
+    quantile_bounds,
+    score_non_inferiority,
+    score_z,
+)
+from evals.analysis.policy import Costing, LatencyLimits, Policy, Saving, Traffic
+from evals.analysis.serving_cost import Side, demand, monthly_cost, replicas_needed
+
+MARGIN = 0.02
+ALPHA = 0.05
+# (questions, share of questions the two models answer differently): sparse to dense disagreement.
+DESIGNS = ((200, 0.1), (500, 0.1), (500, 0.3), (1000, 0.05), (2000, 0.2))
+REPS = 4000
+
+
+def _promote_rate(n: int, discordant: float, true_delta: float, rng: np.random.Generator) -> float:
+    """Share of simulated nights whose paired 0/1 answers pass non-inferiority (the vectorized score test)."""
+    p_fixed, p_broken = discordant / 2 + true_delta / 2, discordant / 2 - true_delta / 2
+    cells = rng.multinomial(n, [p_fixed, p_broken, 1 - p_fixed - p_broken], REPS)
+    z = score_z(cells[:, 0], cells[:, 1], n, -MARGIN)
+    return float((z > 1.6448536269514722).mean())
+
+
+def test_false_promote_rate_at_the_margin_is_at_most_alpha_and_power_is_stated() -> None:
+    rng = np.random.default_rng(20261203)
+    print(f"\nnon-inferiority, margin {MARGIN * 100:g} pts, alpha {ALPHA}, {REPS} simulated nights per row")
+    print(f"{'n':>6} {'discordant':>10} {'P(promote | -margin)':>21} {'power (true 0)':>15}")
+    for n, discordant in DESIGNS:
+        false_promote = _promote_rate(n, discordant, -MARGIN, rng)
+        power = _promote_rate(n, discordant, 0.0, rng)
+        print(f"{n:>6} {discordant:>10.2f} {false_promote:>21.4f} {power:>15.3f}")
+        # At most alpha, allowing the Monte Carlo error of REPS nights (2 SE = 0.7 points at 5 %).
+        assert false_promote <= ALPHA + 2 * math.sqrt(ALPHA * (1 - ALPHA) / REPS), (n, discordant)
+        assert power > false_promote
+    # Power grows with the number of questions.
+    assert _promote_rate(2000, 0.2, 0.0, rng) > _promote_rate(200, 0.2, 0.0, rng)
+
+
+def test_the_score_test_agrees_with_its_own_confidence_bound() -> None:
+    for fixed, broken, n in ((30, 40, 500), (5, 1, 100), (0, 0, 50), (80, 60, 1000)):
+        criterion = score_non_inferiority(fixed, broken, n, MARGIN, ALPHA)
+        z = float(score_z(fixed, broken, n, -MARGIN))
+        assert (criterion.status == "pass") == (z > 1.6448536269514722)
+        assert criterion.ci_low is not None and criterion.ci_high is not None
+        assert criterion.ci_low <= (fixed - broken) / n <= criterion.ci_high
+
+
+def test_non_inferiority_statuses() -> None:
+    assert non_inferiority(0.0, 0.005, 0.02, ALPHA).status == "pass"
+    assert non_inferiority(-0.10, 0.01, 0.02, ALPHA).status == "fail"
+    unsure = non_inferiority(-0.01, 0.02, 0.02, ALPHA)
+    assert unsure.status == "inconclusive" and unsure.mde is not None and "supports a margin" in unsure.detail
+    assert non_inferiority(0.0, None, 0.02, ALPHA).status == "inconclusive"
+
+
+def test_paired_scores_use_the_score_test_for_0_1_and_t_otherwise() -> None:
+    rng = np.random.default_rng(1)
+    champion = (rng.random(1000) < 0.6).astype(float)
+    assert paired_non_inferiority(champion, champion, MARGIN, ALPHA).status == "pass"
+    worse = champion.copy()
+    worse[:300] = 0.0
+    assert paired_non_inferiority(worse, champion, MARGIN, ALPHA).status == "fail"
+    graded = paired_non_inferiority(champion * 0.5 + 0.2, champion * 0.5 + 0.2, MARGIN, ALPHA)
+    assert graded.status == "pass" and "paired questions" not in graded.detail
+
+
+def test_quantile_bounds_need_enough_requests() -> None:
+    values = list(np.linspace(1, 100, 58))
+    assert quantile_bounds(values, 0.95, ALPHA)[1] is None  # 58 < 59: no upper bound of the P95
+    low, high = quantile_bounds(list(np.linspace(1, 100, 200)), 0.95, ALPHA)
+    assert low is not None and high is not None and low < 95 < high
+    assert latency_limit("ttft", 50.0, values, 200.0, ALPHA).status == "inconclusive"
+    assert latency_limit("ttft", 50.0, list(np.linspace(1, 100, 200)), 200.0, ALPHA).status == "pass"
+    assert latency_limit("ttft", 95.0, list(np.linspace(1, 100, 200)), 50.0, ALPHA).status == "fail"
+
+
+def _side(run_id: str, **kw: object) -> Side:
+    base: dict[str, object] = {"model_id": run_id, "slo_tokens_per_s": 100.0, "gpu_hour_usd": 2.0, "gpu_count": 1}
+    base.update(kw)
+    return Side(run_id=run_id, **base)  # type: ignore[arg-type]
+
+
+def test_monthly_cost_self_hosted_and_hosted() -> None:
+    costing = Costing(hours_per_month=730, fixed_monthly_usd=100.0)
+    traffic = Traffic(requests_per_s=1.0, output_tokens_per_request=250, input_tokens_per_request=1000)
+    me = _side("a")
+    out_tps, rps, in_tps = demand(traffic, None, me)
+    assert (out_tps, rps, in_tps) == (250.0, 1.0, 1000.0)
+    assert replicas_needed(250.0, 100.0) == 3
+    assert monthly_cost(me, out_tps, in_tps, costing) == pytest.approx(3 * 2.0 * 730 + 100.0)
+    hosted = _side("h", gpu_hour_usd=None, usd_per_1m_output_tokens=0.6, usd_per_1m_input_tokens=0.15)
+    assert hosted.hosted
+    seconds = 3600 * 730
+    expected = 250 * seconds * 0.6 / 1e6 + 1000 * seconds * 0.15 / 1e6
+    assert monthly_cost(hosted, out_tps, in_tps, costing) == pytest.approx(expected)
+    assert monthly_cost(_side("none", slo_tokens_per_s=None), out_tps, in_tps, costing) is None
+
+
+def _policy(**kw: object) -> Policy:
+    fields: dict[str, object] = {"name": "p", "version": "1", "non_inferiority": {"smoke": 2.0}}
+    fields.update(kw)
+    return Policy.model_validate(fields)
+
+
+def test_decide_outcomes() -> None:
+    traffic = Traffic(requests_per_s=0.1, output_tokens_per_request=100)
+    costing = Costing()
+    champ = _side("champ")
+    fast = np.linspace(10, 50, 200)
+    ok = Accuracy("smoke", 0.0, None, n_pairs=1000, n_fixed=50, n_broken=50)
+    policy = _policy(latency=LatencyLimits(ttft_p95_ms=100.0), saving=Saving(min_relative=0.0))
+    promoted = decide(Evidence(_side("me", ttft_ms=tuple(fast)), champ, ok, suite="smoke"), policy, traffic, costing)
+    assert promoted.outcome == "promote", promoted.reason
+    assert promoted.challenger_monthly_usd == pytest.approx(2.0 * 730)
+
+    bad = Accuracy("smoke", -0.2, None, n_pairs=1000, n_fixed=10, n_broken=210)
+    rejected = decide(Evidence(_side("me"), champ, bad, suite="smoke"), _policy(), traffic, costing)
+    assert rejected.outcome == "reject" and "accuracy:smoke failed" in rejected.reason
+
+    few = Accuracy("smoke", -0.01, 0.03, method="unpaired")
+    held = decide(Evidence(_side("me"), champ, few, suite="smoke"), _policy(), traffic, costing)
+    assert held.outcome == "hold" and "supports a margin" in held.reason
+
+    no_champion = decide(Evidence(_side("me"), None, None, suite="smoke"), _policy(), traffic, costing)
+    assert no_champion.outcome == "hold" and "no champion run" in no_champion.reason
+
+    guard = (GuardrailValue("guardrail:safety:refusals/acc", 0.95, 0.80, 0.01),)
+    guarded = decide(Evidence(_side("me"), champ, ok, guard, suite="smoke"), _policy(), traffic, costing)
+    assert guarded.outcome == "reject" and "guardrail" in guarded.reason
+
+    dearer = decide(
+        Evidence(_side("me", gpu_hour_usd=4.0), champ, ok, suite="smoke"),
+        _policy(saving=Saving(basis="monthly_cost", min_relative=0.1)),
+        traffic,
+        costing,
+    )
+    assert dearer.outcome == "reject" and "saving:monthly_cost" in dearer.reason
+
+
+def test_combine_orders_fail_before_inconclusive() -> None:
+    from evals.analysis.decision import Criterion
+
+    assert combine([Criterion("a", "pass", 1.0)])[0] == "promote"
+    assert combine([Criterion("a", "inconclusive", None), Criterion("b", "fail", None)])[0] == "reject"
+    assert combine([Criterion("a", "inconclusive", None), Criterion("b", "pass", None)])[0] == "hold"
