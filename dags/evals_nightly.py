@@ -27,6 +27,11 @@ routing = Routing.from_settings()
         "watchlist": Param(None, type=["null", "string"], description="Watch-list YAML (default: EVALS_WATCHLIST)."),
         "suite": Param("smoke", enum=suite_names(), description="Accuracy suite."),
         "scenario": Param("smoke", enum=scenario_names(), description="Latency scenario."),
+        "guardrails": Param(
+            "none",
+            enum=[*suite_names(), "none"],
+            description="Also run this guardrail suite on each checkpoint (its own run; 'none': skip).",
+        ),
         "reevaluate": Param(
             False,
             type="boolean",

@@ -96,7 +96,19 @@ class Settings(BaseSettings):
         600_000.0, gt=0, description="Largest plausible latency statistic (ms); also what rules out inf."
     )
     validation_bounded_metrics: list[str] = Field(
-        ["acc", "acc_norm", "exact_match", "f1", "mc1", "mc2", "em", "pass@1", "brier_score"],
+        [
+            "acc",
+            "acc_norm",
+            "exact_match",
+            "f1",
+            "mc1",
+            "mc2",
+            "em",
+            "pass@1",
+            "brier_score",
+            "refusal_rate",
+            "over_refusal_rate",
+        ],
         description="Accuracy metrics whose values must lie in [0, 1] (JSON list in the environment).",
     )
     validation_revision_pattern: str = Field(

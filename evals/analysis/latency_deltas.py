@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 from collections.abc import Mapping
@@ -39,7 +40,10 @@ def latency_deltas(
     mine, theirs = _levels(con, run), _levels(con, baseline)
     my_samples, their_samples = _samples(con, run), _samples(con, baseline)
     models = [run["model_id"], baseline["model_id"]]
-    history = noise.read_history(con, models, run.get("scenario"), run["eval_date"])
+    history = noise.read_history(con, models, run.get("scenario"), run["logical_date"])
+    # Two runs of one night (a challenger beside its champion, models of one DAG run) share the night: its noise
+    # cancels, so an unmeasured series noise does not hold their verdict back.
+    same_night = run["logical_date"] == baseline["logical_date"]
     out: list[Compared] = []
     for level in sorted(mine.keys() & theirs.keys()):
         a, b = mine[level], theirs[level]
@@ -63,21 +67,21 @@ def latency_deltas(
                 baseline["revision"],
                 level,
                 column,
-                until=baseline["eval_date"],
+                until=baseline["logical_date"],
                 last=opts.night_history,
             ) or [b[column]]
             series_noise = noise.night_noise(
-                history.series(models, level, column, before=run["eval_date"]),
+                history.series(models, level, column, before=run["logical_date"]),
                 default_cv=opts.night_cv,
                 min_history=opts.night_min_history,
             )
             diff = noise.series_diff(a[column], se_a, nights, se_b, series_noise)
-            fields = _history_fields(series_noise, nights)
+            fields = _history_fields(series_noise, nights, opts)
             if column == "output_tokens_per_s":
                 throughput = diff, fields
-            est = diff.estimate(opts.alpha, **fields)
+            est = _unless_assumed(diff.estimate(opts.alpha, **fields), None if same_night else series_noise)
             out.append((name, est, hib, opts.min_effect_latency * abs(est.baseline_value or 0.0)))
-        cost = _cost(a, b, throughput, suffix, opts)
+        cost = _cost(a, b, throughput, suffix, opts, series_noise if throughput and not same_night else None)
         if cost is not None:
             out.append(cost)
     return out
@@ -107,12 +111,26 @@ def _log_se(
     return float(reps.std(ddof=1)) if len(reps) > 1 else None
 
 
-def _history_fields(series_noise: noise.NightNoise, nights: list[float]) -> dict[str, Any]:
+def _history_fields(series_noise: noise.NightNoise, nights: list[float], opts: CompareOptions) -> dict[str, Any]:
+    waiting = (
+        ""
+        if series_noise.estimated
+        else f"; no verdict until the series has {opts.night_min_history} re-measured nights"
+    )
     return {
         "night_cv": math.expm1(series_noise.sd),
         "n_history": len(nights),
-        "notes": f"{series_noise.describe()}; baseline: geometric mean of {len(nights)} night(s)",
+        "notes": f"{series_noise.describe()}; baseline: geometric mean of {len(nights)} night(s){waiting}",
     }
+
+
+def _unless_assumed(est: stats.Estimate, series_noise: noise.NightNoise | None) -> stats.Estimate:
+    """No test on an assumed noise level: until the series' night-to-night noise is measured (canary
+    re-measurements), a latency or cost row keeps its CI but has no p-value, so its verdict is
+    ``insufficient_data`` (a machine whose nights differ more than the default CV must not raise alarms)."""
+    if series_noise is None or series_noise.estimated:
+        return est
+    return dataclasses.replace(est, p_value=None)
 
 
 def _cost(
@@ -121,6 +139,7 @@ def _cost(
     throughput: tuple[noise.LogDiff, dict[str, Any]] | None,
     suffix: str,
     opts: CompareOptions,
+    series_noise: noise.NightNoise | None = None,
 ) -> Compared | None:
     """Cost per 1M output tokens = price × GPUs / throughput: throughput's log-scale estimate, moved by the price.
 
@@ -142,6 +161,7 @@ def _cost(
     tied = f"latency:output_tokens_per_s{suffix}" if offset == 0.0 else None
     how = "price unchanged: throughput's test" if tied else f"price x{math.exp(offset):.3g} with throughput's CI"
     est = diff.estimate(opts.alpha, tested_with=tied, **{**fields, "notes": f"{how}; {fields['notes']}"})
+    est = _unless_assumed(est, series_noise)
     return name, est, False, opts.min_effect_cost * abs(est.baseline_value or 0.0)
 
 

@@ -124,12 +124,23 @@ def levels_at_slo(levels: Sequence[Mapping[str, Any]], samples: Sequence[Mapping
             goodput=_finite(goodput),
             output_tokens_per_s=_finite(tps),
             slo_tokens_per_s=slo_tps,
-            usd_per_1m_at_slo=cost_per_1m(row["gpu_hour_usd"], row["gpu_count"], slo_tps),
+            usd_per_1m_at_slo=_cost_at_slo(row, tps, slo_tps),
             ttft_p95_ms=_finite(row["ttft_p95_ms"]),
             e2e_p95_ms=_finite(row["e2e_p95_ms"]),
             n_requests=int(row["n_requests"]) if row.get("n_requests") is not None else None,
         )
     return out
+
+
+def _cost_at_slo(row: Mapping[str, Any], tps: float | None, slo_tps: float | None) -> float | None:
+    """Self-hosted: GPU-hours over the SLO-meeting tokens. Hosted (no GPU-hour price, a per-token price in the
+    row): every token is paid, only the SLO-meeting ones are served, so price x all tokens / served tokens."""
+    if row.get("gpu_hour_usd"):
+        return cost_per_1m(row["gpu_hour_usd"], row["gpu_count"], slo_tps)
+    price = _finite(row.get("usd_per_1m_output_tokens"))
+    if price is None or not tps or not slo_tps:
+        return None
+    return price * float(tps) / slo_tps
 
 
 def _finite(value: Any) -> float | None:

@@ -156,15 +156,17 @@ class History:
 
 
 def read_history(con: ReadModel, models: Sequence[str], scenario: str | None, until: Any) -> History:
-    """The ``latency`` table's per-night values of ``models`` in ``scenario`` up to ``until``, one per night.
+    """The ``latency`` table's values of ``models`` in ``scenario`` per published run up to ``until`` (a logical
+    date), in run order: two runs on one calendar day (a rerun, the demo) are two nights of the series.
 
     Hardware is not a key yet: a series that moved to other GPUs shows it as night-to-night noise."""
     cursor = con.execute(
-        f"""select model_id, revision, eval_date, load_type, load, {", ".join(SERIES_COLUMNS)}
-            from latency
-            where list_contains($models, model_id) and scenario is not distinct from $scenario and eval_date <= $until
-              and input_tokens is null
-            order by eval_date, run_id""",
+        f"""select l.model_id, l.revision, r.logical_date, l.load_type, l.load,
+                   {", ".join(f"l.{c}" for c in SERIES_COLUMNS)}
+            from latency l join runs r on l.run_id = r.run_id and l.eval_date = r.eval_date
+            where list_contains($models, l.model_id) and l.scenario is not distinct from $scenario
+              and r.logical_date <= $until and l.input_tokens is null
+            order by r.logical_date, l.run_id""",
         {"models": list(dict.fromkeys(models)), "scenario": scenario, "until": until},
     )
     per_night: dict[tuple[str, str, Level, str], dict[Any, float]] = {}

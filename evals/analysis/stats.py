@@ -12,7 +12,20 @@ if TYPE_CHECKING:
     import numpy as np
 
 # Metrics that are a share of items scored 0/1, so a missing stderr can be rebuilt as sqrt(p(1-p)/n).
-PROPORTION_METRICS = frozenset({"acc", "acc_norm", "exact_match", "em", "pass@1", "mc1", "contains", "accuracy"})
+PROPORTION_METRICS = frozenset(
+    {
+        "acc",
+        "acc_norm",
+        "exact_match",
+        "em",
+        "pass@1",
+        "mc1",
+        "contains",
+        "accuracy",
+        "refusal_rate",
+        "over_refusal_rate",
+    }
+)
 
 # Bootstrap resamples are drawn in chunks of at most this many values (rows x samples): ~32 MB of float64.
 _CHUNK_VALUES = 4_000_000

@@ -47,6 +47,8 @@ def materialize(
     allowlisted = safety.is_allowlisted(ref, settings.trust_remote_code_allowlist)
 
     prepared = source.prepared_dir(ref)
+    if prepared is not None and not source.has_weights:
+        return prepared  # a declaration (e.g. a hosted endpoint's endpoint.json): no weights to check
     if prepared is not None:
         safety.select_files(ref, source.list_files(ref), max_bytes=settings.checkpoint_max_bytes, allow_code=False)
         safety.check_custom_code(ref, prepared, allowlisted=False)

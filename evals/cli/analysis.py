@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 
 from evals.cli.output import OutputFormat, emit, wrote
+from evals.schemas import TABLES
 
 AS_OF_HELP = "Show the warehouse as it was at this moment (ISO 8601, e.g. 2026-11-29T06:00; UTC unless it says)."
 
@@ -96,17 +97,7 @@ def leaderboard(
     emit(rows, fmt, out)
 
 
-EXPORTABLE = (
-    "runs",
-    "accuracy",
-    "accuracy_samples",
-    "latency",
-    "latency_samples",
-    "comparisons",
-    "change_points",
-    "leaderboard",
-    "all_runs",
-)
+EXPORTABLE = (*TABLES, "leaderboard", "all_runs")
 
 
 def compare(

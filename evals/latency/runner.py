@@ -103,6 +103,7 @@ async def run_scenario_async(
         max_tokens=scenario.output.max_tokens,
         temperature=scenario.output.temperature,
         ignore_eos=scenario.output.ignore_eos and server.accepts_ignore_eos,
+        headers=server.headers,
     )
     levels: list[LevelSummary] = []
     samples: list[dict[str, Any]] = []
@@ -131,7 +132,8 @@ async def run_scenario_async(
                 seed=scenario.seed + number,
                 tag=f"{scenario.name}-{number}" if step is None else f"{scenario.name}-{number}-{step}",
                 prompt_offset=used[step],
-                metrics_url=f"{server.endpoint.rstrip('/')}/metrics",
+                # A hosted API (backend "endpoint") exposes no Prometheus metrics of its own: nothing to scrape.
+                metrics_url=None if server.backend == "endpoint" else f"{server.endpoint.rstrip('/')}/metrics",
             )
             used[step] = run.prompts_used
             summary = summarize_level(

@@ -44,6 +44,8 @@ class ServerHandle:
     pid: int | None = None
     command: list[str] = field(default_factory=list)
     gpu_count: int = 0
+    # Request headers a hosted API needs (its bearer key): sent by the load generator, never shown or stored.
+    headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
 
     def log_tail(self, chars: int = _LOG_TAIL_CHARS) -> str:
         if self.log_path is None or not self.log_path.exists():
@@ -125,7 +127,12 @@ def choose_backend(backend: str) -> str:
 
 
 def wait_ready(
-    endpoint: str, *, timeout_s: float, process: subprocess.Popen[bytes] | None = None, log_path: Path | None = None
+    endpoint: str,
+    *,
+    timeout_s: float,
+    process: subprocess.Popen[bytes] | None = None,
+    log_path: Path | None = None,
+    headers: Sequence[tuple[str, str]] = (),
 ) -> None:
     """Poll ``GET /v1/models`` until it answers 200; raise :class:`ServerNotReady` on timeout or early exit."""
     url = endpoint.rstrip("/").removesuffix("/v1") + "/v1/models"
@@ -136,7 +143,7 @@ def wait_ready(
             tail = log_path.read_text(errors="replace")[-_LOG_TAIL_CHARS:] if log_path else ""
             raise ServerNotReady(f"server exited with code {process.returncode} before it was ready; log:\n{tail}")
         try:
-            with urllib.request.urlopen(url, timeout=5) as response:
+            with urllib.request.urlopen(urllib.request.Request(url, headers=dict(headers)), timeout=5) as response:
                 if response.status == 200:
                     return
                 last_error = f"HTTP {response.status}"
@@ -235,10 +242,12 @@ def serve(
     model_name: str | None = None,
     backend: str | None = None,
     settings: Settings | None = None,
+    headers: Sequence[tuple[str, str]] = (),
 ) -> Iterator[ServerHandle]:
     """An OpenAI-compatible server for ``checkpoint`` (started here, stopped on exit) or the given ``endpoint``.
 
-    With ``endpoint`` nothing is started: it is checked for readiness and used as is (``model_name`` required).
+    With ``endpoint`` nothing is started: it is checked for readiness and used as is (``model_name`` required;
+    ``headers``, e.g. a hosted API's bearer key, go with the readiness probe and every request).
     Otherwise ``backend`` (default: settings, ``auto``) picks ``vllm serve`` or ``transformers serve``.
     """
     from evals.settings import get_settings
@@ -247,13 +256,14 @@ def serve(
     if endpoint is not None:
         if not model_name:
             raise ConfigError("an existing endpoint needs the model name its requests must carry (--model)")
-        wait_ready(endpoint, timeout_s=min(settings.latency_ready_timeout_s, 30.0))
+        wait_ready(endpoint, timeout_s=min(settings.latency_ready_timeout_s, 30.0), headers=headers)
         yield ServerHandle(
             endpoint=endpoint.rstrip("/").removesuffix("/v1"),
             model=model_name,
             backend="external",
             accepts_ignore_eos=settings.latency_endpoint_ignore_eos,
             gpu_count=settings.latency_gpu_count or 0,
+            headers=tuple(headers),
         )
         return
     if checkpoint is None:

@@ -45,10 +45,12 @@ def decide_step(plan: list[dict[str, Any]], context: dict[str, Any]) -> dict[str
     if config is None:
         return {"configured": False, "decisions": [], "promote": []}
     warehouse = Warehouse.from_settings()
+    # The serving decision weighs accuracy with latency, capacity and cost: a run without a latency scenario (e.g.
+    # the guardrail suite's own run) is evidence for other criteria, not a challenger of its own.
     run_ids = [
         found.run_id
         for _, _, found in _planned_runs(warehouse, plan, context)
-        if found is not None and found.status == "published"
+        if found is not None and found.status == "published" and found.scenario is not None
     ]
     rows = decide_runs(run_ids, config, warehouse=warehouse, write=True)
     report = warehouse.report_uri

@@ -90,9 +90,10 @@ def run_demo(workdir: Path, logical_date: str | None = None) -> int:
 
     say(f"warehouse {env['EVALS_WAREHOUSE']}; Airflow home {home} (SQLite)")
     subprocess.run([airflow, "db", "migrate"], env=env, check=True, capture_output=True)
-    say(f"airflow dags test evals_nightly {when}  (re-evaluating every watched checkpoint)")
+    say(f"airflow dags test evals_nightly {when}  (re-evaluating every watched checkpoint, with the guardrail suite)")
+    conf = json.dumps({"reevaluate": True, "guardrails": "guardrails"})
     process = subprocess.Popen(
-        [airflow, "dags", "test", "evals_nightly", when, "-c", json.dumps({"reevaluate": True})],
+        [airflow, "dags", "test", "evals_nightly", when, "-c", conf],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=root,
     )  # fmt: skip
     log_path = workdir / "dags-test.log"

@@ -12,8 +12,11 @@ from evals.errors import ConfigError
 from evals.pipeline.outcome import Outcome, merge
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from evals.accuracy.runner import AccuracyResult
     from evals.checkpoints import CheckpointRef
+    from evals.checkpoints.sources.endpoint import EndpointOptions
     from evals.latency.runner import LatencyResult
     from evals.latency.server import ServerHandle
     from evals.settings import Settings
@@ -77,13 +80,29 @@ def evaluate_checkpoint(
 ) -> Outcome:
     """Evaluate the materialized checkpoint in ``directory``; the model is loaded once where the backend allows.
 
-    ``processes`` > 1 sends each latency level from that many load generator processes (past one core).
+    ``processes`` > 1 sends each latency level from that many load generator processes (past one core). A
+    directory holding an ``endpoint.json`` (a materialized ``endpoint`` ref) is a hosted model: see
+    :func:`evaluate_hosted`.
     """
+    from evals.checkpoints.sources.endpoint import load_descriptor
     from evals.settings import get_settings
 
     settings = settings or get_settings()
     if ref.revision is None:
         raise ConfigError(f"{ref} must be pinned before it is evaluated")
+    hosted = load_descriptor(directory)
+    if hosted is not None:
+        return evaluate_hosted(
+            hosted,
+            ref,
+            suite=suite,
+            scenario=scenario,
+            limit=limit,
+            backend=backend,
+            endpoint=endpoint,
+            settings=settings,
+            processes=processes,
+        )
     plan = choose_plan(suite=suite, scenario=scenario, backend=backend, endpoint=endpoint, settings=settings)
     log.info("evaluating %s: accuracy via %s, server %s", ref, plan.accuracy_backend, plan.server_backend)
     accuracy: AccuracyResult | None = None
@@ -144,7 +163,12 @@ def _server(plan: Plan, directory: Path, ref: CheckpointRef, endpoint: str | Non
 
 
 def _run_latency(
-    scenario_name: str, server: ServerHandle, directory: Path, ref: CheckpointRef, settings: Settings, processes: int
+    scenario_name: str,
+    server: ServerHandle,
+    directory: Path | str | None,
+    ref: CheckpointRef,
+    settings: Settings,
+    processes: int,
 ) -> LatencyResult:
     from evals.latency.loadgen import run as run_load
     from evals.latency.prompt_sets import scenario_prompts
@@ -152,7 +176,15 @@ def _run_latency(
     from evals.latency.scenario import load_scenario
 
     scenario, path = load_scenario(scenario_name, settings.latency_scenario_dir)
-    prompts = scenario_prompts(scenario, path.parent, directory)
+    try:
+        prompts = scenario_prompts(scenario, path.parent, directory)
+    except ConfigError as exc:
+        if server.backend != HOSTED_SERVER_BACKEND or directory is not None:
+            raise
+        raise ConfigError(
+            f"{exc}. A hosted model ships no tokenizer: set `tokenizer:` (a local tokenizer directory) in its "
+            "endpoint declaration, or use a scenario with its own prompts (jsonl)"
+        ) from exc
     progress.info("latency: %s scenario %s (%d levels) ...", ref.model_id, scenario.name, len(scenario.levels))
     result = run_load(
         run_scenario_async(
@@ -174,3 +206,183 @@ def _run_latency(
             row["n_failed"], row["n_requests"],
         )  # fmt: skip
     return result
+
+
+# ---------------------------------------------------------------------------------------------------- hosted
+
+HOSTED_ACCURACY_BACKEND = "local-chat-completions"  # chat APIs give no prompt logprobs: generate_until tasks only
+HOSTED_SERVER_BACKEND = "endpoint"  # the ServerHandle backend of a hosted API (nothing started, nothing scraped)
+
+
+def evaluate_hosted(
+    hosted: EndpointOptions,
+    ref: CheckpointRef,
+    *,
+    suite: str | None,
+    scenario: str | None,
+    limit: int | None = None,
+    backend: str = "auto",
+    endpoint: str | None = None,
+    settings: Settings,
+    processes: int = 1,
+) -> Outcome:
+    """A hosted model behind an OpenAI-compatible API (a materialized ``endpoint`` ref): nothing is served here.
+
+    The key is checked first (``GET /v1/models``: 401/403 is a TerminalError naming where the key lives); the
+    latency scenario runs through our load generator with the key in the request headers; cost comes from the
+    price list, not GPU-hours; accuracy runs the suite's generate_until tasks through lm-eval's chat-completions
+    model (multiple-choice tasks need prompt logprobs chat APIs do not give: skipped, named in the run's config
+    ``notes`` and ``endpoint.skipped_tasks``). The key is read when needed and never stored, logged or returned.
+    """
+    from evals.checkpoints.sources.endpoint import auth_headers, check_access
+    from evals.latency.server import ServerHandle
+    from evals.redact import redact_url
+
+    if endpoint is not None:
+        raise ConfigError(f"{ref} is a hosted model with its own base_url: drop --endpoint ({endpoint})")
+    if backend not in ("auto", HOSTED_ACCURACY_BACKEND):
+        raise ConfigError(
+            f"{ref} is a hosted model: its accuracy runs through {HOSTED_ACCURACY_BACKEND!r} only (got {backend!r})"
+        )
+    progress.info("hosted: %s at %s: checking access ...", ref.model_id, redact_url(hosted.base_url))
+    check_access(hosted)
+    notes: list[str] = []
+    skipped: dict[str, list[str]] = {}
+    accuracy: AccuracyResult | None = None
+    if suite is not None:
+        accuracy, skipped = _run_hosted_accuracy(suite, hosted, ref, limit, settings)
+        if skipped:
+            listing = ", ".join(f"{task} ({', '.join(kinds)})" for task, kinds in sorted(skipped.items()))
+            notes.append(
+                f"accuracy: skipped for a hosted chat API (no prompt logprobs): {listing}"
+                + ("" if accuracy is not None else "; no generate_until task left, no accuracy measured")
+            )
+    latency: LatencyResult | None = None
+    if scenario is not None:
+        server = ServerHandle(
+            endpoint=hosted.base_url,
+            model=hosted.model,
+            backend=HOSTED_SERVER_BACKEND,
+            accepts_ignore_eos=False,  # hosted APIs reject or ignore unknown fields: never sent
+            gpu_count=0,
+            headers=auth_headers(hosted),
+        )
+        latency = _run_latency(scenario, server, hosted.tokenizer, ref, settings, processes)
+        _price_hosted(latency, hosted)
+    for note in notes:
+        log.warning("%s: %s", ref.model_id, note)
+    outcome = merge(accuracy, latency)
+    config = dict(outcome.record_fields.get("config") or {})
+    config["endpoint"] = {
+        "base_url": redact_url(hosted.base_url),
+        "model": hosted.model,
+        "price_input_per_1m": hosted.price_input_per_1m,
+        "price_output_per_1m": hosted.price_output_per_1m,
+        "skipped_tasks": {task: kinds for task, kinds in sorted(skipped.items())},
+    }
+    config["notes"] = [*config.get("notes", []), *notes]
+    outcome.record_fields["config"] = config
+    outcome.record_fields["config_hash"] = _config_hash(config)
+    outcome.notes.extend(notes)
+    return outcome
+
+
+def _config_hash(config: dict[str, Any]) -> str:
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def generation_tasks(suite: str) -> tuple[Any, dict[str, list[str]]]:
+    """``suite`` reduced to its generate_until tasks, and the others with their output types (what a chat API
+    cannot score); the reduced suite is None when nothing is left."""
+    from evals.accuracy.backends.openai_server import GENERATION_ONLY
+    from evals.accuracy.suites import load_suite, output_types, task_manager
+
+    loaded = load_suite(suite)
+    types = output_types(loaded, task_manager(loaded))
+    skipped = {task: sorted(kinds - GENERATION_ONLY) for task, kinds in types.items() if kinds - GENERATION_ONLY}
+    kept = [task for task in loaded.tasks if task not in skipped]
+    return (loaded.model_copy(update={"tasks": kept}) if kept else None), skipped
+
+
+def _run_hosted_accuracy(
+    suite: str, hosted: EndpointOptions, ref: CheckpointRef, limit: int | None, settings: Settings
+) -> tuple[AccuracyResult | None, dict[str, list[str]]]:
+    from evals.accuracy.runner import run_suite
+
+    reduced, skipped = generation_tasks(suite)
+    if reduced is None:
+        return None, skipped
+    progress.info("accuracy: %s suite %s via %s ...", ref.model_id, suite, HOSTED_ACCURACY_BACKEND)
+    with _openai_api_key(hosted):
+        result = run_suite(
+            None,
+            reduced,
+            model_id=ref.model_id,
+            revision=str(ref.revision),
+            backend=HOSTED_ACCURACY_BACKEND,
+            base_url=f"{hosted.base_url}/v1/chat/completions",
+            served_model=hosted.model,
+            limit=limit,
+            settings=settings,
+        )
+    progress.info("accuracy: %s done in %.1fs (%d rows)", ref.model_id, result.duration_s, len(result.rows))
+    return result, skipped
+
+
+@contextlib.contextmanager
+def _openai_api_key(hosted: EndpointOptions) -> Iterator[None]:
+    """lm-eval's chat-completions model reads its bearer key from ``OPENAI_API_KEY`` (a model argument would be
+    logged and recorded): set it for the run only, then restore what was there."""
+    import os
+
+    from evals.checkpoints.sources.endpoint import api_key
+
+    key = api_key(hosted)
+    before = os.environ.get("OPENAI_API_KEY")
+    if key is not None:
+        os.environ["OPENAI_API_KEY"] = key
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("OPENAI_API_KEY", None)
+        else:
+            os.environ["OPENAI_API_KEY"] = before
+
+
+def _price_hosted(latency: LatencyResult, hosted: EndpointOptions) -> None:
+    """Cost from the price list instead of GPU-hours, in each ``latency`` row.
+
+    ``gpu_hour_usd`` and ``gpu_count`` are null (nothing of ours serves it) and ``usd_per_1m_output_tokens`` is
+    what 1M output tokens cost at the level's measured input/output mix: (input tokens x input price + output
+    tokens x output price) / output tokens, the hosted counterpart of GPU-hours / tokens per hour (the list output
+    price when the level served no tokens). Cost at the SLO for a hosted model is this price: per-token billing
+    does not depend on the load (``evals.analysis.measures.levels_at_slo`` finds no GPU-hour price in such a row,
+    and the decision's ``serving_cost.cost_per_1m`` reads a hosted side's ``usd_per_1m_output_tokens``). Its
+    monthly cost is the traffic x this price, input tokens included (the latency rows hold no input price).
+    """
+    from evals.checkpoints.sources.endpoint import usd_per_1m_output_tokens
+
+    tokens: dict[tuple[str, float, Any], list[int]] = {}
+    for sample in latency.sample_rows:
+        if not sample["ok"]:
+            continue
+        counted = tokens.setdefault((sample["load_type"], float(sample["load"]), sample["input_tokens"]), [0, 0])
+        counted[0] += int(sample["prompt_tokens"] or 0)
+        counted[1] += int(sample["output_tokens"] or 0)
+    for level in latency.levels:
+        row = level.row
+        prompt, output = tokens.get((row["load_type"], float(row["load"]), row.get("input_tokens")), [0, 0])
+        price = usd_per_1m_output_tokens(hosted, prompt, output)
+        row.update(
+            gpu_hour_usd=None,
+            gpu_count=None,
+            usd_per_1m_output_tokens=price if price is not None else hosted.price_output_per_1m,
+        )
+    latency.config["priced"] = {
+        "usd_per_1m_input_tokens": hosted.price_input_per_1m,
+        "usd_per_1m_output_tokens": hosted.price_output_per_1m,
+    }

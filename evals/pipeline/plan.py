@@ -135,6 +135,12 @@ def plan_nightly(params: Mapping[str, Any], context: Mapping[str, Any]) -> list[
     refs = _unique(refs)
     progress.info("plan: %d checkpoint(s) to evaluate: %s", len(refs), ", ".join(map(short, refs)) or "-")
     items = [PlanItem(options, ref) for ref in refs]
+    guardrails = params.get("guardrails")
+    if guardrails not in (None, "", NONE):
+        # The guardrail suite is its own run per checkpoint (no latency scenario): paired night to night and ranked
+        # on its own board, never averaged into the accuracy headline.
+        extra = Options.from_params({"suite": guardrails, "scenario": NONE, "limit": params.get("limit")})
+        items += [PlanItem(extra, ref) for ref in refs]
     # A followed organisation that was not looked at (the Hub down past its retries, a bad entry) must not pass
     # as a quiet night: each failed entry is an item that fails its own tasks and the summary, like a refused
     # manual entry, while every discovered checkpoint is still evaluated and published.

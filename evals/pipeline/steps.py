@@ -158,14 +158,14 @@ def summarize_step(plan: Sequence[Mapping[str, Any]], context: Mapping[str, Any]
     statuses: dict[str, str] = {}
     for item, record, found in _planned_runs(warehouse, plan, context):
         if record is None:
-            statuses[item.name] = f"refused: {item.error}"
+            statuses[_label(item)] = f"refused: {item.error}"
             continue
         if found is None:
             # Killed worker, task timeout, upstream failure: no step could say so. Record it, so the watermark
             # counts the attempt (a checkpoint that kills its worker must not be retried forever).
             error = "no result: a task was killed, timed out or failed upstream (see the Airflow task logs)"
             found = warehouse.record_failure(record.replace(finished_at=dt.datetime.now(dt.UTC)), error)
-        statuses[item.name] = found.status if found.status != "failed" else f"failed: {found.error}"
+        statuses[_label(item)] = found.status if found.status != "failed" else f"failed: {found.error}"
     bad = {ref: status for ref, status in statuses.items() if status != "published"}
     progress.info("summary: %d published, %d not: %s", len(statuses) - len(bad), len(bad), bad or "")
     if bad:
@@ -242,6 +242,12 @@ def _planned_runs(
     for day in {record.eval_date for _, record in keyed if record is not None}:
         stored.update({r.run_id: r for r in warehouse.run_records(filter=pads.field(PARTITION_COLUMN) == day)})
     return [(item, record, stored.get(record.run_id) if record else None) for item, record in keyed]
+
+
+def _label(item: PlanItem) -> str:
+    """A plan item as a person names it: the checkpoint, and the suite/scenario when it is one of several runs."""
+    what = "/".join(str(part) for part in (item.options.suite, item.options.scenario) if part)
+    return f"{item.name} ({what})" if item.ref is not None else item.name
 
 
 def json_safe(value: dict[str, Any]) -> dict[str, Any]:

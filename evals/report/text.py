@@ -129,6 +129,8 @@ def format_comparison(rows: list[dict[str, object]]) -> str:
         title = f"{subject}: no earlier run to compare with"
     else:
         title = f"{subject} vs {first.get('baseline_model_id')}@{str(first.get('baseline_revision') or '')[:12]}"
+    if rows and all(r.get("verdict") == "no_baseline" for r in rows):
+        return title  # nothing was compared: no table of dashes
     text = [title, *_grid(head, body, rule=True)]
     headline = next((r for r in rows if r["metric"] == "accuracy:headline" and r.get("mde") is not None), None)
     if headline is not None and float(str(headline["mde"])) == 0.0:

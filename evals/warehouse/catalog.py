@@ -78,19 +78,14 @@ def io_properties(location: Location, settings: Settings) -> dict[str, str]:
         return props
     props["s3.region"] = settings.s3_region
     props["s3.force-virtual-addressing"] = "false"  # loopback and on-prem stores have no per-bucket DNS names
-    endpoint = settings.s3_endpoint
-    if settings.s3_conn_id:
-        from evals.connections import aws_credentials
+    from evals.warehouse.storage import s3_access
 
-        creds = aws_credentials(settings.s3_conn_id)
-        endpoint = endpoint or creds.endpoint_url
+    endpoint, creds = s3_access(settings)
+    if creds is not None:
         props["s3.access-key-id"] = creds.access_key
         props["s3.secret-access-key"] = creds.secret_key
         if creds.session_token:
             props["s3.session-token"] = creds.session_token
-    if settings.s3_access_key_id and settings.s3_secret_access_key:
-        props["s3.access-key-id"] = settings.s3_access_key_id.get_secret_value()
-        props["s3.secret-access-key"] = settings.s3_secret_access_key.get_secret_value()
     if endpoint:
         parsed = urlparse(endpoint if "://" in endpoint else f"http://{endpoint}")
         props["s3.endpoint"] = f"{parsed.scheme or 'http'}://{parsed.netloc}"

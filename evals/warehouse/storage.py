@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
     from pyarrow import fs as pafs
 
+    from evals.connections import AwsCredentials
     from evals.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -91,18 +92,11 @@ def make_filesystem(location: Location, settings: Settings) -> pafs.FileSystem:
         "request_timeout": 60,
         "retry_strategy": pafs.AwsStandardS3RetryStrategy(max_attempts=4),
     }
-    endpoint = settings.s3_endpoint
-    if settings.s3_conn_id:
-        from evals.connections import aws_credentials
-
-        creds = aws_credentials(settings.s3_conn_id)
-        endpoint = endpoint or creds.endpoint_url
+    endpoint, creds = s3_access(settings)
+    if creds is not None:
         options.update(access_key=creds.access_key, secret_key=creds.secret_key)
         if creds.session_token:
             options["session_token"] = creds.session_token
-    if settings.s3_access_key_id and settings.s3_secret_access_key:
-        options["access_key"] = settings.s3_access_key_id.get_secret_value()
-        options["secret_key"] = settings.s3_secret_access_key.get_secret_value()
     if endpoint:
         parsed = urlparse(endpoint if "://" in endpoint else f"http://{endpoint}")
         options["endpoint_override"] = parsed.netloc
@@ -110,6 +104,23 @@ def make_filesystem(location: Location, settings: Settings) -> pafs.FileSystem:
         # Path-style addressing: loopback and on-prem stores have no per-bucket DNS names.
         options["force_virtual_addressing"] = False
     return pafs.S3FileSystem(**options)
+
+
+def s3_access(settings: Settings) -> tuple[str | None, AwsCredentials | None]:
+    """The S3 endpoint and credentials the settings name: EVALS_S3_ACCESS_KEY_ID/SECRET (first), else the
+    connection EVALS_S3_CONN_ID; (endpoint, None) leaves credentials to the AWS default chain."""
+    from evals.connections import AwsCredentials, aws_credentials
+
+    endpoint = settings.s3_endpoint
+    creds = None
+    if settings.s3_conn_id:
+        creds = aws_credentials(settings.s3_conn_id)
+        endpoint = endpoint or creds.endpoint_url
+    if settings.s3_access_key_id and settings.s3_secret_access_key:
+        creds = AwsCredentials(
+            settings.s3_access_key_id.get_secret_value(), settings.s3_secret_access_key.get_secret_value()
+        )
+    return endpoint, creds
 
 
 def classify(exc: BaseException, what: str) -> Exception:

@@ -56,3 +56,17 @@ def test_a_watchlist_entry_that_failed_fails_the_night_but_not_the_other_checkpo
     night = Warehouse.from_settings().latest_discovery()
     assert night is not None and night["logical_date"] == "2026-11-20"
     assert [e["entry"] for e in night["errors"]] == [str(bad[0].entry).removeprefix("watch-list ")]
+
+
+def test_a_guardrail_suite_is_its_own_run_per_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EVALS_WAREHOUSE", f"file://{tmp_path / 'warehouse'}")
+    watchlist = tmp_path / "watchlist.yaml"
+    watchlist.write_text("sources:\n  - source: package\n    model: tiny-llama\n")
+    params = {"watchlist": str(watchlist), "suite": "smoke", "scenario": "smoke", "guardrails": "guardrails"}
+    items = planning.plan_nightly(params, CONTEXT)
+    assert [(i.options.suite, i.options.scenario) for i in items] == [("smoke", "smoke"), ("guardrails", None)]
+    assert items[0].ref == items[1].ref and items[1].options.suite_version  # versioned at plan time
+    keys = {pipeline.run_record(i.ref, i.options, CONTEXT).run_id for i in items if i.ref}
+    assert len(keys) == 2  # two runs, never one overwriting the other
+    with pytest.raises(ConfigError, match="no-such-suite"):
+        planning.plan_nightly({**params, "guardrails": "no-such-suite"}, CONTEXT)

@@ -30,6 +30,9 @@ class Source(abc.ABC):
 
     name: ClassVar[str]
     options_model: ClassVar[type[SourceOptions]] = SourceOptions
+    # False for a source whose "checkpoint" is a declaration, not weights (a hosted endpoint): materialize then
+    # returns its prepared directory without the weight checks (there are no files to select or inspect).
+    has_weights: ClassVar[bool] = True
 
     def __init__(self, settings: Settings, options: SourceOptions | dict[str, Any] | None = None) -> None:
         """``options`` come from a watch-list entry; None builds a source that can only materialize given refs."""

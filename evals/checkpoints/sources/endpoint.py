@@ -47,6 +47,9 @@ class EndpointOptions(SourceOptions):
     price_output_per_1m: float = Field(ge=0)
     conn_id: str | None = None
     api_key_env: str | None = None
+    # A local tokenizer directory for a latency scenario's synthetic prompts (a hosted model ships none); not part
+    # of the identity. Without it, only scenarios with their own prompts (jsonl, conversations) can run.
+    tokenizer: str | None = None
 
     @field_validator("base_url")
     @classmethod
@@ -84,6 +87,7 @@ class EndpointSource(Source):
 
     name = "endpoint"
     options_model = EndpointOptions
+    has_weights = False
 
     def __init__(self, settings: Any, options: EndpointOptions | dict[str, Any] | None = None) -> None:
         if isinstance(options, dict):

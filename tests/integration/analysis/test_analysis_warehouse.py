@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 from analysis_history import publish_night
+from factories import sha
 
 from evals.pipeline.night import compare_and_report
 from evals.report.notify import RegressionDetected
@@ -17,8 +18,11 @@ pytestmark = pytest.mark.integration
 def test_compare_and_report_writes_comparisons_and_report(warehouse_uri: str, tmp_path: Path) -> None:
     wh = Warehouse(warehouse_uri, get_settings(compare_baselines=["org/prod"], fail_on_regression=True))
     publish_night(wh, "org/prod", 1, seed=1, n_requests=200)
-    publish_night(wh, "org/a", 1, seed=2, n_requests=200)
-    tonight = publish_night(wh, "org/a", 2, seed=3, ttft_scale=1.6, n_requests=300)
+    # Six re-measured nights of org/a's last revision: the series' night-to-night noise is measured, so tonight's
+    # latency can be judged against it (with fewer, a latency row has no verdict).
+    for day in range(1, 7):
+        publish_night(wh, "org/a", day, seed=10 + day, n_requests=200, revision=sha("org/a@v1"))
+    tonight = publish_night(wh, "org/a", 7, seed=3, ttft_scale=1.6, n_requests=300)
     with pytest.raises(RegressionDetected) as raised:
         compare_and_report([tonight.run_id], warehouse=wh, report_path=tmp_path / "report.html")
     assert any(r["metric"].startswith("latency:ttft_p95_ms") for r in raised.value.regressions)

@@ -120,8 +120,15 @@ def test_gpu_work_runs_on_the_gpu_queue_worker_and_publishes_once(
         "checkpoint.publish",
         "compare_and_report",
         "summarize",
+        "decide",
+        "open_approvals",
+        "approve",
+        "apply_approval",
     }
     assert tasks.pop("checkpoint.evaluate") == ("success", "gpu-worker", "gpu", "gpu")
+    # No serving configuration here: the decision runs (and finds nothing to decide); no approval is asked.
+    approvals = {name: tasks.pop(name) for name in ("open_approvals", "approve", "apply_approval")}
+    assert all(state in ("success", "skipped") and host != "gpu-worker" for state, host, _, _ in approvals.values())
     assert all(seen == ("success", "cpu-worker", "default", "default_pool") for seen in tasks.values()), tasks
 
     # The test process reads the warehouse with plain AWS credentials (the cluster used the Airflow connection).
