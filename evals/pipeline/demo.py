@@ -141,7 +141,7 @@ def _show_decisions(con: object) -> None:
     """Should we switch? The night's decisions (stored by the DAG, else decided now without writing)."""
     from evals.pipeline.decide import decide_latest
     from evals.pipeline.serving import load_serving
-    from evals.report.sections import latest_decisions
+    from evals.report.decision_view import latest_decisions
     from evals.report.text import format_decision
 
     config = load_serving()

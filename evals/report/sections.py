@@ -77,6 +77,9 @@ def collect(
     max_models: int = 12,
 ) -> dict[str, Any]:
     """Everything the figures draw, JSON-safe; ``model_id`` narrows every figure but the leaderboard to one model."""
+    from evals.report import decision_view
+    from evals.report.input_length_data import ttft_by_input_length
+
     board = figure_data.leaderboard(con, suite=suite, scenario=scenario)
     shown = [model_id] if model_id is not None else list(dict.fromkeys(r["model_id"] for r in board))[:max_models]
     # An overview draws the last TREND_DAYS; one model's page its whole history.
@@ -95,16 +98,18 @@ def collect(
         "trends": trends,
         "latency_curves": curves,
         "cdfs": figure_data.cdfs(con, curves),
-        "input_lengths": figure_data.ttft_by_input_length(con, shown, scenario=scenario),
+        "input_lengths": ttft_by_input_length(con, shown, scenario=scenario),
         "night": night,
         "comparisons": comparisons,
         "change_points": figure_data.change_points(con, shown),
-        "decisions": latest_decisions(con),
+        "decisions": decision_view.latest_decisions(con),
     }
 
 
 def figure_sections(data: Mapping[str, Any], *, model_links: bool = False) -> list[str]:
     """The page body shared by the report and the Results page: leaderboard, figures, verdicts, change points."""
+    from evals.report import decision_view
+
     palette = figures.colours([*data["models"], *(r["model_id"] for r in data["leaderboard"])])
     latest_ci = {
         model: next((p["accuracy_ci"] for p in reversed(points) if p.get("accuracy_ci")), None)
@@ -113,7 +118,7 @@ def figure_sections(data: Mapping[str, Any], *, model_links: bool = False) -> li
     shown = set(data["models"])
     board = [r for r in data["leaderboard"] if r["model_id"] in shown]
     out = [
-        *([decision_section(data["decisions"])] if data.get("decisions") else []),
+        *([decision_view.decision_section(data["decisions"])] if data.get("decisions") else []),
         section("Leaderboard", leaderboard_tables(data["leaderboard"], model_links=model_links), LEADERBOARD_NOTE),
         section(
             "Accuracy, cost and latency",
@@ -370,71 +375,3 @@ def _rev(value: Any) -> str:
 
 def _none(text: str) -> str:
     return f'<p class="none">{escape(text)}</p>'
-
-
-# ---------------------------------------------------------------------------------------------- the decision
-
-
-def latest_decisions(con: ReadModel) -> list[Record]:
-    """The serving decisions of the latest night that has any (promote first)."""
-    cursor = con.execute(
-        """select * exclude (schema_version) from decisions
-           where eval_date = (select max(eval_date) from decisions)
-           order by case outcome when 'promote' then 0 when 'hold' then 1 else 2 end, model_id, suite, scenario"""
-    )
-    names = [d[0] for d in cursor.description]
-    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-
-
-DECISION_NOTE = (
-    "Each challenger of the night against the champion's run of the same night. Non-inferiority: the lower bound of "
-    "the one-sided CI of challenger - champion (paired per question) must be above -margin. promote: every criterion "
-    "passed; hold: a criterion could not tell (more data needed); reject: a criterion failed."
-)
-
-
-def decision_section(rows: Sequence[Record]) -> str:
-    """The Decision section: outcome per challenger, every criterion against its margin or limit, monthly costs,
-    and a pending approval (with its link when one is configured)."""
-    from evals.report.text import approval_text, criterion_cells, decision_criteria
-
-    blocks = []
-    for r in rows:
-        outcome = str(r["outcome"])
-        css = {"promote": "improvement", "reject": "regression"}.get(outcome, "")
-        title = (
-            f'<h3 class="decision" data-outcome="{escape(outcome)}"><span class="{css}">{escape(outcome.upper())}'
-            f"</span> {escape(str(r['model_id']))}@{escape(_rev(r['revision']))} vs champion "
-            f'{escape(str(r["champion"]))} <span class="meta">({escape(str(r.get("suite")))}/'
-            f"{escape(str(r.get('scenario')))}, policy {escape(str(r['policy_name']))} v"
-            f"{escape(str(r['policy_version']))})</span></h3>"
-        )
-        body = "".join(
-            "<tr>"
-            + f'<td class="text">{escape(str(c["name"]))}</td>'
-            + "".join(f"<td>{escape(cell)}</td>" for cell in criterion_cells(c))
-            + f'<td class="text {_STATUS_CSS.get(c["status"], "")}">{escape(str(c["status"]))}</td>'
-            + f'<td class="text">{escape(str(c.get("detail") or ""))}</td></tr>'
-            for c in decision_criteria(r)
-        )
-        head = "".join(
-            f'<th class="{"text" if h in ("Criterion", "Status", "Detail") else ""}">{h}</th>'
-            for h in ("Criterion", "Estimate", "One-sided CI", "Margin / limit", "Status", "Detail")
-        )
-        table = f'<table class="decision-criteria"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
-        mine, theirs = _fmt(r.get("challenger_monthly_usd"), "usd"), _fmt(r.get("champion_monthly_usd"), "usd")
-        costs = f'<p class="meta">Monthly cost at the stated traffic: challenger {mine}, champion {theirs}.</p>'
-        approval = approval_text(r)
-        if approval and r.get("approval_url") and r.get("approval_outcome") in (None, "pending"):
-            url = escape(str(r["approval_url"]))
-            approval_html = f'<p class="notice">Approval pending: <a href="{url}">answer it in Airflow</a></p>'
-        elif approval:
-            approval_html = f'<p class="notice">{escape(approval)}</p>'
-        else:
-            approval_html = ""
-        why = f"<p>{escape(str(r['reason']))}</p>"
-        blocks.append(f'<div class="decision-block">{title}{why}{table}{costs}{approval_html}</div>')
-    return section(f"Decision ({rows[0].get('eval_date')})", "".join(blocks), DECISION_NOTE)
-
-
-_STATUS_CSS = {"pass": "improvement", "fail": "regression"}
