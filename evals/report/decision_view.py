@@ -15,10 +15,14 @@ Record = dict[str, Any]
 
 
 def latest_decisions(con: ReadModel) -> list[Record]:
-    """The serving decisions of the latest night that has any (promote first)."""
+    """The serving decisions of the latest night that has any (promote first). A night is a DAG run's logical date:
+    two nights on one calendar day (a rerun, the demo) are two nights."""
     cursor = con.execute(
-        """select * exclude (schema_version) from decisions
-           where eval_date = (select max(eval_date) from decisions)
+        """with d as (
+               select d.* exclude (schema_version), r.logical_date as _night
+               from decisions d join runs r on d.run_id = r.run_id and d.eval_date = r.eval_date
+           )
+           select * exclude (_night) from d where _night = (select max(_night) from d)
            order by case outcome when 'promote' then 0 when 'hold' then 1 else 2 end, model_id, suite, scenario"""
     )
     names = [d[0] for d in cursor.description]
