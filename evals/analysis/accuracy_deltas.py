@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from evals.analysis import paired, stats
@@ -54,27 +54,6 @@ def accuracy_rows(con: ReadModel, run: Mapping[str, Any], *, schema: str = "main
     names = [d[0] for d in cursor.description]
     rows = [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]
     return {(r["task"], r["metric"], r["filter"]): r for r in rows}
-
-
-def accuracy_rows_by_run(
-    con: ReadModel, runs: Sequence[Mapping[str, Any]], *, schema: str = "main"
-) -> dict[str, dict[Key, dict[str, Any]]]:
-    """:func:`accuracy_rows` of many runs in one query (run_id -> rows)."""
-    if not runs:
-        return {}
-    keys = {"runs": [str(r["run_id"]) for r in runs], "days": sorted({r["eval_date"] for r in runs})}
-    cursor = con.execute(
-        "select run_id, task, metric, filter, task_group, value, stderr, n_samples, "
-        f"coalesce(higher_is_better, true) as higher_is_better from {schema}.accuracy "
-        "where list_contains($runs, run_id) and list_contains($days::DATE[], eval_date)",
-        keys,
-    )
-    names = [d[0] for d in cursor.description]
-    out: dict[str, dict[Key, dict[str, Any]]] = {}
-    for values in cursor.fetchall():
-        row = dict(zip(names, values, strict=True))
-        out.setdefault(str(row.pop("run_id")), {})[(row["task"], row["metric"], row["filter"])] = row
-    return out
 
 
 def historical_discordance(con: ReadModel, run: Mapping[str, Any]) -> dict[str, float]:

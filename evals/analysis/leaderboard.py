@@ -15,9 +15,9 @@ import datetime as dt
 from typing import TYPE_CHECKING, Any
 
 from evals.analysis import measures
-from evals.analysis.accuracy_deltas import accuracy_rows_by_run
 from evals.analysis.ranking import (
     RANK_BY,
+    accuracy_rows_by_run,
     headline_of,
     headline_scores_by_run,
     headline_tasks_of,

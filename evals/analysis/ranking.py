@@ -57,6 +57,22 @@ _WHERE_RUNS = "where list_contains($runs, run_id) and list_contains($days::DATE[
 _LOAD_LEVELS = "and input_tokens is null"
 
 
+def accuracy_rows_by_run(
+    con: ReadModel, runs: Sequence[Mapping[str, Any]], *, schema: str = "main"
+) -> dict[str, dict[Key, dict[str, Any]]]:
+    """:func:`evals.analysis.accuracy_deltas.accuracy_rows` of many runs in one query (run_id -> rows)."""
+    if not runs:
+        return {}
+    cursor = con.execute(
+        "select run_id, task, metric, filter, task_group, value, stderr, n_samples, "
+        f"coalesce(higher_is_better, true) as higher_is_better from {schema}.accuracy {_WHERE_RUNS}",
+        _run_keys(runs),
+    )
+    return {
+        run_id: {(r["task"], r["metric"], r["filter"]): r for r in rows} for run_id, rows in _by_run(cursor).items()
+    }
+
+
 def _run_keys(runs: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
     return {"runs": [str(r["run_id"]) for r in runs], "days": sorted({r["eval_date"] for r in runs})}
 
@@ -71,13 +87,6 @@ def _by_run(cursor: Any) -> dict[str, list[dict[str, Any]]]:
 def _records(cursor: Any) -> list[dict[str, Any]]:
     names = [d[0] for d in cursor.description]
     return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-
-
-def operating_point(
-    con: ReadModel, run: Mapping[str, Any], min_goodput: float, *, schema: str = "main"
-) -> dict[str, Any]:
-    """The latency/cost columns of one run (:func:`evals.analysis.measures.operating_point`)."""
-    return measures.operating_point(slo_levels(con, run, schema=schema), run.get("config"), min_goodput)
 
 
 def headline_accuracy(
@@ -120,19 +129,6 @@ def rank(rows: Sequence[dict[str, Any]], rank_by: str) -> list[dict[str, Any]]:
         position += 1
         out.append({"rank": position if row[column] is not None else None, **row})
     return out
-
-
-def headline_tasks(
-    con: ReadModel, run: Mapping[str, Any], *, schema: str = "main"
-) -> list[tuple[float, float | None, list[float] | None]]:
-    """Per top-level task of the run's headline: (value, SE, per-question scores from ``accuracy_samples`` or None).
-
-    A group task's scores live under its subtasks: it gets None (a normal draw from its SE)."""
-    from evals.analysis.accuracy_deltas import accuracy_rows
-
-    rows = accuracy_rows(con, run, schema=schema)
-    scores = headline_scores_by_run(con, [run], {str(run["run_id"]): rows}, schema=schema)
-    return headline_tasks_of(rows, scores.get(str(run["run_id"]), {}))
 
 
 def headline_scores_by_run(

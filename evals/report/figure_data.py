@@ -155,8 +155,7 @@ def trends(
     read the request samples of every point drawn).
     """
     from evals.analysis import measures
-    from evals.analysis.accuracy_deltas import accuracy_rows_by_run
-    from evals.analysis.ranking import slo_levels_by_run
+    from evals.analysis.ranking import accuracy_rows_by_run, slo_levels_by_run
 
     params = {"models": list(models) if models is not None else None, "suite": suite, "scenario": scenario}
     runs = _records(con.execute(TREND_RUNS_SQL, {**params, "days": days}))
