@@ -37,7 +37,7 @@ def decide_step(plan: list[dict[str, Any]], context: dict[str, Any]) -> dict[str
     ``EVALS_SERVING``. The rows pass the ``decisions`` GX suite before they are written.
     """
     from evals.pipeline.serving import load_serving
-    from evals.pipeline.steps import _planned_runs, json_safe
+    from evals.pipeline.steps import json_safe, planned_runs
     from evals.report.text import decision_markdown
     from evals.warehouse import Warehouse
 
@@ -49,7 +49,7 @@ def decide_step(plan: list[dict[str, Any]], context: dict[str, Any]) -> dict[str
     # the guardrail suite's own run) is evidence for other criteria, not a challenger of its own.
     run_ids = [
         found.run_id
-        for _, _, found in _planned_runs(warehouse, plan, context)
+        for _, _, found in planned_runs(warehouse, plan, context)
         if found is not None and found.status == "published" and found.scenario is not None
     ]
     rows = decide_runs(run_ids, config, warehouse=warehouse, write=True)

@@ -156,7 +156,7 @@ def summarize_step(plan: Sequence[Mapping[str, Any]], context: Mapping[str, Any]
 
     warehouse = Warehouse.from_settings()
     statuses: dict[str, str] = {}
-    for item, record, found in _planned_runs(warehouse, plan, context):
+    for item, record, found in planned_runs(warehouse, plan, context):
         if record is None:
             statuses[_label(item)] = f"refused: {item.error}"
             continue
@@ -181,7 +181,7 @@ def compare_step(plan: Sequence[Mapping[str, Any]], context: Mapping[str, Any]) 
     warehouse = Warehouse.from_settings()
     run_ids = [
         found.run_id
-        for _, _, found in _planned_runs(warehouse, plan, context)
+        for _, _, found in planned_runs(warehouse, plan, context)
         if found is not None and found.status == "published"
     ]
     summary = compare_and_report(run_ids, warehouse=warehouse)
@@ -227,7 +227,7 @@ def report_step() -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------------- helpers
 
 
-def _planned_runs(
+def planned_runs(
     warehouse: Warehouse, plan: Sequence[Mapping[str, Any]] | None, context: Mapping[str, Any]
 ) -> list[tuple[PlanItem, RunRecord | None, RunRecord | None]]:
     """(item, the run's keys, its stored record or None) per plan item; refused entries have no keys.
