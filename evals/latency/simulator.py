@@ -22,12 +22,21 @@ N tokens), ``<<fault:malformed:N>>``, ``<<fault:error:N>>`` (an OpenAI error eve
 A hosted API's manners: ``--api-key KEY`` answers 401 to any request without ``Authorization: Bearer KEY``;
 ``--rate-limited`` answers 429 to every completion (``--retry-after S``, fractional seconds allowed here).
 
+Answers with known accuracy: with ``--accuracy P`` the server answers the BIG-bench arithmetic questions of the
+``smoke`` suite ("What is 3 plus 4?", the last one in the prompt) correctly for a fixed fraction P of the distinct
+questions, chosen by ``--answer-seed`` (a question is answered correctly when the SHA-256 of seed and question, as a
+fraction of 2^256, is below P; otherwise its answer is off by one). Two servers with the same seed and P answer
+alike question by question; another seed at the same P gives the same accuracy with other questions right. The
+truth records what was asked, answered and whether it was right, so a test holds lm-eval's score against the
+server's own record. A request without ``"stream": true`` gets one JSON body, as OpenAI's API answers.
+
 Run: ``python -m evals.latency.simulator --port 8123 --ttft-ms 20,50 --itl-ms 5,10,30 --prefill-ms-per-token 0.05``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import random
 import re
@@ -41,6 +50,7 @@ if TYPE_CHECKING:
 PREFIX_CHARS = 200
 _KV_CAPACITY_REQUESTS = 64  # "KV-cache usage" = running requests / this, capped at 1
 _FAULT = re.compile(r"<<fault:(?P<kind>[a-z0-9]+)(?::(?P<arg>\d+))?>>")
+_QUESTION = re.compile(r"What is (-?\d+) plus (-?\d+)\?")
 
 
 @dataclass
@@ -56,6 +66,8 @@ class SimulatorConfig:
     api_key: str | None = field(default=None, repr=False)  # required as a bearer token when set
     rate_limited: bool = False  # every completion answered 429
     retry_after_s: float = 1.0  # the Retry-After of a 429
+    accuracy: float | None = None  # answer arithmetic questions, this fraction correctly (None: never answer)
+    answer_seed: int = 0  # which questions are the right ones
 
 
 @dataclass
@@ -70,6 +82,21 @@ class Truth:
     nominal_itl_ms: list[float] = field(default_factory=list)
     prompt_tokens: int = 0
     prefill_ms: float = 0.0  # the prefill part of nominal_ttft_ms
+    question: str | None = None  # the arithmetic question answered (accuracy mode)
+    answer: str | None = None
+    correct: bool | None = None
+
+
+def answer_question(prompt: str, accuracy: float, seed: int) -> tuple[str, str, bool] | None:
+    """(question, answer, correct) for the last arithmetic question in ``prompt``; None if it asks none."""
+    found = list(_QUESTION.finditer(prompt))
+    if not found:
+        return None
+    last = found[-1]
+    left, right = int(last[1]), int(last[2])
+    digest = hashlib.sha256(f"{seed}:{last[0]}".encode()).digest()
+    correct = int.from_bytes(digest, "big") < accuracy * 2 ** (8 * len(digest))
+    return last[0], str(left + right if correct else left + right + 1), correct
 
 
 def _prompt_text(body: dict[str, Any]) -> str:
@@ -244,11 +271,62 @@ class Simulator:
         if (limited := self._rate_limit(request_id, kind, arg)) is not None:
             return limited
 
+        answered = None
+        if self.config.accuracy is not None:
+            answered = answer_question(_prompt_text(body), self.config.accuracy, self.config.answer_seed)
+        if answered is not None:
+            truth.question, truth.answer, truth.correct = answered
+            n_tokens, gaps_ms = 1, []  # the answer is one token
         self._started(_prompt_text(body))
         try:
+            if not body.get("stream"):
+                return await self._whole(body, truth, chat, n_tokens, gaps_ms, received, ttft_ms)
             return await self._stream(request, body, truth, chat, n_tokens, gaps_ms, kind, arg, received, ttft_ms)
         finally:
             self._finished()
+
+    async def _whole(
+        self,
+        body: dict[str, Any],
+        truth: Truth,
+        chat: bool,
+        n_tokens: int,
+        gaps_ms: list[float],
+        received: float,
+        ttft_ms: float,
+    ) -> web.Response:
+        """A non-streaming answer: one JSON body once the last token would have been written."""
+        from aiohttp import web
+
+        if truth.answer is not None:
+            text = f" {truth.answer}"
+        else:
+            text = "".join(f" t{position}" for position in range(n_tokens))
+        finished = received + (ttft_ms + sum(gaps_ms)) / 1e3
+        while (delay := finished - time.perf_counter()) > 0:
+            await asyncio.sleep(delay)
+        truth.token_times.append(time.perf_counter())
+        finish = "stop" if truth.answer is not None else "length"
+        choice: dict[str, Any] = {"index": 0, "finish_reason": finish}
+        if chat:
+            choice["message"] = {"role": "assistant", "content": text}
+        else:
+            choice["text"] = text
+        prompt_tokens = _prompt_tokens(body)
+        usage = {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": n_tokens,
+            "total_tokens": prompt_tokens + n_tokens,
+        }
+        return web.json_response(
+            {
+                "id": "sim",
+                "object": "chat.completion" if chat else "text_completion",
+                "model": str(body.get("model", "simulator")),
+                "choices": [choice],
+                "usage": usage,
+            }
+        )
 
     async def _stream(
         self,
@@ -281,7 +359,8 @@ class Simulator:
             truth.token_times.append(time.perf_counter())
             if position == 0:
                 self.ttft.observe(truth.token_times[0] - received)
-            await response.write(_chunk(chat, model, f" t{position}", None))
+            text = f" {truth.answer}" if truth.answer is not None else f" t{position}"
+            await response.write(_chunk(chat, model, text, None))
             if position < n_tokens - 1:
                 deadline += gaps_ms[position] / 1e3
         if kind == "nodone":
@@ -348,6 +427,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--api-key", default=None, help="Require this bearer token (else HTTP 401).")
     parser.add_argument("--rate-limited", action="store_true", help="Answer HTTP 429 to every completion.")
     parser.add_argument("--retry-after", type=float, default=1.0, help="Retry-After seconds of a 429.")
+    parser.add_argument(
+        "--accuracy", type=float, default=None, help="Answer arithmetic questions, this fraction correctly (0-1)."
+    )
+    parser.add_argument("--answer-seed", type=int, default=0, help="Which questions are answered correctly.")
     args = parser.parse_args(argv)
     config = SimulatorConfig(
         ttft_ms=args.ttft_ms,
@@ -360,6 +443,8 @@ def main(argv: list[str] | None = None) -> None:
         api_key=args.api_key,
         rate_limited=args.rate_limited,
         retry_after_s=args.retry_after,
+        accuracy=args.accuracy,
+        answer_seed=args.answer_seed,
     )
     # A short shutdown: hanging handlers (the hang fault) must not hold SIGTERM up for aiohttp's default 60 s.
     # uvloop: the reference server's own lateness is part of every truth test's allowance; keep it small.

@@ -58,6 +58,9 @@ def decide_step(plan: list[dict[str, Any]], context: dict[str, Any]) -> dict[str
         from evals.report.build import publish_report
 
         report = publish_report(warehouse)  # the report's Decision section shows tonight's decisions
+        from evals.report.notify import notify_decisions
+
+        notify_decisions(rows, report=report, settings=warehouse.settings)
     decisions, promote = [], []
     for row in rows:
         summary = decision_markdown(row, report=report)

@@ -1,4 +1,5 @@
-"""Regression policy and notification: log regressions with their CIs, notify (webhook or log), optionally fail."""
+"""Regression policy and notification: log regressions with their CIs, notify (webhook or log), optionally fail;
+the night's serving decisions go out the same way."""
 
 from __future__ import annotations
 
@@ -80,6 +81,29 @@ class Notice:
             lines=[describe(r) for r in rows],
             rows=[dict(r) for r in rows],
         )
+
+    @classmethod
+    def of_decisions(cls, rows: Sequence[Mapping[str, Any]], report: str | None = None) -> Notice:
+        """The night's serving decisions: how many of each outcome, one line per challenger with its reason."""
+        counts = {o: sum(1 for r in rows if r["outcome"] == o) for o in ("promote", "hold", "reject")}
+        tally = ", ".join(f"{n} {outcome}" for outcome, n in counts.items() if n)
+        asked = " (a human approves each promote in Airflow)" if counts["promote"] else ""
+        champions = sorted({str(r["champion"]) for r in rows})
+        lines = [describe_decision(r) for r in rows]
+        if report:
+            lines.append(f"report: {report}")
+        keep = ("decision_id", "model_id", "revision", "outcome", "reason", "champion", "policy_name", "policy_version")
+        return cls(
+            title=f"checkpoint-evals: serving decision against {', '.join(champions)}: {tally}{asked}",
+            lines=lines,
+            rows=[{k: r.get(k) for k in keep} for r in rows],
+        )
+
+
+def describe_decision(row: Mapping[str, Any]) -> str:
+    """One line: OUTCOME model@rev (suite/scenario): the reason."""
+    where = "/".join(str(row[k]) for k in ("suite", "scenario") if row.get(k))
+    return f"{str(row['outcome']).upper()} {row['model_id']}@{str(row['revision'])[:12]} ({where}): {row['reason']}"
 
 
 class Notifier(Protocol):
@@ -212,6 +236,26 @@ def apply_policy(
     if found and settings.fail_on_regression:
         raise RegressionDetected(found)
     return found
+
+
+def notify_decisions(
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    report: str | None = None,
+    settings: Settings | None = None,
+    notifier: Notifier | None = None,
+) -> Notice | None:
+    """Send the night's decisions (best effort, as regressions are: they are stored whatever happens here)."""
+    from evals.settings import get_settings
+
+    if not rows:
+        return None
+    notice = Notice.of_decisions(rows, report)
+    try:
+        (notifier or make_notifier(settings or get_settings())).send(notice)
+    except NotificationFailed as exc:
+        log.error("%s; the decisions are in the decisions table", exc)
+    return notice
 
 
 def _json_safe(value: Any) -> Any:

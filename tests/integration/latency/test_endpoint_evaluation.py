@@ -26,10 +26,10 @@ PRICE_IN, PRICE_OUT = 1.0, 4.0
 
 
 @contextmanager
-def hosted_simulator() -> Iterator[str]:
+def hosted_simulator(*extra: str) -> Iterator[str]:
     """The simulator as a hosted API wanting KEY as a bearer token (readiness through /health, which is open)."""
     port = free_port()
-    command = simulator_command(port, ttft_ms=[5.0], itl_ms=[1.0, 2.0], extra=("--api-key", KEY))
+    command = simulator_command(port, ttft_ms=[5.0], itl_ms=[1.0, 2.0], extra=("--api-key", KEY, *extra))
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -51,7 +51,8 @@ def hosted_simulator() -> Iterator[str]:
 @pytest.fixture
 def hosted_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
     """A watch-list declaring the simulator as a priced endpoint, a warehouse, a cache and a small scenario."""
-    with hosted_simulator() as url:
+    # It answers the smoke suite's arithmetic questions, 70 % of them correctly (which ones: seed 3).
+    with hosted_simulator("--accuracy", "0.7", "--answer-seed", "3") as url:
         watchlist = tmp_path / "watchlist.yaml"
         entry = {
             "source": "endpoint",
@@ -208,3 +209,31 @@ def test_multiple_choice_tasks_are_skipped_and_named_for_a_hosted_model(
     assert run.config is not None
     assert run.config["endpoint"]["skipped_tasks"] == {"bigbench_mc": ["multiple_choice"]}
     assert any("bigbench_mc" in note and "no accuracy measured" in note for note in run.config["notes"])
+
+
+def test_hosted_accuracy_runs_the_generation_tasks_through_lm_eval_chat_and_matches_the_servers_record(
+    hosted_env: dict[str, Any],
+) -> None:
+    """lm-eval's chat-completions model against the hosted API: its exact-match score equals the share of questions
+    the server itself recorded answering correctly (the server's truth, not anything this project computed)."""
+    from evals.latency.simulator import fetch_truth, reset_truth
+    from evals.pipeline.publish import run_context
+    from evals.pipeline.steps import run_checkpoints
+    from evals.warehouse import Warehouse
+
+    limit = 40
+    reset_truth(hosted_env["url"])
+    params = {"checkpoints": ["endpoint:simulator"], "suite": "smoke", "scenario": "none", "limit": limit}
+    run_checkpoints(params, run_context(), on_failure=lambda name, error: pytest.fail(f"{name}: {error}"))
+    (run,) = [r for r in Warehouse.from_settings().run_records() if r.status == "published"]
+    assert run.config is not None and run.config["endpoint"]["skipped_tasks"] == {"bigbench_mc": ["multiple_choice"]}
+
+    asked = [t for t in fetch_truth(hosted_env["url"]).values() if t["question"] is not None]
+    assert len(asked) == limit and len({t["question"] for t in asked}) == limit  # one request per scored question
+    server_says = sum(t["correct"] for t in asked) / limit
+    assert 0.4 < server_says < 0.95  # the seed mixes right and wrong answers
+
+    rows = Warehouse.from_settings().read_table("accuracy").to_pylist()
+    scored = {(r["metric"], r["filter"]): r["value"] for r in rows if r["task"] == "bigbench_arithmetic_1d_add"}
+    assert scored[("exact_match", "strict-match")] == pytest.approx(server_says)
+    assert scored[("exact_match", "flexible-extract")] == pytest.approx(server_says)

@@ -148,3 +148,45 @@ def test_make_notifier_choices(caplog: pytest.LogCaptureFixture) -> None:
     custom = make_notifier(get_settings(notify_backend="evals.report.notify:LogNotifier"))
     custom.send(Notice.of_regressions([REGRESSION]))
     assert "latency:ttft_p95_ms@concurrency=4: 230 vs 175" in caplog.text
+
+
+DECISIONS = [
+    {"decision_id": "d1", "model_id": "org/fast", "revision": "c" * 40, "suite": "smoke", "scenario": "chat",
+     "outcome": "promote", "reason": "every criterion passed", "champion": "package:smollm2",
+     "policy_name": "default", "policy_version": "1"},
+    {"decision_id": "d2", "model_id": "org/tiny", "revision": "d" * 40, "suite": "smoke", "scenario": "chat",
+     "outcome": "reject", "reason": "accuracy:smoke -21.3 pts, below -2 (CI high -17.9)", "champion": "package:smollm2",
+     "policy_name": "default", "policy_version": "1"},
+]  # fmt: skip
+
+
+def test_decisions_are_sent_with_the_tally_and_one_line_per_challenger(receiver: tuple[Receiver, str]) -> None:
+    from evals.report.notify import notify_decisions
+
+    state, url = receiver
+    notify_decisions(DECISIONS, report="s3://wh/_reports/report.html", notifier=WebhookNotifier(url))
+    (payload,) = state.bodies
+    title, *lines = payload["text"].splitlines()
+    assert title == (
+        "checkpoint-evals: serving decision against package:smollm2: 1 promote, 1 reject "
+        "(a human approves each promote in Airflow)"
+    )
+    assert lines == [
+        f"• PROMOTE org/fast@{'c' * 12} (smoke/chat): every criterion passed",
+        f"• REJECT org/tiny@{'d' * 12} (smoke/chat): accuracy:smoke -21.3 pts, below -2 (CI high -17.9)",
+        "• report: s3://wh/_reports/report.html",
+    ]
+    assert [r["outcome"] for r in payload["rows"]] == ["promote", "reject"]
+
+
+def test_no_decisions_send_nothing_and_a_failed_send_is_logged_not_raised(caplog: pytest.LogCaptureFixture) -> None:
+    from evals.report.notify import notify_decisions
+
+    class Broken:
+        def send(self, notice: Notice) -> None:
+            raise NotificationFailed("webhook notification failed: HTTP 500")
+
+    assert notify_decisions([], notifier=Broken()) is None
+    notice = notify_decisions(DECISIONS[1:], notifier=Broken())
+    assert notice is not None and notice.title.endswith(": 1 reject")
+    assert "the decisions are in the decisions table" in caplog.text
