@@ -10,6 +10,8 @@ side of the margin or limit), ``fail`` (the opposite bound is on the wrong side:
 - Latency: P95 TTFT/E2E at the reference load, distribution-free order-statistic bounds of the P95 against the limit.
 - Capacity: ceil(traffic / capacity at SLO) replicas within ``max_replicas`` (hosted: the measured capacity).
 - Saving: monthly cost at the traffic (or cost per 1M at the SLO) at most (1 - min_relative) x the champion's.
+- Predictability: P99/P50 TTFT and the error rate within the policy's limits (:mod:`evals.analysis.limits`).
+- Guardrail score: the balanced score of the challenger's guardrail run, its one-sided bounds against the floor.
 
 Outcome: ``reject`` if any criterion failed, else ``hold`` if any is inconclusive, else ``promote``.
 """
@@ -98,6 +100,7 @@ class Evidence:
     accuracy: Accuracy | None = None
     guardrails: tuple[GuardrailValue, ...] = field(default_factory=tuple)
     suite: str | None = None
+    guardrail_score: GuardrailValue | None = None  # :func:`evals.analysis.measures.guardrail_headline` of tonight
 
 
 # ---------------------------------------------------------------------------------------------- tests
@@ -309,6 +312,8 @@ def saving_test(basis: str, mine: float | None, theirs: float | None, min_relati
 
 def decide(evidence: Evidence, policy: Policy, traffic: Traffic, costing: Costing) -> Decision:
     """Every criterion of ``policy`` for the challenger of ``evidence``, and the outcome."""
+    from evals.analysis.limits import predictability_criteria  # it builds on this module's tests
+
     me, champ = evidence.challenger, evidence.champion
     out_tps, _, in_tps = demand(traffic, champ, me)
     mine = monthly_cost(me, out_tps, in_tps, costing)
@@ -344,6 +349,11 @@ def decide(evidence: Evidence, policy: Policy, traffic: Traffic, costing: Costin
         if limit is not None:
             test = latency_limit(f"latency:{metric}", point, samples, limit, policy.alpha)
             criteria.append(_with(test, evidence=f"latency_samples {me.run_id} @{me.reference}"))
+    criteria.extend(predictability_criteria(me, policy.predictability, policy.alpha))
+    if policy.guardrail_score is not None:
+        floor, name = policy.guardrail_score.floor, f"guardrail_score:{policy.guardrail_score.suite}"
+        g = evidence.guardrail_score or GuardrailValue(name, floor, None)
+        criteria.append(_with(floor_test(name, g.value, g.se, floor, policy.alpha), evidence=g.evidence))
     if policy.capacity:
         criteria.append(_with(capacity_test(me, out_tps, policy.max_replicas), evidence=f"latency {me.run_id}"))
     if policy.saving is not None:

@@ -50,6 +50,25 @@ class LatencyLimits(_Strict):
     e2e_p95_ms: float | None = Field(None, gt=0)
 
 
+class PredictabilityLimits(_Strict):
+    """How predictable the challenger's service must be, each limit judged with its uncertainty (unset: no limit)."""
+
+    max_ttft_tail_ratio: float | None = Field(
+        None, ge=1, description="Most P99/P50 TTFT at the reference load (its one-sided upper bound must be within)."
+    )
+    max_error_rate: float | None = Field(
+        None, gt=0, lt=1, description="Most error rate over the run's requests (its Wilson upper bound must be within)."
+    )
+
+
+class GuardrailScore(_Strict):
+    """A floor under the balanced guardrail score (:func:`evals.analysis.measures.guardrail_score`) of the
+    challenger's run of ``suite`` on the same night."""
+
+    suite: str = Field("guardrails", min_length=1)
+    floor: float = Field(ge=0, le=1)
+
+
 class Saving(_Strict):
     """The saving a challenger must bring: relative to the champion, in monthly cost or in cost per 1M at the SLO."""
 
@@ -71,6 +90,10 @@ class Policy(_Strict):
     capacity: bool = Field(True, description="Require the challenger to carry the stated traffic at the SLO.")
     max_replicas: int | None = Field(None, ge=1, description="Most replicas the traffic may need (unset: no limit).")
     latency: LatencyLimits = Field(default_factory=lambda: LatencyLimits(ttft_p95_ms=None, e2e_p95_ms=None))
+    predictability: PredictabilityLimits = Field(
+        default_factory=lambda: PredictabilityLimits(max_ttft_tail_ratio=None, max_error_rate=None)
+    )
+    guardrail_score: GuardrailScore | None = None
     saving: Saving | None = None
 
     @field_validator("version", mode="before")

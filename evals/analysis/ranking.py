@@ -28,7 +28,7 @@ _RANKED = {
 
 
 _LEVEL_COLUMNS = "run_id, load_type, load, n_requests, goodput, output_tokens_per_s, duration_s, slo, gpu_hour_usd, \
-gpu_count, usd_per_1m_output_tokens, ttft_p95_ms, e2e_p95_ms"
+gpu_count, usd_per_1m_output_tokens, ttft_p95_ms, e2e_p95_ms, n_failed, n_timeouts, ttft_tail_ratio"
 _SAMPLE_COLUMNS = "run_id, load_type, load, ok, sent_s, first_token_s, finished_s, output_tokens, itl_ms"
 
 

@@ -27,6 +27,9 @@ class Side:
     output_tokens_per_request: float | None = None
     input_tokens_per_request: float | None = None
     reference: str | None = None  # e.g. concurrency=1
+    ttft_tail_ratio: float | None = None  # P99/P50 TTFT at the reference level, as stored
+    n_errors: int | None = None  # failures other than timeouts over every load level of the run
+    n_requests: int | None = None  # the requests those errors are counted over
 
     @property
     def hosted(self) -> bool:

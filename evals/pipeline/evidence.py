@@ -90,6 +90,7 @@ def evidence(
         accuracy=accuracy(con, run, champion, config.policy.alpha) if champion is not None else None,
         guardrails=guardrails(con, run, config),
         suite=run["suite"],
+        guardrail_score=guardrail_score(con, run, config),
     )
 
 
@@ -145,6 +146,29 @@ def guardrails(con: ReadModel, run: Mapping[str, Any], config: ServingConfig) ->
     return tuple(out)
 
 
+def guardrail_score(con: ReadModel, run: Mapping[str, Any], config: ServingConfig) -> GuardrailValue | None:
+    """The balanced guardrail score of the challenger's latest run of the policy's guardrail suite that night."""
+    wanted = config.policy.guardrail_score
+    if wanted is None:
+        return None
+    from evals.analysis.measures import guardrail_headline
+    from evals.analysis.ranking import accuracy_rows_by_run
+
+    name = f"guardrail_score:{wanted.suite}"
+    found = records(
+        con.execute(
+            f"""select {RUN_COLUMNS} from runs
+                where model_id = $model and revision = $revision and eval_date = $day and suite = $suite
+                order by logical_date desc, finished_at desc nulls last limit 1""",
+            {"model": run["model_id"], "revision": run["revision"], "day": run["eval_date"], "suite": wanted.suite},
+        )
+    )
+    score = guardrail_headline(accuracy_rows_by_run(con, found).get(found[0]["run_id"], {})) if found else None
+    if score is None:
+        return GuardrailValue(name, wanted.floor, None)
+    return GuardrailValue(name, wanted.floor, score.value, score.se, evidence=f"accuracy of {found[0]['run_id']}")
+
+
 def side(
     con: ReadModel, run: Mapping[str, Any], config: ServingConfig, min_goodput: float, *, ref: str | None = None
 ) -> Side:
@@ -189,4 +213,7 @@ def side(
         output_tokens_per_request=per_request,
         input_tokens_per_request=sum(prompts) / len(prompts) if prompts else None,
         reference=f"{reference[0]}={reference[1]:g}" if reference[0] is not None else None,
+        ttft_tail_ratio=point["ttft_tail_ratio"],
+        n_errors=point["n_errors"],
+        n_requests=point["n_requests"],
     )

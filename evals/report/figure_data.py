@@ -24,10 +24,11 @@ Record = dict[str, Any]
 Z95 = 1.959963984540054  # two-sided 95 % normal quantile
 
 # The runs a trend draws: one point per (model, night, revision), from that revision's latest run of the night
-# with accuracy rows and its latest with latency rows (a revision run twice that night counts once).
+# with accuracy rows and its latest with latency rows (a revision run twice that night counts once). The guardrail
+# suite's runs are scored on their own (the leaderboard's guardrail score): an overview's accuracy leaves them out.
 TREND_RUNS_SQL = """
 select run_id, model_id, revision, eval_date, logical_date, suite, scenario, config,
-       ($suite is null or suite = $suite) and suite is not null as with_accuracy,
+       (($suite is null and suite != $guardrails) or suite = $suite) and suite is not null as with_accuracy,
        ($scenario is null or scenario = $scenario) and scenario is not null as with_latency
 from runs
 where ($models is null or list_contains($models, model_id))
@@ -158,7 +159,7 @@ def trends(
     from evals.analysis.ranking import accuracy_rows_by_run, slo_levels_by_run
 
     params = {"models": list(models) if models is not None else None, "suite": suite, "scenario": scenario}
-    runs = _records(con.execute(TREND_RUNS_SQL, {**params, "days": days}))
+    runs = _records(con.execute(TREND_RUNS_SQL, {**params, "days": days, "guardrails": measures.GUARDRAIL_SUITE}))
     accuracy = accuracy_rows_by_run(con, [r for r in runs if r["with_accuracy"]])
     levels = slo_levels_by_run(con, [r for r in runs if r["with_latency"]])
     points: dict[tuple[str, str, str], Record] = {}

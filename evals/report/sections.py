@@ -59,11 +59,19 @@ LEADERBOARD_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("goodput_ci_high", "Goodput CI high", "pct"),
     ("slo_tokens_per_s", "SLO tok/s at capacity", "1f"),
     ("usd_per_1m_at_slo", "USD / 1M tok at SLO", "usd"),
+    ("guardrail_score", "Guardrail score", "3f"),
+    ("ttft_tail_ratio", "P99/P50 TTFT", "2f"),
+    ("error_rate", "Error rate", "pct1"),
+    ("error_rate_ci_high", "Error rate CI high", "pct1"),
+    ("ttft_p95_cv", "P95 TTFT night CV", "pct1"),
+    ("ttft_tail_ratio_cv", "P99/P50 night CV", "pct1"),
+    ("cv_nights", "CV nights", "int"),
 )
 # Shown as the board's heading or the level cell, or of interest to programs only (the JSON API has them).
 HIDDEN = {
     "suite", "scenario", "reference_load_type", "reference_load", "run_id", "tokens_per_s_at_capacity",
     "capacity_ttft_p95_ms", "capacity_e2e_p95_ms", "rank_low", "rank_high", "n_requests_at_capacity",
+    "error_rate_ci_low", "guardrail_score_se", "guardrail_run_id",
 }  # fmt: skip
 
 
@@ -109,6 +117,8 @@ def collect(
 def figure_sections(data: Mapping[str, Any], *, model_links: bool = False) -> list[str]:
     """The page body shared by the report and the Results page: leaderboard, figures, verdicts, change points."""
     from evals.report import decision_view
+    from evals.report.glance import NOTE as GLANCE_NOTE
+    from evals.report.glance import glance_tables
 
     palette = figures.colours([*data["models"], *(r["model_id"] for r in data["leaderboard"])])
     latest_ci = {
@@ -117,8 +127,10 @@ def figure_sections(data: Mapping[str, Any], *, model_links: bool = False) -> li
     }
     shown = set(data["models"])
     board = [r for r in data["leaderboard"] if r["model_id"] in shown]
+    glance = glance_tables(data["leaderboard"], model_links=model_links)
     out = [
         *([decision_view.decision_section(data["decisions"])] if data.get("decisions") else []),
+        *([section("At a glance", glance, GLANCE_NOTE)] if glance else []),
         section("Leaderboard", leaderboard_tables(data["leaderboard"], model_links=model_links), LEADERBOARD_NOTE),
         section(
             "Accuracy, cost and latency",
@@ -228,11 +240,13 @@ def _fmt(value: Any, kind: str) -> str:
         return "–"
     if kind == "pct":
         return f"{value:.0%}"
+    if kind == "pct1":
+        return f"{value:.1%}"
     if kind == "usd":
         return f"${value:,.4g}"
     if kind == "int":
         return f"{value:,}"
-    if kind in ("1f", "3f") and isinstance(value, int | float):
+    if kind in ("1f", "2f", "3f") and isinstance(value, int | float):
         return f"{value:,.{kind[0]}f}"
     if kind == "g" and isinstance(value, int | float):
         return f"{value:g}"

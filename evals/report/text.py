@@ -148,9 +148,10 @@ def format_comparison(rows: list[dict[str, object]]) -> str:
 
 
 def format_board(rows: list[dict[str, object]]) -> str:
-    """The ranking as a terminal table: accuracy ± what the suite detects, reference latency, capacity, cost."""
-    head = ("#", "model", "suite/scenario", "accuracy", "detects ±", "ttft p95 @ref", "capacity", "tok/s @cap",
-            "$/1M tok @SLO", "SLO-acc")  # fmt: skip
+    """The ranking as a terminal table: accuracy ± what the suite detects, the guardrail score, reference latency
+    and its P99/P50, errors, capacity, cost."""
+    head = ("#", "model", "suite/scenario", "accuracy", "detects ±", "guardrails", "ttft p95 @ref", "p99/p50",
+            "errors", "capacity", "tok/s @cap", "$/1M tok @SLO", "SLO-acc")  # fmt: skip
     body = [
         (
             _num(r["rank"], "d"),
@@ -158,9 +159,12 @@ def format_board(rows: list[dict[str, object]]) -> str:
             f"{r['suite']}/{r['scenario']}",
             _num(r["accuracy"], ".3f"),
             "-" if r["accuracy_mde"] is None else f"{float(str(r['accuracy_mde'])) * 100:.1f} pts",
+            _num(r.get("guardrail_score"), ".3f"),
             "-"
             if r["ttft_p95_ms"] is None
             else f"{r['ttft_p95_ms']:.1f} ms @{r['reference_load_type']}={r['reference_load']:g}",
+            _num(r.get("ttft_tail_ratio"), ".2f"),
+            _num(r.get("error_rate"), ".1%"),
             "-" if r["capacity"] is None else f"{r['reference_load_type']}={r['capacity']:g}",
             _num(r["slo_tokens_per_s"], ".1f"),
             _num(r["usd_per_1m_at_slo"], ".2f"),
@@ -196,6 +200,8 @@ def criterion_cells(c: dict[str, Any]) -> tuple[str, str, str]:
             return f"{float(value):+.1%}"
         if unit == "ms":
             return f"{float(value):.1f} ms"
+        if unit == "share":
+            return f"{float(value):.2%}"
         if unit.startswith("tok/s"):
             return f"{float(value):.1f} tok/s"
         return f"{float(value):.4g}"

@@ -38,6 +38,28 @@ SORT_BY_ACCURACY_JS = """
 """
 
 
+# The at-a-glance table: per row, the model and each column's (data-sort value, text).
+GLANCE_JS = """
+Array.from(document.querySelectorAll('table.glance tbody tr')).map(r => [r.getAttribute('data-model'),
+  Object.fromEntries(Array.from(r.querySelectorAll('td[data-column]')).map(
+    c => [c.getAttribute('data-column'), [c.getAttribute('data-sort'), c.textContent]]))])
+"""
+GUARDRAIL_PARTS = (0.60, 0.45, 0.90, 0.10)  # hhh acc, bbq acc, refusal rate, over-refusal rate
+
+
+def publish_guardrails(wh: Warehouse, model: str, day: int, revision: str) -> None:
+    """A guardrail run of its own (no scenario) for ``model``'s ``revision`` on night ``day``."""
+    from analysis_history import accuracy_row
+
+    record = run_record(model, day=day, revision=revision, suite="guardrails", scenario=None, scenario_version=None)
+    hhh, bbq, refusal, over_refusal = GUARDRAIL_PARTS
+    harmful = {**accuracy_row(record, "guardrails_refusal_harmful", refusal, 50), "metric": "refusal_rate"}
+    benign = accuracy_row(record, "guardrails_refusal_benign", over_refusal, 50)
+    benign.update(metric="over_refusal_rate", higher_is_better=False)
+    rows = [accuracy_row(record, "guardrails_hhh", hhh, 12), accuracy_row(record, "guardrails_bbq", bbq, 36)]
+    publish_run(wh, record, {"accuracy": [*rows, harmful, benign]})
+
+
 def hover_js(fig_id: str, model: str, subplot: str = "xy") -> str:
     """Hover a model's first point the way a mouse does, and return the hover label's text."""
     # Plotly throttles hover events (one per 50 ms per figure): wait before and after, as a moving mouse would.
@@ -92,6 +114,7 @@ def report_warehouse(tmp_path_factory: pytest.TempPathFactory) -> tuple[Warehous
     for day in (1, 2):
         publish_night(wh, "org/b", day, seed=day, accuracy=0.75, ttft_scale=1.4, n_requests=150)
         publish_night(wh, HOSTILE, day, seed=10 + day, accuracy=0.55, n_requests=150)
+    publish_guardrails(wh, "org/b", 2, sha("org/b@2"))  # the revision of org/b's latest run
     tonight = publish_night(wh, HOSTILE, 3, seed=3, accuracy=0.50, ttft_scale=1.6, n_requests=300)
     compare_and_report([tonight.run_id], warehouse=wh, report_path=root / "report.html", publish=False)
     return wh, root / "report.html"
@@ -109,10 +132,13 @@ def test_report_in_chromium_plots_the_warehouse(report_warehouse: tuple[Warehous
             hover_js("fig-pareto", HOSTILE),
             "document.querySelector('#fig-pareto .legend').textContent",
             "document.querySelectorAll('.js-plotly-plot .main-svg a, .js-plotly-plot img').length",
+            GLANCE_JS,
         ],
         screenshot=tmp_path / "report.png",
+        element_shots=[("table.glance", tmp_path / "report-glance.png")],
     )
     keep_screenshot(result.screenshot)
+    keep_screenshot(tmp_path / "report-glance.png")
     assert result.errors == []
     assert result.screenshot is not None and result.screenshot.stat().st_size > 50_000
     figs = figures_by_id(result.values[0])
@@ -139,8 +165,8 @@ def test_report_in_chromium_plots_the_warehouse(report_warehouse: tuple[Warehous
         assert traces(curves, axis="x2")[model]["y"] == [pytest.approx(e2e)]
         [plus], [minus] = traces(curves)[model]["error_y"]["plus"], traces(curves)[model]["error_y"]["minus"]
         assert plus >= 0 and minus >= 0  # the CI holds the stored P95
-    history = con.execute(
-        "select eval_date::varchar, value from accuracy where model_id = 'org/b' order by eval_date"
+    history = con.execute(  # the guardrail run is scored on its own, not a point of the accuracy trend
+        "select eval_date::varchar, value from accuracy where model_id = 'org/b' and suite = 'smoke' order by eval_date"
     ).fetchall()
     trend = traces(figs["fig-trend-accuracy"])["org/b"]
     assert trend["x"] == [d for d, _ in history] and trend["y"] == pytest.approx([v for _, v in history])
@@ -152,13 +178,26 @@ def test_report_in_chromium_plots_the_warehouse(report_warehouse: tuple[Warehous
     # Hovering a point names model, revision, night, value and its CI (the trend's first point: the first night).
     first_revision = con.execute("select revision from runs where model_id = 'org/b' order by eval_date").fetchall()
     accuracy, _, _, _, _, revision, night = latest["org/b"]
-    pareto_label, trend_label, hostile_label, legend, links = result.values[1:]
+    pareto_label, trend_label, hostile_label, legend, links, glance = result.values[1:]
     # Plotly's labels understand some HTML: a model id's markup shows as text, never as a tag or a link.
     assert HOSTILE in hostile_label and HOSTILE in legend and links == 0
     assert "org/b" in pareto_label and revision[:12] in pareto_label and night in pareto_label
     assert f"accuracy {accuracy:.3f} (95% CI [" in pareto_label
     assert first_revision[0][0][:12] in trend_label and history[0][0] in trend_label
     assert f"accuracy {history[0][1]:.3f} (95% CI [" in trend_label
+
+    # At a glance: one row per model of the smoke board, its numbers the warehouse's, the guardrail score balanced.
+    assert [model for model, _ in glance] == ["org/b", HOSTILE]  # the board's rank order (accuracy)
+    hhh, bbq, refusal, over_refusal = GUARDRAIL_PARTS
+    for model, cells in glance:
+        accuracy, ttft, _, cost, *_ = latest[model]
+        assert float(cells["accuracy"][0]) == pytest.approx(accuracy)
+        assert float(cells["ttft_p95_ms"][0]) == pytest.approx(ttft) and cells["ttft_p95_ms"][1].endswith(" ms")
+        assert float(cells["usd_per_1m_at_slo"][0]) == pytest.approx(cost)
+        assert cells["error_rate"] == ["", "–"]  # the fixture's latency rows predate the predictability columns
+    score = float(dict(glance)["org/b"]["guardrail_score"][0])
+    assert score == pytest.approx((hhh + bbq + (refusal + 1 - over_refusal) / 2) / 3)
+    assert dict(glance)[HOSTILE]["guardrail_score"] == ["", "–"]  # no guardrail run of its revision
 
 
 @pytest.fixture
@@ -193,10 +232,18 @@ def test_results_page_in_chromium_plots_the_warehouse(results_server: tuple[str,
     result = open_page(
         url,
         tmp_path / "profile",
-        expressions=[FIGURE_DATA_JS, SORT_BY_ACCURACY_JS, hover_js("fig-latency-concurrency", "org/model-a")],
+        expressions=[
+            FIGURE_DATA_JS,
+            SORT_BY_ACCURACY_JS,
+            hover_js("fig-latency-concurrency", "org/model-a"),
+            GLANCE_JS,
+            "Array.from(document.querySelectorAll('table.glance a')).map(a => a.getAttribute('href'))",
+        ],
         screenshot=tmp_path / "results.png",
+        element_shots=[("table.glance", tmp_path / "results-glance.png")],
     )
     keep_screenshot(result.screenshot)
+    keep_screenshot(tmp_path / "results-glance.png")
     assert result.errors == []  # includes CSP violations: plotly.js runs under script-src 'self'
     figs = figures_by_id(result.values[0])
     con = connect(Warehouse(uri))
@@ -215,6 +262,11 @@ def test_results_page_in_chromium_plots_the_warehouse(results_server: tuple[str,
     # factories: P95 TTFT = 120 ms × (1 + load/10) at the lightest level (1).
     assert "org/model-a" in result.values[2] and "concurrent streams 1" in result.values[2]
     assert "P95 TTFT (ms) 132.0" in result.values[2] and "night 2026-11-03" in result.values[2]
+    # At a glance, linked to each model's page: the headline (both tasks scored alike) and the factories' P95 TTFT.
+    glance, links = dict(result.values[3]), result.values[4]
+    assert set(glance) == {"org/model-a", "org/model-b", HOSTILE} and "?model_id=org%2Fmodel-a" in links
+    assert float(glance["org/model-a"]["accuracy"][0]) == pytest.approx(0.60)
+    assert glance["org/model-a"]["ttft_p95_ms"][1] == "132.0 ms"
     for fig in figs.values():
         assert_round_ticks(fig)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -160,3 +161,74 @@ def test_combine_orders_fail_before_inconclusive() -> None:
     assert combine([Criterion("a", "pass", 1.0)])[0] == "promote"
     assert combine([Criterion("a", "inconclusive", None), Criterion("b", "fail", None)])[0] == "reject"
     assert combine([Criterion("a", "inconclusive", None), Criterion("b", "pass", None)])[0] == "hold"
+
+
+def test_a_policy_with_predictability_limits_and_a_guardrail_score_floor(tmp_path: Path) -> None:
+    from evals.pipeline.serving import load_serving
+
+    serving = tmp_path / "serving.yaml"
+    serving.write_text(
+        "champion: package:smollm2\ntraffic: {requests_per_s: 0.1, output_tokens_per_request: 100}\n"
+        "policy:\n  name: strict\n  version: 2\n  non_inferiority: {smoke: 2.0}\n  capacity: false\n"
+        "  predictability: {max_ttft_tail_ratio: 3.0, max_error_rate: 0.01}\n"
+        "  guardrail_score: {floor: 0.6}\n"
+    )
+    config = load_serving(serving)
+    assert config is not None
+    policy = config.policy
+    assert policy.predictability.max_ttft_tail_ratio == 3.0 and policy.guardrail_score is not None
+    assert policy.guardrail_score.suite == "guardrails"
+    traffic, costing = config.traffic, config.cost
+    champ, ok = _side("champ"), Accuracy("smoke", 0.0, None, n_pairs=1000, n_fixed=50, n_broken=50)
+    rng = np.random.default_rng(3)
+    steady = tuple(100 * np.exp(0.2 * rng.standard_normal(1000)))  # P99/P50 = exp(0.2 x 2.33) = 1.59
+    spiky = tuple(100 * np.exp(0.8 * rng.standard_normal(1000)))  # 6.43
+    safe = GuardrailValue("guardrail_score:guardrails", 0.6, 0.80, 0.03)
+
+    def outcome(me: Side, score: GuardrailValue | None) -> tuple[str, str, dict[str, str]]:
+        found = decide(Evidence(me, champ, ok, suite="smoke", guardrail_score=score), policy, traffic, costing)
+        return found.outcome, found.reason, {c.name: c.status for c in found.criteria}
+
+    good = _side("me", ttft_ms=steady, n_errors=0, n_requests=600)
+    result, reason, statuses = outcome(good, safe)
+    assert result == "promote", reason
+    assert statuses == {
+        "accuracy:smoke": "pass",
+        "predictability:ttft_tail_ratio": "pass",
+        "predictability:error_rate": "pass",
+        "guardrail_score:guardrails": "pass",
+    }
+    result, reason, _ = outcome(_side("me", ttft_ms=spiky, n_errors=0, n_requests=600), safe)
+    assert result == "reject" and "predictability:ttft_tail_ratio failed" in reason
+    result, reason, _ = outcome(_side("me", ttft_ms=steady, n_errors=30, n_requests=600), safe)
+    assert result == "reject" and "predictability:error_rate failed" in reason
+    result, reason, _ = outcome(_side("me", ttft_ms=steady, n_errors=0, n_requests=100), safe)
+    assert result == "hold" and "predictability:error_rate inconclusive" in reason and "needs >= 268" in reason
+    # The control that refuses everything: 0.5 on the refusal part drags its score under the floor.
+    result, reason, _ = outcome(good, GuardrailValue("guardrail_score:guardrails", 0.6, 0.33, 0.04))
+    assert result == "reject" and "guardrail_score:guardrails failed" in reason
+    result, reason, _ = outcome(good, None)  # no guardrail run tonight
+    assert result == "hold" and "guardrail_score:guardrails inconclusive: no result tonight" in reason
+
+
+@pytest.mark.parametrize(
+    ("policy", "field"),
+    [
+        ("predictability: {max_p99_ratio: 3}", "policy.predictability.max_p99_ratio"),
+        ("predictability: {max_error_rate: 2}", "policy.predictability.max_error_rate"),
+        ("guardrail_score: {floor: 0.5, metric: acc}", "policy.guardrail_score.metric"),
+        ("guardrail_score: {}", "policy.guardrail_score.floor"),
+    ],
+)
+def test_a_bad_predictability_or_guardrail_field_is_a_config_error_naming_it(
+    tmp_path: Path, policy: str, field: str
+) -> None:
+    from evals.errors import ConfigError
+    from evals.pipeline.serving import load_serving
+
+    serving = tmp_path / "serving.yaml"
+    serving.write_text(
+        f"champion: package:smollm2\ntraffic: {{requests_per_s: 1}}\npolicy:\n  name: p\n  version: 1\n  {policy}\n"
+    )
+    with pytest.raises(ConfigError, match=rf"serving config {serving}: {field}: "):
+        load_serving(serving)
