@@ -33,10 +33,18 @@ class MaintenanceResult:
     files_deleted: int = 0
 
 
-def maintain(warehouse: Warehouse, *, now: dt.datetime | None = None) -> list[MaintenanceResult]:
-    """Expire snapshots older than the retention period and remove orphaned files, for every table."""
+def maintain(
+    warehouse: Warehouse, *, now: dt.datetime | None = None, retention: dt.timedelta | None = None
+) -> list[MaintenanceResult]:
+    """Expire snapshots older than the retention period and remove orphaned files, for every table.
+
+    ``retention`` defaults to ``EVALS_SNAPSHOT_RETENTION_HOURS``; a simulation whose nights last seconds
+    (``bench/warehouse_year.py``) passes its own, so snapshots, orphans and cache entries share one clock.
+    """
     now = now or dt.datetime.now(dt.UTC)
-    cutoff = now - dt.timedelta(hours=warehouse.settings.snapshot_retention_hours)
+    if retention is None:
+        retention = dt.timedelta(hours=warehouse.settings.snapshot_retention_hours)
+    cutoff = now - retention
     cache = manifest_cache(warehouse.settings)
     results = []
     for area in AREAS:
@@ -56,9 +64,9 @@ def maintain(warehouse: Warehouse, *, now: dt.datetime | None = None) -> list[Ma
                     result.files_deleted,
                 )
             results.append(result)
-    pruned = cache.prune(now - cutoff)
+    pruned = cache.prune(retention, now=now)
     if pruned:
-        log.info("%d decoded manifest(s) unused for %s dropped from the manifest cache", pruned, now - cutoff)
+        log.info("%d decoded manifest(s) unused for %s dropped from the manifest cache", pruned, retention)
     return results
 
 

@@ -111,11 +111,12 @@ class ManifestCache:
         except OSError as exc:  # a full or read-only disk costs speed, never an answer
             log.warning("cannot keep decoded manifest in %s: %s", path, exc)
 
-    def prune(self, older_than: dt.timedelta) -> int:
-        """Delete cache files nobody read or wrote for ``older_than`` (manifests merges and expiry replaced)."""
+    def prune(self, older_than: dt.timedelta, *, now: dt.datetime | None = None) -> int:
+        """Delete cache files nobody read or wrote for ``older_than`` before ``now`` (default: now), e.g. manifests
+        that merges and expiry replaced."""
         if self.directory is None or not self.directory.exists():
             return 0
-        cutoff = dt.datetime.now(dt.UTC).timestamp() - older_than.total_seconds()
+        cutoff = (now or dt.datetime.now(dt.UTC)).timestamp() - older_than.total_seconds()
         removed = 0
         for path in self.directory.iterdir():
             try:
