@@ -211,6 +211,13 @@ class Settings(BaseSettings):
     compare_night_history: int = Field(
         14, ge=1, description="Nights of the baseline revision averaged into a latency/cost baseline (and its noise)."
     )
+    compare_primary_alpha_share: float = Field(
+        0.5,
+        ge=0,
+        lt=1,
+        description="Share of a night's alpha (weighted Benjamini-Hochberg) given to its primary rows: each model's "
+        "headline accuracy and P95 TTFT at the reference level; the other rows share the rest (0: plain BH).",
+    )
     compare_bootstrap_resamples: int = Field(2000, ge=100, description="Bootstrap resamples of latency CIs.")
     compare_seed: int = Field(0, description="Seed of the latency bootstrap (reruns give identical CIs).")
     fail_on_regression: bool = Field(

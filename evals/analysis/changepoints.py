@@ -61,6 +61,8 @@ class ChangePointOptions:
     confirm_nights: int = 2  # nights after a change's first night that must show the new level
     tail_nights: int = 10  # the latest nights scanned for a change the split step has too few nights to propose
     tail_pvalue: float = 0.005  # significance of a change among the latest nights (it must then persist)
+    confirm_pvalue: float = 0.005  # significance of a change 1 + confirm_nights .. confirm_window nights old
+    confirm_window: int = 5  # the latest nights in which a sustained step is tested at confirm_pvalue
     clip_sd: float = 2.5  # nights beyond this many robust SDs of their segment's median are tested as if that far
     min_nights: int = 6  # a shorter series cannot show a significant split
 
@@ -178,7 +180,9 @@ def _tail(x: np.ndarray, indices: list[int], options: ChangePointOptions, scale:
         index = len(x) - m
         if index - start < max(options.min_nights, 1 + options.confirm_nights):
             break
-        (judged,) = _judge(x[start:], [index - start], replace(options, max_pvalue=options.tail_pvalue), scale)
+        confirmable = 1 + options.confirm_nights <= m <= options.confirm_window  # old enough to be confirmed
+        level = options.confirm_pvalue if confirmable else options.tail_pvalue
+        (judged,) = _judge(x[start:], [index - start], replace(options, max_pvalue=level), scale)
         if judged.passes and (best is None or judged.change.p_value < best.change.p_value):
             change = replace(judged.change, index=index)
             best = replace(judged, change=change, robust=np.concatenate([x[:start], judged.robust]))

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from evals.analysis import stats, verdicts
 from evals.analysis.accuracy_deltas import HEADLINE, accuracy_deltas
-from evals.analysis.latency_deltas import latency_deltas
+from evals.analysis.latency_deltas import latency_deltas, reference_ttft
 from evals.analysis.options import CompareOptions
 from evals.errors import RunNotFound
 
@@ -267,8 +267,10 @@ def _pair(
             "notes": est.notes if est else None,
         }
         family = (run["run_id"], record["baseline_run_id"], kind, (est.tested_with if est else None) or metric)
-        return record, verdicts.Judged(est, higher_is_better, threshold, family)
+        return record, verdicts.Judged(est, higher_is_better, threshold, family, metric in primary)
 
+    # The pair's primary rows: weighted BH gives them a larger share of the night's alpha.
+    primary = {HEADLINE, reference_ttft(con, run)} if baseline is not None else set()
     if baseline is None:
         return [row(NO_METRIC, None)]
     rows = [
@@ -283,7 +285,7 @@ def _pair(
 
 def _judge(pending: list[_Pending], opts: CompareOptions) -> list[dict[str, Any]]:
     """The rows with their verdicts and BH-adjusted p-values (one adjustment over all of ``pending``)."""
-    judged = verdicts.judge_night([j for _, j in pending], opts.alpha)
+    judged = verdicts.judge_night([j for _, j in pending], opts.alpha, opts.primary_alpha_share)
     return [
         {**record, "verdict": verdict, "p_adjusted": _finite(p)}
         for (record, _), (verdict, p) in zip(pending, judged, strict=True)

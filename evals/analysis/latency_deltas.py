@@ -89,6 +89,16 @@ def latency_deltas(
 
 MIN_BOOTSTRAP_SAMPLES = 10  # fewer ok requests than this in a level: stored numbers, no test
 
+
+def reference_ttft(con: ReadModel, run: Mapping[str, Any]) -> str | None:
+    """The name of ``run``'s primary latency row: P95 TTFT at its scenario's reference level (None: no levels)."""
+    from evals.analysis.measures import reference_level
+
+    found = con.execute("select config from runs where run_id = $run", {"run": run["run_id"]}).fetchone()
+    level = reference_level(found[0] if found else None, _levels(con, run))
+    return f"latency:ttft_p95_ms@{level[0]}={level[1]:g}" if level else None
+
+
 # Throughput (tokens/s) is Σ output tokens / Σ request durations in both load modes: per-request rates weighted by
 # their durations. (Σ tokens alone ignores durations and gives a zero-width CI when every request emits as many.)
 _SERIES = (

@@ -29,6 +29,7 @@ class CompareOptions:
     night_cv: float = 0.10  # night-to-night CV of a latency/cost series while its history is short
     night_min_history: int = 5  # re-measurements of unchanged revisions needed to estimate that CV
     night_history: int = 14  # nights of the baseline revision averaged into a latency/cost baseline
+    primary_alpha_share: float = 0.5  # share of a night's alpha for its primary rows (weighted BH; 0: plain BH)
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> CompareOptions:
@@ -44,6 +45,7 @@ class CompareOptions:
             night_cv=settings.compare_night_cv,
             night_min_history=settings.compare_night_min_history,
             night_history=settings.compare_night_history,
+            primary_alpha_share=settings.compare_primary_alpha_share,
         )
         given: dict[str, Any] = {
             k: (tuple(v) if k == "baselines" else v) for k, v in overrides.items() if v is not None

@@ -1,4 +1,4 @@
-"""Verdicts of a night: error control across the night's rows (Benjamini-Hochberg) and the verdict vocabulary.
+"""Verdicts of a night: error control across the night's rows (weighted Benjamini-Hochberg) and the vocabulary.
 
 Pure functions over estimates and p-values. A row is ``regression`` or ``improvement`` only when its
 BH-adjusted p-value passes alpha AND the effect is practical; the rest say why they are not:
@@ -8,6 +8,11 @@ BH-adjusted p-value passes alpha AND the effect is practical; the rest say why t
 - ``no_change``: inconclusive (the row's MDE says what could have been seen);
 - ``insufficient_data``: no SE or p-value (too few requests, pairs or nights; a metric without stderr);
 - ``no_baseline``: nothing to compare with (decided by the caller).
+
+The night's **primary** rows (each model's headline accuracy, its P95 TTFT at the reference level) may be given a
+larger share of the night's alpha than the many per-task and per-level rows: weighted BH (Genovese, Roeder &
+Wasserman 2006) tests p / w against the BH line; weights average 1 over the night's hypotheses, so the FDR stays
+at most alpha (and, on a night where nothing changed, the chance of any false finding too: Σ w·alpha/m = alpha).
 """
 
 from __future__ import annotations
@@ -22,25 +27,53 @@ from evals.analysis import power, stats
 JUDGED = ("regression", "improvement")
 
 
-def adjust(p_values: Sequence[float | None], families: Sequence[Hashable] | None = None) -> list[float | None]:
-    """Benjamini-Hochberg adjusted p-values (``scipy.stats.false_discovery_control``); None where p is None.
+def adjust(
+    p_values: Sequence[float | None],
+    families: Sequence[Hashable] | None = None,
+    primary: Sequence[bool] | None = None,
+    primary_share: float = 0.0,
+) -> list[float | None]:
+    """Weighted Benjamini-Hochberg adjusted p-values (``scipy.stats.false_discovery_control`` of min(p / w, 1));
+    None where p is None. Without primary rows (or with ``primary_share`` 0) this is plain BH.
 
     Rows with the same family (e.g. a cost row and the throughput row whose test it shares) are one hypothesis:
-    counted once, with the family's first p-value, and all get its adjusted p.
+    counted once, with the family's first p-value, and all get its adjusted p; a family is primary when any of
+    its rows is. Weights: see :func:`weights`.
     """
     from scipy.stats import false_discovery_control
 
     keys = list(families) if families is not None else list(range(len(p_values)))
+    flags = list(primary) if primary is not None else [False] * len(keys)
     first: dict[Hashable, float] = {}
     for key, p in zip(keys, p_values, strict=True):
         if key not in first and p is not None and math.isfinite(p):
             first[key] = min(max(p, 0.0), 1.0)
     if not first:
         return [None] * len(p_values)
-    adjusted = dict(zip(first, (float(x) for x in false_discovery_control(list(first.values()))), strict=True))
+    primaries = {key for key, flag in zip(keys, flags, strict=True) if flag}
+    w = weights([key in primaries for key in first], primary_share)
+    scaled = [min(p / wi, 1.0) for p, wi in zip(first.values(), w, strict=True)]
+    adjusted = dict(zip(first, (float(x) for x in false_discovery_control(scaled)), strict=True))
     return [
         adjusted.get(key) if p is not None and math.isfinite(p) else None for key, p in zip(keys, p_values, strict=True)
     ]
+
+
+def weights(primary: Sequence[bool], share: float) -> list[float]:
+    """Weighted-BH weights of a night's hypotheses: the primary ones together get ``share`` of the night's alpha
+    (each ``share`` × m / m_primary), the others the rest; the weights average 1.
+
+    A primary hypothesis never weighs less than 1 (plain BH): with ``share`` below the primaries' own share of the
+    night, or a night of only primary or only other rows, every weight is 1.
+    """
+    m, m_primary = len(primary), sum(primary)
+    if not 0.0 <= share < 1.0:
+        raise ValueError(f"the primary rows' share of alpha must lie in [0, 1), got {share}")
+    if m_primary == 0 or m_primary == m or share * m <= m_primary:
+        return [1.0] * m
+    heavy = share * m / m_primary
+    light = (1.0 - share) * m / (m - m_primary)
+    return [heavy if flag else light for flag in primary]
 
 
 def decide(
@@ -63,19 +96,22 @@ def decide(
 
 @dataclass(frozen=True)
 class Judged:
-    """One row to judge: its estimate, direction, practical threshold, and the family of its hypothesis."""
+    """One row to judge: its estimate, direction, practical threshold, the family of its hypothesis, and whether it
+    is one of the night's primary rows (a headline accuracy, a reference-level P95 TTFT)."""
 
     est: stats.Estimate | None  # None: no baseline
     higher_is_better: bool = True
     threshold: float = math.inf
     family: Hashable = None
+    primary: bool = False
 
 
-def judge_night(rows: Sequence[Judged], alpha: float) -> list[tuple[str, float | None]]:
-    """(verdict, adjusted p) of every row of a night, BH across the night's distinct hypotheses."""
+def judge_night(rows: Sequence[Judged], alpha: float, primary_share: float = 0.0) -> list[tuple[str, float | None]]:
+    """(verdict, adjusted p) of every row of a night, weighted BH across the night's distinct hypotheses, the
+    primary rows sharing ``primary_share`` of alpha (0: plain BH)."""
     families = [row.family if row.family is not None else ("row", i) for i, row in enumerate(rows)]
     p_values = [row.est.p_value if row.est is not None and row.est.se is not None else None for row in rows]
-    adjusted = adjust(p_values, families)
+    adjusted = adjust(p_values, families, [row.primary for row in rows], primary_share)
     return [
         ("no_baseline", None)
         if row.est is None

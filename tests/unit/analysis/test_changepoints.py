@@ -203,3 +203,21 @@ def test_a_change_is_tentative_until_two_later_nights_confirm_it() -> None:
     assert statuses == [["tentative"], ["tentative"], ["confirmed"]]
     back = np.r_[series[:31], 100 * (1 + 0.02 * rng.standard_normal(2))]
     assert detect(list(back)) == []  # the next two nights went back: an outlier, dropped
+
+
+def test_a_looser_confirmation_test_applies_to_steps_three_to_five_nights_old() -> None:
+    # 14 nights, then a +15 % step 4 nights old (10 % CV): Student's t of the 4 nights against the 14 before gives
+    # p = 0.0072 (scipy's ttest_ind, the detector's own test on these unclipped nights): beyond the default 0.005,
+    # within a confirm_pvalue of 0.02. With a confirmation window of 3 nights only the last 3 are tested that way.
+    from scipy.stats import ttest_ind
+
+    rng = np.random.default_rng(11)
+    series = 100 * (1 + 0.10 * rng.standard_normal(18))
+    series[14:] *= 1.15
+    p = float(ttest_ind(series[:14], series[14:]).pvalue)
+    assert 0.005 < p < 0.02
+    assert not any(c.confirmed for c in detect(list(series)))
+    (change,) = detect(list(series), ChangePointOptions(confirm_pvalue=0.02))
+    assert change.index == 14 and change.confirmed and change.p_value == pytest.approx(p)
+    (late,) = detect(list(series), ChangePointOptions(confirm_pvalue=0.02, confirm_window=3))
+    assert late.index == 15 and late.p_value == pytest.approx(float(ttest_ind(series[:15], series[15:]).pvalue))

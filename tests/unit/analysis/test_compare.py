@@ -7,7 +7,7 @@ from analysis_history import publish_night, true_ttft_p95
 from factories import all_tables, publish_run, run_record, sha
 
 from evals.analysis.compare import compare_models, compare_night, compare_run
-from evals.analysis.verdicts import summarize
+from evals.analysis.verdicts import adjust, summarize
 from evals.errors import RunNotFound, SchemaViolation
 from evals.report.notify import RegressionDetected, apply_policy
 from evals.settings import get_settings
@@ -186,3 +186,17 @@ def test_cost_has_throughputs_ci_and_shares_its_test(wh: Warehouse) -> None:
         [1 / r for r in ratio]
     )
     assert summarize(rows).tested == len(rows) - 1  # the pair is counted once
+
+
+def test_the_headline_and_the_reference_ttft_get_the_primary_share_of_alpha(wh: Warehouse) -> None:
+    # Two models of one night (their latency rows are tested at once). The headline and P95 TTFT at the reference
+    # level (the only level here) are the primary rows: weighted BH with the default share 0.5 of alpha.
+    publish_night(wh, "org/a", 1, seed=1)
+    publish_night(wh, "org/b", 1, seed=2, ttft_scale=1.2)
+    rows = compare_models("org/b", "org/a", warehouse=wh)
+    assert get_settings().compare_primary_alpha_share == 0.5
+    primary = {"accuracy:headline", f"latency:ttft_p95_ms{LEVEL}"}
+    families = [r["tested_with"] or r["metric"] for r in rows]
+    expected = adjust([r["p_value"] for r in rows], families, [r["metric"] in primary for r in rows], 0.5)
+    assert [r["p_adjusted"] for r in rows] == pytest.approx(expected)
+    assert expected != pytest.approx(adjust([r["p_value"] for r in rows], families))  # the weights made a difference

@@ -102,3 +102,96 @@ def test_many_clusters_use_the_cluster_robust_se_with_t() -> None:
     est = paired_diff(Pairs(d, np.zeros(400), cluster), alpha=0.05)
     assert est.method == "clustered" and est.df == 39
     assert math.isfinite(est.p_value or math.nan)
+
+
+# ---------------------------------------------------------------------------------------------- weighted BH
+
+
+def _weighted_bh_reference(p: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Weighted BH adjusted p-values from Genovese, Roeder & Wasserman's definition (q = p / w, BH step-up on q):
+    adjusted(i) = min over j with q_j >= q_i of m q_j / rank(q_j), at most 1. Written out, without scipy."""
+    q = np.minimum(p / w, 1.0)
+    m = len(q)
+    order = np.argsort(q)
+    out = np.empty(m)
+    running = 1.0
+    for rank in range(m, 0, -1):
+        i = order[rank - 1]
+        running = min(running, m * q[i] / rank)
+        out[i] = running
+    return out
+
+
+def test_weights_give_the_primary_rows_their_share_and_average_one() -> None:
+    flags = [True, False] + [False] * 10 + [True] + [False] * 27  # a 40-row night: headline, reference P95 TTFT
+    w = verdicts.weights(flags, 0.5)
+    assert w[0] == w[12] == pytest.approx(0.5 * 40 / 2)  # 10: each primary row gets 1/4 of alpha
+    assert w[1] == pytest.approx(0.5 * 40 / 38)
+    assert np.mean(w) == pytest.approx(1.0)
+    assert verdicts.weights(flags, 0.0) == [1.0] * 40  # plain BH
+    assert verdicts.weights(flags, 0.05) == [1.0] * 40  # 2 of 40 rows already hold 5 % of alpha: never below 1
+    assert verdicts.weights([True] * 3, 0.5) == verdicts.weights([False] * 3, 0.5) == [1.0] * 3
+    with pytest.raises(ValueError, match="share"):
+        verdicts.weights(flags, 1.0)
+
+
+def test_weighted_adjustment_matches_the_definition() -> None:
+    rng = np.random.default_rng(6)
+    for m, share in ((40, 0.5), (400, 0.5), (40, 0.8)):
+        p = rng.random(m) ** 3  # some small p-values
+        flags = rng.random(m) < 0.1
+        flags[0] = True
+        adjusted = verdicts.adjust(list(p), None, list(flags), share)
+        expected = _weighted_bh_reference(p, np.asarray(verdicts.weights(list(flags), share)))
+        assert adjusted == pytest.approx(list(expected))
+    # Without primary rows it is plain BH (scipy's, checked against the same reference with unit weights).
+    assert verdicts.adjust(list(p), None, None, 0.5) == pytest.approx(list(_weighted_bh_reference(p, np.ones(m))))
+
+
+def test_a_tied_family_is_primary_when_any_of_its_rows_is() -> None:
+    # Two hypotheses, "a" primary through its second row: at share 0.75 the weights are 0.75 × 2 / 1 = 1.5 and 0.5.
+    adjusted = verdicts.adjust([0.03, 0.03, 0.02], ["a", "a", "b"], [False, True, False], 0.75)
+    expected = _weighted_bh_reference(np.array([0.03, 0.02]), np.array([1.5, 0.5]))
+    assert adjusted == pytest.approx([expected[0], expected[0], expected[1]])
+
+
+def test_weighted_bh_keeps_fdr_and_quiet_nights_under_alpha() -> None:
+    # Nights of 200 tests, 20 primary (share 0.5: weight 5, the others 0.56); effects (z + 3) on 10 primary and
+    # 30 other hypotheses. FDR stays below alpha; A/A nights of 40 and 400 rows find anything rarely (<= alpha).
+    rng = np.random.default_rng(7)
+    m, alpha = 200, 0.05
+    flags = [i < 20 for i in range(m)]
+    fdp = []
+    for _ in range(300):
+        z = rng.standard_normal(m)
+        real = np.zeros(m, dtype=bool)
+        real[:10] = real[20:50] = True
+        z[real] += 3.0
+        found = np.asarray(verdicts.adjust(list(2 * norm.sf(np.abs(z))), None, flags, 0.5), dtype=float) <= alpha
+        fdp.append((found & ~real).sum() / max(found.sum(), 1))
+    assert np.mean(fdp) <= 0.045
+    for rows in (40, 400):
+        quiet = [i % 20 == 0 for i in range(rows)]
+        hits = [min(verdicts.adjust(list(rng.random(rows)), None, quiet, 0.5)) <= alpha for _ in range(400)]  # type: ignore[type-var]
+        assert np.mean(hits) <= 0.075
+
+
+def test_a_lone_primary_change_is_found_as_often_as_its_share_of_alpha_allows() -> None:
+    # The only change of a 40-row night: a headline at z = 3.47 (3 points, 2,000 questions, 85 % agreement). With
+    # share 0.5 and 2 primary rows it is tested at about alpha × 0.5 / 2 = 0.0125 (two-sided): power
+    # Φ(3.47 − z_0.99375) = 0.836; plain BH tests it at alpha / 40: 0.598.
+    rng = np.random.default_rng(8)
+    flags = [i in (0, 12) for i in range(40)]
+    nights = 3000
+    found = {0.5: 0, 0.0: 0}
+    for _ in range(nights):
+        z = rng.standard_normal(40)
+        z[0] += 3.4745
+        p = list(2 * norm.sf(np.abs(z)))
+        for share in found:
+            found[share] += (verdicts.adjust(p, None, flags, share)[0] or 1.0) <= 0.05
+    level = {0.5: 0.05 * 0.5 / 2, 0.0: 0.05 / 40}  # the lone primary's two-sided level when nothing else is found
+    expected = {share: norm.sf(norm.isf(level[share] / 2) - 3.4745) for share in found}
+    assert expected[0.5] == pytest.approx(0.836, abs=0.001) and expected[0.0] == pytest.approx(0.598, abs=0.001)
+    for share, n in found.items():
+        assert n / nights == pytest.approx(expected[share], abs=0.03)  # binomial SE ~0.009; others found add a bit
