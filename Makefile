@@ -5,6 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+TEST_WORKERS ?= 1
 
 # Nothing reaches a model or dataset hub: tests and the demo run offline.
 export HF_HUB_OFFLINE := 1
@@ -13,7 +14,7 @@ export HF_HUB_DISABLE_UPDATE_CHECK := 1
 export TRANSFORMERS_NO_ADVISORY_WARNINGS := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: venv test lint fmt demo airflow bench-query lock clean
+.PHONY: venv test lint fmt demo airflow bench-query bench-year bench-rag lock clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@# PostgreSQL and Redis back the CeleryExecutor integration test; Chromium (headless) runs the browser tests of
@@ -54,7 +55,13 @@ fmt: venv
 	$(VENV)/bin/ruff format .
 
 test: lint
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
+	@# TEST_WORKERS=2 runs two phases: most tests wait on servers, Airflow and subprocesses more than they compute,
+	@# so two pytest workers (one file each at a time) overlap the waits; the `timing` tests hold measured latencies
+	@# to a server's truth within milliseconds and run afterwards, alone. The default (1) is one plain run.
+	@if [ "$(TEST_WORKERS)" -gt 1 ]; then \
+	  $(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadfile -m "not timing" $(PYTEST_ARGS) && \
+	  $(VENV)/bin/pytest -m timing $(PYTEST_ARGS); \
+	else $(VENV)/bin/pytest $(PYTEST_ARGS); fi
 
 demo: venv
 	$(VENV)/bin/evals demo
@@ -77,6 +84,14 @@ airflow: venv
 
 bench-query: venv
 	$(PY) bench/query_scaling.py
+
+# 365 nights x 20 models through the publish path and the analytics DAG's maintenance (--small: a quick check).
+bench-year: venv
+	$(PY) bench/warehouse_year.py
+
+# The RAG prompt-length sweep against a real transformers serve of SmolLM2-135M on the CPU (~4 min on 2 cores).
+bench-rag: venv
+	$(PY) bench/rag_transformers.py
 
 # Re-resolve the lock after changing dependencies in pyproject.toml.
 lock: venv

@@ -30,6 +30,7 @@ def test_dag_files_exist() -> None:
     assert {p.stem for p in DAG_FILES} >= {"evals_nightly", "evals_manual", "evals_analytics"}
 
 
+@pytest.mark.timing  # a parse-time bound: alone, not beside another busy worker
 @pytest.mark.parametrize("dag_file", DAG_FILES, ids=lambda p: p.stem)
 def test_parses_fast_without_heavy_imports(dag_file: Path) -> None:
     result = subprocess.run(

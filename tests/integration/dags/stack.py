@@ -56,7 +56,12 @@ class Airflow:
         return "\n".join(parts)
 
     def api(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = httpx.request(method, f"{self.url}/api/v2{path}", headers=self.headers, timeout=30, **kwargs)
+        for attempt in range(3):
+            response = httpx.request(method, f"{self.url}/api/v2{path}", headers=self.headers, timeout=30, **kwargs)
+            # A read the API server failed (SQLite busy under load) is asked again; a write is never repeated.
+            if method != "GET" or response.status_code < 500 or attempt == 2:
+                break
+            time.sleep(1.0)
         assert response.status_code < 300, f"{method} {path}: {response.status_code} {response.text}"
         return response.json()
 

@@ -21,7 +21,7 @@ from evals.latency.prompts import Prompt
 from evals.latency.server import free_port, simulator_command
 from evals.latency.transport import Pool
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timing]
 KEY = "sk-sim-0123456789abcdef"
 
 

@@ -29,7 +29,8 @@ PRICE_IN, PRICE_OUT = 1.0, 4.0
 def hosted_simulator(*extra: str) -> Iterator[str]:
     """The simulator as a hosted API wanting KEY as a bearer token (readiness through /health, which is open)."""
     port = free_port()
-    command = simulator_command(port, ttft_ms=[5.0], itl_ms=[1.0, 2.0], extra=("--api-key", KEY, *extra))
+    # Gaps of a few ms: at 1-2 ms a loaded client reads several tokens in one read (TPOT 0, which the gate refuses).
+    command = simulator_command(port, ttft_ms=[5.0], itl_ms=[4.0, 6.0], extra=("--api-key", KEY, *extra))
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:

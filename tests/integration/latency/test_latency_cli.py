@@ -14,7 +14,7 @@ from evals.cli import app
 from evals.latency.server import ServerHandle
 from evals.schemas import column_names
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timing]
 
 
 def _scenario(tmp_path: Path, prompts: list[str], levels: list[dict[str, Any]], **extra: Any) -> Path:

@@ -28,7 +28,7 @@ from evals.latency.server import ServerHandle
 from evals.latency.simulator import fetch_truth, reset_truth
 from evals.schemas import conform
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timing]
 
 REQUESTS = 200
 TOKENS = 6

@@ -17,7 +17,7 @@ from evals.latency.scenario import ConcurrencyLevel
 from evals.latency.server import ServerHandle
 from evals.schemas import conform
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timing]
 
 FAULTS = {
     "<<fault:http500>>": "HTTP 500: injected failure",

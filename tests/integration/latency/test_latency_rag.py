@@ -21,7 +21,7 @@ from evals.latency.simulator import fetch_truth
 from evals.validation.expected import Expected
 from evals.validation.gate import validate
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timing]
 
 
 def key(row: dict[str, Any]) -> tuple[Any, ...]:

@@ -18,7 +18,7 @@ from evals.latency.server import ServerHandle
 from evals.latency.simulator import PREFIX_CHARS
 from evals.schemas import LATENCY_LEVEL_EXTRA, conform
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timing]
 
 
 def test_server_metrics_and_client_saturation_fill_the_row(
