@@ -174,7 +174,9 @@ def test_run_scenario_with_a_launched_server_handle(simulator: ServerHandle) -> 
         prompts=[Prompt(text="x")],
         server=simulator,
     )
-    assert result.backend == "simulator" and result.notes == [] and result.skipped == []
+    # A loaded machine may add "client-limited" notes (event-loop lag); nothing stopped or skipped the sweep.
+    assert result.backend == "simulator" and result.skipped == []
+    assert [note for note in result.notes if "client-limited" not in note] == []
     assert [r["n_requests"] for r in result.latency_rows] == [4] and len(result.sample_rows) == 4
     record = outcome_record(
         CheckpointRef("hf", "org/m", "b" * 40),
