@@ -860,7 +860,7 @@ def publish_one(wh: Warehouse, root: Path, specs: list[RunSpec], scale: Scale) -
     latency, samples = _latency_tables(spec, rng)
     tables = {"accuracy": _accuracy_table(spec, rng), "latency": latency, "latency_samples": samples}
     record = RunRecord.from_row({**_run_records([spec], scale).to_pylist()[0], "eval_date": spec.eval_date})
-    from evals.warehouse.store import conform_run_table
+    from evals.warehouse.rows import conform_run_table
 
     conformed = {name: conform_run_table(name, t, record) for name, t in tables.items()}
     approval = Approval.issue(record.run_id, conformed)

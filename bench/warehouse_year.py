@@ -58,7 +58,7 @@ from evals.warehouse.approval import Approval
 from evals.warehouse.compaction import compact_all, compaction_cutoff
 from evals.warehouse.hive import run_file
 from evals.warehouse.maintenance import maintain
-from evals.warehouse.store import conform_run_table
+from evals.warehouse.rows import conform_run_table
 
 GOAL_PUBLISH_P95 = 1.0
 GOAL_OPEN_RATIO = 50.0  # the reference reader's open / a warm open

@@ -133,7 +133,7 @@ def publish_run(warehouse: Warehouse, record: RunRecord, tables: dict[str, Any])
     Tests of the gate itself call ``validate_and_write``; this is for fixtures that need published history.
     """
     from evals.warehouse.approval import Approval
-    from evals.warehouse.store import conform_run_table
+    from evals.warehouse.rows import conform_run_table
 
     conformed = {name: conform_run_table(name, frame, record) for name, frame in tables.items()}
     return warehouse.write_run(record, conformed, approval=Approval.issue(record.run_id, conformed))

@@ -35,6 +35,8 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import datetime as dt
+
     import numpy as np
 
     from evals.warehouse import Warehouse
@@ -374,7 +376,8 @@ def detect_and_store(
     try:
         groups = con.execute("select distinct model_id, suite, scenario from runs order by all").fetchall()
         found: dict[str, int] = {}
-        written = 0
+        found_rows: dict[str, list[dict[str, Any]]] = {}
+        dates: set[dt.date] = set()
         for model_id, suite, scenario in groups:
             runs, series = model_series(
                 con, model_id, suite, scenario, min_goodput=warehouse.settings.leaderboard_min_goodput
@@ -386,16 +389,16 @@ def detect_and_store(
             ).fetchone()
             if not rows and not (stored and stored[0]):
                 continue  # nothing found and nothing to replace: no write
-            record = warehouse.find_run(latest["run_id"], area="published", eval_date=latest["eval_date"])
-            if record is None:
-                continue  # re-published or deleted since the snapshot; the next analysis sees it
-            frame: Any = rows if rows else arrow_schema("change_points").empty_table()
-            written += warehouse.write_table(record, "change_points", frame)
-            for row in rows:
-                found[row["cause"]] = found.get(row["cause"], 0) + 1
+            found_rows[latest["run_id"]] = rows
+            dates.add(latest["eval_date"])
+        # One commit for every group; a run re-published or deleted since the snapshot is left for the next analysis.
+        frames = {run: rows or arrow_schema("change_points").empty_table() for run, rows in found_rows.items()}
+        written = warehouse.write_derived("change_points", frames, eval_dates=dates, skip_unpublished=True)
+        for row in (row for run_id in written for row in found_rows[run_id]):
+            found[row["cause"]] = found.get(row["cause"], 0) + 1
     finally:
         con.close()
-    summary = {"series_groups": len(groups), "change_points": written, "by_cause": found}
+    summary = {"series_groups": len(groups), "change_points": sum(written.values()), "by_cause": found}
     log.info("change points: %s", summary)
     return summary
 

@@ -36,7 +36,6 @@ Run: ``python -m evals.latency.simulator --port 8123 --ttft-ms 20,50 --itl-ms 5,
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import random
 import re
@@ -44,13 +43,14 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from evals.latency.simulator_wire import answer_question, chunk, prompt_text, prompt_tokens, usage
+
 if TYPE_CHECKING:
     from aiohttp import web
 
 PREFIX_CHARS = 200
 _KV_CAPACITY_REQUESTS = 64  # "KV-cache usage" = running requests / this, capped at 1
 _FAULT = re.compile(r"<<fault:(?P<kind>[a-z0-9]+)(?::(?P<arg>\d+))?>>")
-_QUESTION = re.compile(r"What is (-?\d+) plus (-?\d+)\?")
 
 
 @dataclass
@@ -85,45 +85,6 @@ class Truth:
     question: str | None = None  # the arithmetic question answered (accuracy mode)
     answer: str | None = None
     correct: bool | None = None
-
-
-def answer_question(prompt: str, accuracy: float, seed: int) -> tuple[str, str, bool] | None:
-    """(question, answer, correct) for the last arithmetic question in ``prompt``; None if it asks none."""
-    found = list(_QUESTION.finditer(prompt))
-    if not found:
-        return None
-    last = found[-1]
-    left, right = int(last[1]), int(last[2])
-    digest = hashlib.sha256(f"{seed}:{last[0]}".encode()).digest()
-    correct = int.from_bytes(digest, "big") < accuracy * 2 ** (8 * len(digest))
-    return last[0], str(left + right if correct else left + right + 1), correct
-
-
-def _prompt_text(body: dict[str, Any]) -> str:
-    if isinstance(body.get("prompt"), str):
-        return str(body["prompt"])
-    messages = body.get("messages") or []
-    return " ".join(str(m.get("content", "")) for m in messages if isinstance(m, dict))
-
-
-def _prompt_tokens(body: dict[str, Any]) -> int:
-    """The prompt's token count as this server counts (and reports) it: its whitespace-separated words."""
-    return len(_prompt_text(body).split())
-
-
-def _chunk(chat: bool, model: str, text: str | None, finish: str | None) -> bytes:
-    choice: dict[str, Any] = {"index": 0, "finish_reason": finish}
-    if chat:
-        choice["delta"] = {"content": text} if text is not None else {}
-    else:
-        choice["text"] = text or ""
-    event = {
-        "id": "sim",
-        "object": "chat.completion.chunk" if chat else "text_completion",
-        "model": model,
-        "choices": [choice],
-    }
-    return b"data: " + json.dumps(event).encode() + b"\n\n"
 
 
 class Simulator:
@@ -249,8 +210,8 @@ class Simulator:
         request_id = request.headers.get("X-Request-Id") or f"sim-{self.counter}"
         chat = request.path.endswith("/chat/completions")
         n_tokens = int(body.get("max_tokens") or self.config.default_tokens)
-        prompt_tokens = _prompt_tokens(body)
-        prefill_ms = self.config.prefill_ms_per_token * prompt_tokens
+        n_prompt = prompt_tokens(body)
+        prefill_ms = self.config.prefill_ms_per_token * n_prompt
         ttft_ms = self.rng.choice(self.config.ttft_ms) + prefill_ms
         gaps_ms = [self.rng.choice(self.config.itl_ms) for _ in range(n_tokens - 1)]
         truth = Truth(
@@ -258,13 +219,13 @@ class Simulator:
             received,
             nominal_ttft_ms=ttft_ms,
             nominal_itl_ms=gaps_ms,
-            prompt_tokens=prompt_tokens,
+            prompt_tokens=n_prompt,
             prefill_ms=prefill_ms,
         )
         if self.config.record:
             self.truth[request_id] = truth
 
-        fault = _FAULT.search(_prompt_text(body))
+        fault = _FAULT.search(prompt_text(body))
         kind, arg = (fault["kind"], int(fault["arg"] or 0)) if fault else (None, 0)
         if kind == "http500":
             return web.Response(status=500, text="injected failure")
@@ -273,11 +234,11 @@ class Simulator:
 
         answered = None
         if self.config.accuracy is not None:
-            answered = answer_question(_prompt_text(body), self.config.accuracy, self.config.answer_seed)
+            answered = answer_question(prompt_text(body), self.config.accuracy, self.config.answer_seed)
         if answered is not None:
             truth.question, truth.answer, truth.correct = answered
             n_tokens, gaps_ms = 1, []  # the answer is one token
-        self._started(_prompt_text(body))
+        self._started(prompt_text(body))
         try:
             if not body.get("stream"):
                 return await self._whole(body, truth, chat, n_tokens, gaps_ms, received, ttft_ms)
@@ -312,19 +273,13 @@ class Simulator:
             choice["message"] = {"role": "assistant", "content": text}
         else:
             choice["text"] = text
-        prompt_tokens = _prompt_tokens(body)
-        usage = {
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": n_tokens,
-            "total_tokens": prompt_tokens + n_tokens,
-        }
         return web.json_response(
             {
                 "id": "sim",
                 "object": "chat.completion" if chat else "text_completion",
                 "model": str(body.get("model", "simulator")),
                 "choices": [choice],
-                "usage": usage,
+                "usage": usage(body, n_tokens),
             }
         )
 
@@ -360,24 +315,17 @@ class Simulator:
             if position == 0:
                 self.ttft.observe(truth.token_times[0] - received)
             text = f" {truth.answer}" if truth.answer is not None else f" t{position}"
-            await response.write(_chunk(chat, model, text, None))
+            await response.write(chunk(chat, model, text, None))
             if position < n_tokens - 1:
                 deadline += gaps_ms[position] / 1e3
         if kind == "nodone":
             await response.write_eof()
             return response
-        await response.write(_chunk(chat, model, None, "length"))
+        await response.write(chunk(chat, model, None, "length"))
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         if include_usage and self.config.usage:
-            prompt_tokens = _prompt_tokens(body)
-            usage = {
-                "prompt_tokens": prompt_tokens,
-                "completion_tokens": n_tokens,
-                "total_tokens": prompt_tokens + n_tokens,
-            }
-            await response.write(
-                b"data: " + json.dumps({"id": "sim", "choices": [], "usage": usage}).encode() + b"\n\n"
-            )
+            event = {"id": "sim", "choices": [], "usage": usage(body, n_tokens)}
+            await response.write(b"data: " + json.dumps(event).encode() + b"\n\n")
         if self.config.done:
             await response.write(b"data: [DONE]\n\n")
         await response.write_eof()

@@ -15,6 +15,15 @@ from evals.orchestration.routing import Routing
 # The results Asset: updated whenever a night (or a manual run) has published to the warehouse `runs` table.
 RESULTS = Asset(name="checkpoint_evals_runs", group="checkpoint-evals")
 
+# Feed the GPUs, finish checkpoints before opening new ones. A mapped night makes all its materializes ready at
+# once, and each scheduler loop looks only at the few highest-priority ready tasks (as many as the pools have open
+# slots) and stops once it queued any. With Airflow's default weights (materialize first) every materialize of a
+# 200-checkpoint night went before any evaluation: the GPU pool idled. With materialize above publish, the
+# materialized-but-waiting evaluations filled every loop's window: the CPU worker idled (bench/fleet_night.py).
+# Evaluations first; then publish (a checkpoint finished); materialize last. A CPU worker too small to publish
+# behind the GPUs and materialize ahead of them still starves them: size its slots (docker/README.md).
+PRIORITY = {"evaluate": 3, "publish": 2, "materialize": 1}
+
 
 def run_context() -> dict[str, Any]:
     """Who is running: dag id, DAG run id, and the date that keys the run (logical date, else run_after)."""
@@ -24,7 +33,7 @@ def run_context() -> dict[str, Any]:
     return {"dag_id": dag_run.dag_id, "dag_run_id": dag_run.run_id, "logical_date": when.isoformat()}
 
 
-@task(task_id="materialize")
+@task(task_id="materialize", priority_weight=PRIORITY["materialize"], weight_rule="absolute")
 def materialize(item: Any) -> dict[str, Any]:
     """Fetch the checkpoint safely (allowed files only, pinned SHA) into the local cache."""
     from evals.pipeline.steps import materialize_step
@@ -39,7 +48,7 @@ def _evaluate(manifest: Any) -> dict[str, Any]:
     return evaluate_step(manifest, run_context())
 
 
-@task(task_id="publish")
+@task(task_id="publish", priority_weight=PRIORITY["publish"], weight_rule="absolute")
 def publish(evaluation: Any) -> dict[str, Any]:
     """Validate the staged results (great-expectations); publish them, or quarantine them."""
     from evals.pipeline.steps import publish_step
@@ -49,7 +58,9 @@ def publish(evaluation: Any) -> dict[str, Any]:
 
 def checkpoint_group(routing: Routing) -> Any:
     """The task group mapped over a night's checkpoints; GPU work routed to the GPU queue and pool."""
-    evaluate = task(task_id="evaluate", **routing.gpu_task_kwargs())(_evaluate)
+    evaluate = task(
+        task_id="evaluate", priority_weight=PRIORITY["evaluate"], weight_rule="absolute", **routing.gpu_task_kwargs()
+    )(_evaluate)
 
     @task_group(group_id="checkpoint")
     def evaluate_checkpoint(item: Any) -> Any:

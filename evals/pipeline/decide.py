@@ -179,7 +179,7 @@ def write_decisions(warehouse: Warehouse, run_id: str, eval_date: dt.date, rows:
 
     An approval already given to the same decision (same runs and policy) is kept when it is decided again.
     """
-    from evals.warehouse.store import conform_run_table
+    from evals.warehouse.rows import conform_run_table
 
     record = warehouse.find_run(run_id, area="published", eval_date=eval_date)
     if record is None or record.status != "published":

@@ -26,7 +26,7 @@ def conform_tables(
 ) -> tuple[dict[str, pa.Table], list[Failure], dict[str, Any]]:
     """(tables conformed to their schema, schema failures, raw rows of the tables that did not conform)."""
     from evals.warehouse import DATA_TABLES
-    from evals.warehouse.store import conform_run_table
+    from evals.warehouse.rows import conform_run_table
 
     conformed: dict[str, pa.Table] = {}
     failures: list[Failure] = []
@@ -84,7 +84,7 @@ def validate(
                 index_columns=INDEX_COLUMNS[table],
                 sample_rows=settings.validation_sample_rows,
             )
-            report.results[table] = json_safe(result.to_json_dict())
+            report.results[table] = result
             report.failures += failures_of(table, result)
     return report, conformed
 

@@ -29,6 +29,24 @@ SCHEMA_VERSION_PROPERTY = "evals.schema-version"
 EVOLVED_PROPERTY = "evals.schema-evolved"
 PARTITION_FIELD_ID = 1000  # Iceberg's first partition field id
 
+
+class LostRaces(logging.Filter):
+    """Counts pyiceberg's "Commit failed due to a concurrent update, retrying" warnings: commits of this process
+    that lost a race to another writer of the same table and were retried (see :func:`table_properties`)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if str(record.msg).startswith("Commit failed due to a concurrent update"):
+            self.count += 1
+        return True  # counted, never hidden
+
+
+LOST_RACES = LostRaces()
+logging.getLogger("pyiceberg.table").addFilter(LOST_RACES)
+
 _CATALOGS: dict[tuple[Any, ...], Catalog] = {}
 _CATALOGS_LOCK = threading.Lock()
 

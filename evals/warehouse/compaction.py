@@ -55,7 +55,7 @@ def compact(
     as one file (a month of partitions per commit)."""
     from pyiceberg.exceptions import CommitFailedException, ValidationException
 
-    from evals.warehouse.store import one_of
+    from evals.warehouse.rows import one_of
 
     if table not in TABLES:
         raise ValueError(f"unknown table {table!r}; tables: {', '.join(TABLES)}")

@@ -42,8 +42,8 @@ def migrate(source_uri: str, warehouse: Warehouse) -> MigrationResult:
     from pyiceberg.expressions import And
 
     from evals.warehouse import hive
+    from evals.warehouse.rows import one_of
     from evals.warehouse.storage import Storage, make_filesystem, parse_uri
-    from evals.warehouse.store import one_of
 
     location = parse_uri(source_uri)
     source = Storage(location, make_filesystem(location, warehouse.settings))

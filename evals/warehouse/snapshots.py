@@ -12,8 +12,8 @@ from evals.errors import ConfigError
 from evals.schemas import PARTITION_COLUMN, TABLES, arrow_schema
 from evals.warehouse.catalog import AREAS, EVOLVED_PROPERTY
 from evals.warehouse.manifests import empty_listing, manifest_cache
+from evals.warehouse.rows import as_schema, guarded_read, one_of
 from evals.warehouse.storage import fs_path
-from evals.warehouse.store import as_schema, guarded_read, one_of
 
 if TYPE_CHECKING:
     import pyarrow as pa

@@ -7,7 +7,7 @@ import logging
 import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from evals.errors import RunNotFound, SchemaViolation, StorageUnavailable, TerminalError
 from evals.schemas import (
@@ -21,8 +21,9 @@ from evals.schemas import (
 )
 from evals.warehouse import keys
 from evals.warehouse.approval import Approval, require_approval
-from evals.warehouse.catalog import Tables, open_catalog
+from evals.warehouse.catalog import LOST_RACES, Tables, open_catalog
 from evals.warehouse.record import RunRecord
+from evals.warehouse.rows import as_schema, conform_run_table, equal, guarded_read, one_of, run_filter
 from evals.warehouse.storage import Location, Storage, classify, make_filesystem, parse_uri
 
 if TYPE_CHECKING:
@@ -131,14 +132,37 @@ class Warehouse:
 
     def write_table(self, record: RunRecord, table: str, frame: Frame) -> int:
         """Add or replace a derived table (comparisons, change points) of a published run; returns the row count."""
+        return sum(self.write_derived(table, {record.run_id: frame}, eval_dates=[record.eval_date]).values())
+
+    def write_derived(
+        self, table: str, frames: Mapping[str, Frame], *, eval_dates: Iterable[dt.date], skip_unpublished: bool = False
+    ) -> dict[str, int]:
+        """Add or replace a derived table's rows of several published runs (run id -> frame, on ``eval_dates``) in
+        one commit: a night's comparisons are one snapshot, not one commit per run racing the others.
+
+        A run that is not published (any more) fails the whole write, nothing written, or with
+        ``skip_unpublished`` is left out. Returns the rows written per run."""
+        from pyiceberg.expressions import And
+
         if table not in DERIVED_TABLES:
             raise SchemaViolation(table, "-", f"only derived tables are added after publication: {DERIVED_TABLES}")
-        existing = self.find_run(record.run_id, area="published", eval_date=record.eval_date)
-        if existing is None or existing.status != "published":
-            raise RunNotFound(f"no published run {record.run_id} in {self.uri}")
-        conformed = conform_run_table(table, frame, record)
-        self._replace_rows(table, "published", record, conformed)
-        return conformed.num_rows
+        runs = And(one_of(PARTITION_COLUMN, [d.isoformat() for d in eval_dates]), one_of("run_id", frames))
+        published = {r.run_id: r for r in self.run_records(statuses=("published",), row_filter=runs)} if frames else {}
+        missing = sorted(set(frames) - set(published))
+        if missing and not skip_unpublished:
+            raise RunNotFound(f"no published run {', '.join(missing)} in {self.uri}")
+        if missing:
+            log.info("%s: left out runs no longer published: %s", table, ", ".join(missing))
+        kept = [run_id for run_id in frames if run_id in published]
+        if not kept:
+            return {}
+        import pyarrow as pa
+
+        conformed = {run_id: conform_run_table(table, frames[run_id], published[run_id]) for run_id in kept}
+        runs = And(one_of(PARTITION_COLUMN, {published[i].eval_date.isoformat() for i in kept}), one_of("run_id", kept))
+        what = f"commit {table} of run {kept[0]}" if len(kept) == 1 else f"commit {table} of {len(kept)} runs"
+        self._replace_where(table, "published", runs, pa.concat_tables(conformed.values()), what)
+        return {run_id: rows.num_rows for run_id, rows in conformed.items()}
 
     def record_failure(self, record: RunRecord, error: str) -> RunRecord:
         """Record a run that failed (status ``failed``), without hiding an earlier published result."""
@@ -160,7 +184,10 @@ class Warehouse:
 
     def _replace_rows(self, name: str, area: str, record: RunRecord, rows: pa.Table | None) -> None:
         """One atomic commit: ``record``'s rows of table ``name`` become ``rows`` (none when None or empty)."""
-        flt = run_filter(record)
+        self._replace_where(name, area, run_filter(record), rows, f"commit {name} of run {record.run_id}")
+
+    def _replace_where(self, name: str, area: str, flt: BooleanExpression, rows: pa.Table | None, what: str) -> None:
+        """One atomic commit: the rows of table ``name`` matching ``flt`` become ``rows`` (none when None/empty)."""
 
         def commit() -> None:
             with warnings.catch_warnings():
@@ -170,9 +197,9 @@ class Warehouse:
                     return
                 table = self.tables.existing(name, area)
                 if table is not None and any(True for _ in table.scan(row_filter=flt).plan_files()):
-                    table.delete(delete_filter=flt)  # else nothing of this run is there: no empty commit
+                    table.delete(delete_filter=flt)  # else nothing of these runs is there: no empty commit
 
-        self.committing(f"commit {name} of run {record.run_id}", commit)
+        self.committing(what, commit)
 
     def committing(self, what: str, fn: Callable[[], T]) -> T:
         """Run one commit, again from a fresh table state when it conflicted with a concurrent change to the same
@@ -181,8 +208,9 @@ class Warehouse:
         from pyiceberg.exceptions import CommitFailedException, ValidationException
 
         for attempt in range(_CONFLICT_ATTEMPTS):
+            lost, started = LOST_RACES.count, time.monotonic()
             try:
-                return fn()
+                result = fn()
             except ValidationException as exc:
                 if attempt == _CONFLICT_ATTEMPTS - 1:
                     raise StorageUnavailable(f"{what}: kept conflicting with concurrent commits: {exc}") from exc
@@ -192,6 +220,10 @@ class Warehouse:
                 raise StorageUnavailable(f"{what}: commit lost every retry to concurrent writers: {exc}") from exc
             except OSError as exc:
                 raise classify(exc, what) from exc
+            if lost := LOST_RACES.count - lost:
+                # Names the table pyiceberg's retry warnings do not: bench/fleet_night.py counts these lines.
+                log.info("%s: lost %d race(s), committed after %.2fs", what, lost, time.monotonic() - started)
+            return result
         raise AssertionError("unreachable")
 
     # ------------------------------------------------------------------ staging
@@ -317,74 +349,6 @@ class Warehouse:
         return rows if rows.num_rows else None
 
 
-def run_filter(record: RunRecord) -> BooleanExpression:
-    """The rows of one run: eval_date prunes partitions, run_id files (by their column bounds) and rows."""
-    from pyiceberg.expressions import And
-
-    return And(equal(PARTITION_COLUMN, record.eval_date.isoformat()), equal("run_id", record.run_id))
-
-
-def equal(column: str, value: str) -> BooleanExpression:
-    """``column = value`` as a pyiceberg expression (a date column takes an ISO string)."""
-    from pyiceberg.expressions import EqualTo
-
-    return cast(Any, EqualTo)(column, value)  # pydantic-typed constructor; positional at run time
-
-
-def one_of(column: str, values: Iterable[str]) -> BooleanExpression:
-    """``column IN values`` as a pyiceberg expression."""
-    from pyiceberg.expressions import In
-
-    return cast(Any, In)(column, sorted(set(values)))
-
-
-def as_schema(table: str, rows: pa.Table) -> pa.Table:
-    """Rows read from Iceberg as ``table``'s current Arrow schema (columns by name; absent ones null)."""
-    import pyarrow as pa
-
-    schema = arrow_schema(table)
-    present = set(rows.column_names)
-    arrays = [
-        rows.column(f.name).cast(f.type) if f.name in present else pa.nulls(rows.num_rows, f.type) for f in schema
-    ]
-    return pa.Table.from_arrays(arrays, schema=schema)
-
-
-def guarded_read(what: str, fn: Callable[[], T]) -> T:
-    try:
-        return fn()
-    except OSError as exc:
-        raise classify(exc, what) from exc
-
-
 def _republishing(record: RunRecord) -> RunRecord:
     started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     return record.replace(status="failed", row_counts={}, error=f"interrupted while republishing (started {started})")
-
-
-def conform_run_table(name: str, frame: Frame, record: RunRecord) -> pa.Table:
-    """``frame`` as ``name``'s Arrow table for this run: run_id/eval_date filled in, rows of another run refused."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    table = conform(name, _with_run_keys(frame, record))
-    for column, expected in (("run_id", record.run_id), (PARTITION_COLUMN, record.eval_date)):
-        if table.num_rows and not pc.all(pc.equal(table.column(column), pa.scalar(expected))).as_py():
-            raise SchemaViolation(name, column, f"every row must belong to run {record.run_id} ({column}={expected})")
-    return table
-
-
-def _with_run_keys(frame: Frame, record: RunRecord) -> Frame:
-    """Fill run_id and eval_date from the record where the frame leaves them out."""
-    import pyarrow as pa
-
-    keys_ = {"run_id": record.run_id, PARTITION_COLUMN: record.eval_date}
-    if isinstance(frame, pa.Table):
-        for column, value in keys_.items():
-            if column not in frame.column_names:
-                frame = frame.append_column(column, pa.array([value] * frame.num_rows))
-        return frame
-    if hasattr(frame, "columns") and hasattr(frame, "assign"):  # pandas
-        return frame.assign(**{k: v for k, v in keys_.items() if k not in frame.columns})
-    # A row that is not a mapping is left for conform() to refuse with a clear message.
-    return [{**keys_, **row} if isinstance(row, Mapping) else row for row in frame]

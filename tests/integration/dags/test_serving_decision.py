@@ -17,20 +17,16 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import httpx
 import pytest
 import yaml
 from integration.dags.stack import Airflow, airflow_stack, run_state
-
-from evals.latency.server import free_port, simulator_command
+from simulators import running_simulator
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -49,7 +45,7 @@ EXPECTED = {"cheap-twin": "promote", "weak": "reject", "coin": "hold"}
 
 def true_delta(model: str) -> float:
     """challenger - champion accuracy on the arithmetic task, from the servers' answer rule over the task's data."""
-    from evals.latency.simulator import answer_question
+    from evals.latency.simulator_wire import answer_question
 
     data = REPO / "evals" / "tasks" / "bigbench_smoke" / "data" / "arithmetic_1d_add.test.jsonl"
     questions = [json.loads(line)["input"] for line in data.read_text().splitlines()]
@@ -63,25 +59,9 @@ def true_delta(model: str) -> float:
 
 @contextmanager
 def simulator(accuracy: float, seed: int, ttft_ms: float, *extra: str) -> Iterator[str]:
-    port = free_port()
     answers = ("--accuracy", str(accuracy), "--answer-seed", str(seed), *extra)
-    command = simulator_command(port, ttft_ms=[ttft_ms], itl_ms=[2.0, 4.0], extra=answers)
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline and process.poll() is None, "simulator not ready"
-            time.sleep(0.1)
+    with running_simulator(ttft_ms=ttft_ms, itl_ms=[2.0, 4.0], extra=answers) as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def serving_config(path: Path) -> None:

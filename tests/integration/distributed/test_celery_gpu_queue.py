@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import json
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-import httpx
 import pytest
 from conftest import S3Server
 
@@ -20,7 +19,8 @@ from evals.warehouse import Warehouse
 from evals.warehouse.views import connect
 
 if TYPE_CHECKING:
-    from integration.distributed.conftest import Cluster, Postgres
+    from integration.distributed.cluster import Cluster
+    from integration.distributed.services import Postgres
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -29,80 +29,17 @@ RUN_ID = "celery-routing-check"
 WORKERS = {"cpu-worker": "default", "gpu-worker": "gpu"}  # name -> Celery queue
 
 
-def wait_for(what: str, check: Any, cluster: Cluster, timeout: float, every: float = 1.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        cluster.check_alive()
-        try:
-            result = check()
-        except Exception:
-            result = None
-        if result:
-            return result
-        assert time.monotonic() < deadline, f"timed out waiting for {what}\n{cluster.tails()}"
-        time.sleep(every)
-
-
 def test_gpu_work_runs_on_the_gpu_queue_worker_and_publishes_once(
     cluster: tuple[Cluster, str], postgres: Postgres, s3_env: S3Server, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     airflow, warehouse = cluster
-    timings: dict[str, float] = {}
     started = time.monotonic()
-
-    airflow.run("db", "migrate", timeout=300)
-    airflow.run("pools", "set", "gpu", "1", "GPU slots (one per GPU)")
-    timings["migrate+pool"] = time.monotonic() - started
-
-    port = airflow.env["AIRFLOW__API__PORT"]
-    airflow.start("api-server", "api-server", "--host", "127.0.0.1", "--port", port, "--workers", "1")
-    airflow.start("scheduler", "scheduler")
-    airflow.start("dag-processor", "dag-processor")
-    for name, queue in WORKERS.items():
-        airflow.start(
-            name,
-            "celery",
-            "worker",
-            "--queues",
-            queue,
-            "--celery-hostname",
-            f"{name}@%h",
-            "--concurrency",
-            "1",
-            "--pid",
-            str(airflow.workdir / f"{name}.pid"),
-            "--skip-serve-logs",
-            "--without-mingle",
-            "--without-gossip",
-            EVALS_TEST_WORKER_NAME=name,
-        )
-    health = f"http://127.0.0.1:{port}/api/v2/monitor/health"
-    wait_for("the API server", lambda: httpx.get(health, timeout=5).status_code == 200, airflow, 180)
-    wait_for(
-        "evals_manual to be parsed",
-        lambda: postgres.query("select 1 from serialized_dag where dag_id = %s", "evals_manual"),
-        airflow,
-        180,
-    )
-    airflow.run("dags", "unpause", "evals_manual")  # only this DAG: the nightly one stays paused
-    timings["services up"] = time.monotonic() - started
+    workers = {name: (queue, 1) for name, queue in WORKERS.items()}
+    timings = airflow.boot(postgres, "evals_manual", workers, {"gpu": 1})  # the nightly DAG stays paused
 
     conf = {"checkpoints": [TINY], "suite": "smoke", "scenario": "smoke", "limit": 2}
     airflow.run("dags", "trigger", "evals_manual", "--run-id", RUN_ID, "-c", json.dumps(conf))
-    state = wait_for(
-        "the DAG run to finish",
-        lambda: next(
-            (
-                s
-                for (s,) in postgres.query("select state from dag_run where run_id = %s", RUN_ID)
-                if s in ("success", "failed")
-            ),
-            None,
-        ),
-        airflow,
-        600,
-        every=2.0,
-    )
+    state = airflow.wait_for_run(postgres, "evals_manual", RUN_ID, 600)
     timings["dag run"] = time.monotonic() - started - timings["services up"]
     print("timings (s):", {k: round(v, 1) for k, v in timings.items()})
     assert state == "success", airflow.tails()

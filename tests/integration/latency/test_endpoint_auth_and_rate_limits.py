@@ -5,20 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import httpx
 import pytest
+from simulators import running_simulator
 
 from evals.checkpoints.sources.endpoint import auth_headers, check_access, endpoint_options
 from evals.errors import TerminalError
 from evals.latency.client import RATE_LIMITED_PREFIX, RequestResult, Target, send_request
 from evals.latency.metrics import _error_kind
 from evals.latency.prompts import Prompt
-from evals.latency.server import free_port, simulator_command
 from evals.latency.transport import Pool
 
 pytestmark = [pytest.mark.integration, pytest.mark.timing]
@@ -27,24 +25,9 @@ KEY = "sk-sim-0123456789abcdef"
 
 @contextmanager
 def hosted(*extra: str) -> Iterator[str]:
-    """The simulator as a hosted API: it wants KEY as a bearer token (readiness through /health, which is open)."""
-    port = free_port()
-    command = simulator_command(port, ttft_ms=[5.0], itl_ms=[1.0], extra=("--api-key", KEY, *extra))
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                assert time.monotonic() < deadline and process.poll() is None, "simulator not ready"
-                time.sleep(0.1)
+    """The simulator as a hosted API: it wants KEY as a bearer token."""
+    with running_simulator(ttft_ms=5.0, itl_ms=[1.0], extra=("--api-key", KEY, *extra)) as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def declared(url: str, env: str = "SIM_API_KEY") -> dict[str, object]:

@@ -6,19 +6,15 @@ from __future__ import annotations
 
 import json
 import logging
-import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import yaml
+from simulators import running_simulator
 from typer.testing import CliRunner
-
-from evals.latency.server import free_port, simulator_command
 
 pytestmark = pytest.mark.integration
 KEY = "sk-sim-hosted-9f8e7d6c5b4a3210"
@@ -27,26 +23,10 @@ PRICE_IN, PRICE_OUT = 1.0, 4.0
 
 @contextmanager
 def hosted_simulator(*extra: str) -> Iterator[str]:
-    """The simulator as a hosted API wanting KEY as a bearer token (readiness through /health, which is open)."""
-    port = free_port()
+    """The simulator as a hosted API wanting KEY as a bearer token."""
     # Gaps of a few ms: at 1-2 ms a loaded client reads several tokens in one read (TPOT 0, which the gate refuses).
-    command = simulator_command(port, ttft_ms=[5.0], itl_ms=[4.0, 6.0], extra=("--api-key", KEY, *extra))
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline and process.poll() is None, "simulator not ready"
-            time.sleep(0.1)
+    with running_simulator(ttft_ms=5.0, itl_ms=[4.0, 6.0], extra=("--api-key", KEY, *extra)) as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 @pytest.fixture

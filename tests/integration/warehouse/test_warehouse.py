@@ -329,7 +329,7 @@ def test_schema_violation_writes_nothing(warehouse_uri: str) -> None:
 
 def test_a_published_write_needs_the_gates_approval_for_exactly_these_rows(warehouse_uri: str) -> None:
     from evals.warehouse.approval import Approval
-    from evals.warehouse.store import conform_run_table
+    from evals.warehouse.rows import conform_run_table
 
     wh = Warehouse(warehouse_uri)
     record = run_record()
@@ -413,7 +413,7 @@ def test_leaderboard_looks_at_the_data_not_at_row_counts(warehouse_uri: str) -> 
 
 
 def _of(record: Any) -> Any:
-    from evals.warehouse.store import run_filter
+    from evals.warehouse.rows import run_filter
 
     return run_filter(record)
 

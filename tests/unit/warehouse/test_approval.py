@@ -9,7 +9,7 @@ from factories import all_tables, publish_run, run_record
 
 from evals.warehouse import Warehouse
 from evals.warehouse.approval import Approval, UnapprovedPublish
-from evals.warehouse.store import conform_run_table
+from evals.warehouse.rows import conform_run_table
 from evals.warehouse.views import connect
 
 
