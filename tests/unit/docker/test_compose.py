@@ -306,3 +306,21 @@ def test_the_iceberg_catalog_has_its_own_database_on_the_stacks_postgres(compose
             pg_env["ICEBERG_CATALOG_USER"],
             pg_env["ICEBERG_CATALOG_PASSWORD"],
         )
+
+
+def test_the_fleet_sizing_is_configured(compose: dict[str, Any], example_env: dict[str, str]) -> None:
+    """What bench/fleet_night.py measured (docker/README.md, "Sizing a 200-checkpoint night"), set by the file."""
+    import importlib
+
+    services = project_services(compose)
+    for name, service in services.items():
+        env = environment(service)
+        module, _, attribute = env["AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS"].rpartition(".")
+        config = getattr(importlib.import_module(module), attribute)
+        # Airflow's own Celery settings kept (broker, task routing), our preload added.
+        assert {"broker_url", "task_default_queue"} <= set(config), name
+        assert 0 < int(env["AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT"]) < 300, name
+    init = " ".join(command(compose["services"]["airflow-init"]))
+    cpu_slots = re.search(r'airflow pools set default_pool "?(\d+)', init)
+    assert cpu_slots, "airflow-init sizes default_pool"
+    assert int(cpu_slots[1]) == int(option(command(services["airflow-worker"]), "--concurrency"))
