@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
-TEST_WORKERS ?= 1
+TEST_WORKERS ?= 2
 
 # Nothing reaches a model or dataset hub: tests and the demo run offline.
 export HF_HUB_OFFLINE := 1
@@ -57,9 +57,9 @@ fmt: venv
 test: lint
 	@# TEST_WORKERS=2 runs two phases: most tests wait on servers, Airflow and subprocesses more than they compute,
 	@# so two pytest workers (one file each at a time) overlap the waits; the `timing` tests hold measured latencies
-	@# to a server's truth within milliseconds and run afterwards, alone. The default (1) is one plain run.
+	@# to a server's truth within milliseconds and run afterwards, alone. TEST_WORKERS=1 is one plain run.
 	@if [ "$(TEST_WORKERS)" -gt 1 ]; then \
-	  $(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadfile -m "not timing" $(PYTEST_ARGS) && \
+	  $(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadfile -m "not timing" --durations=15 $(PYTEST_ARGS) && \
 	  $(VENV)/bin/pytest -m timing $(PYTEST_ARGS); \
 	else $(VENV)/bin/pytest $(PYTEST_ARGS); fi
 

@@ -73,8 +73,8 @@ def compare_night(
 ) -> list[dict[str, Any]]:
     """:func:`compare_run` for every run of a night, over one snapshot of the warehouse.
 
-    Error control spans the night: the p-values of all its rows are adjusted together (Benjamini-Hochberg), so the
-    verdicts of a night of 400 rows are as trustworthy as those of one. The summary (rows, tests, findings, the
+    Error control spans the night: the p-values of all its rows are adjusted together (weighted Benjamini-Hochberg),
+    so the verdicts of a night of 400 rows are as trustworthy as those of one. The summary (rows, tests, findings, the
     expected number of false ones) is logged; :func:`evals.analysis.verdicts.summarize` rebuilds it from the rows.
     """
     from evals.warehouse import Warehouse

@@ -141,8 +141,8 @@ class NightSummary:
     def text(self) -> str:
         counts = ", ".join(f"{n} {v}" for v, n in sorted(self.verdicts.items()))
         return (
-            f"{self.rows} comparisons, {self.tested} tests (Benjamini-Hochberg at {self.alpha:g}): {counts or 'none'}; "
-            f"expected false findings <= {self.expected_false:.2f}"
+            f"{self.rows} comparisons, {self.tested} tests (weighted Benjamini-Hochberg at {self.alpha:g}): "
+            f"{counts or 'none'}; expected false findings <= {self.expected_false:.2f}"
         )
 
     def as_dict(self) -> dict[str, Any]:

@@ -216,6 +216,7 @@ class Warehouse:
                     raise StorageUnavailable(f"{what}: kept conflicting with concurrent commits: {exc}") from exc
                 log.info("%s conflicted with a concurrent commit (%s); planning it again", what, exc)
                 time.sleep(0.1 * 2**attempt)
+                continue
             except CommitFailedException as exc:
                 raise StorageUnavailable(f"{what}: commit lost every retry to concurrent writers: {exc}") from exc
             except OSError as exc:

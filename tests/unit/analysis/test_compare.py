@@ -141,7 +141,7 @@ def test_policy_logs_notifies_and_fails_when_configured(wh: Warehouse, caplog: p
 
     found = apply_policy(rows, settings=get_settings(fail_on_regression=False), notifier=Recorder())
     assert len(found) >= 3 and len(sent) == 1
-    assert "tests (Benjamini-Hochberg at 0.05)" in sent[0].title and "expected false findings" in sent[0].title
+    assert "tests (weighted Benjamini-Hochberg at 0.05)" in sent[0].title and "expected false findings" in sent[0].title
     assert "CI [" in caplog.text and "latency:ttft_p95_ms@concurrency=4" in caplog.text
     with pytest.raises(RegressionDetected) as raised:
         apply_policy(rows, settings=get_settings(fail_on_regression=True), notifier=Recorder())

@@ -51,3 +51,21 @@ def test_an_uncontended_commit_logs_nothing(
     caplog.set_level(logging.INFO, logger="evals.warehouse.store")
     Warehouse.from_settings().committing("commit t of run r1", lambda: first.append(pa.table({"x": [1]})))
     assert not [r for r in caplog.records if "race" in r.getMessage()]
+
+
+def test_a_validated_conflict_is_planned_again_and_its_result_returned(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pyiceberg.exceptions import ValidationException
+
+    monkeypatch.setenv("EVALS_WAREHOUSE", f"file://{tmp_path}/warehouse")
+    calls: list[int] = []
+
+    def conflicts_once() -> str:
+        calls.append(1)
+        if len(calls) == 1:
+            raise ValidationException("a compaction rewrote the partition")
+        return "committed"
+
+    assert Warehouse.from_settings().committing("commit t of run r1", conflicts_once) == "committed"
+    assert len(calls) == 2
