@@ -59,7 +59,7 @@ test: lint
 	@# so two pytest workers (one file each at a time) overlap the waits; the `timing` tests hold measured latencies
 	@# to a server's truth within milliseconds and run afterwards, alone. TEST_WORKERS=1 is one plain run.
 	@if [ "$(TEST_WORKERS)" -gt 1 ]; then \
-	  $(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadfile -m "not timing" --durations=15 $(PYTEST_ARGS) && \
+	  $(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder -m "not timing" --durations=15 $(PYTEST_ARGS) && \
 	  $(VENV)/bin/pytest -m timing $(PYTEST_ARGS); \
 	else $(VENV)/bin/pytest $(PYTEST_ARGS); fi
 

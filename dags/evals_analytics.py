@@ -20,7 +20,7 @@ routing = Routing.from_settings()
     start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
     catchup=False,
     max_active_runs=1,  # one refresh at a time is enough; overlapping compactions would be safe (Iceberg commits)
-    default_args=default_args(routing.retries),
+    default_args=default_args(routing.retries, routing.retry_delay_s),
     tags=["checkpoint-evals", "analytics"],
     doc_md=__doc__,
 )

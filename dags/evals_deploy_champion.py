@@ -25,7 +25,7 @@ routing = Routing.from_settings()
     start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
     catchup=False,
     max_active_runs=1,
-    default_args=default_args(routing.retries),
+    default_args=default_args(routing.retries, routing.retry_delay_s),
     tags=["checkpoint-evals", "deploy"],
     doc_md=__doc__,
 )

@@ -20,7 +20,7 @@ routing = Routing.from_settings()
     schedule=None,
     start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
     catchup=False,
-    default_args=default_args(routing.retries),
+    default_args=default_args(routing.retries, routing.retry_delay_s),
     tags=["checkpoint-evals", "manual"],
     params={
         "checkpoints": Param(

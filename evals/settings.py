@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     gpu_queue: str = Field("gpu", description="Celery queue of GPU workers (serve, accuracy, latency tasks).")
     gpu_pool: str = Field("gpu", description="Airflow pool limiting concurrent GPU tasks (slots = GPUs).")
     task_retries: int = Field(2, ge=0, description="Retries of a task that raised a TransientError.")
+    task_retry_delay_s: float = Field(
+        30.0, gt=0, description="Delay before a task's first retry (it doubles each retry, up to 15 minutes)."
+    )
 
     # --- local state ---
     cache_dir: Path = Field(Path(".cache/evals"), description="Materialized checkpoints, lm-eval request cache.")

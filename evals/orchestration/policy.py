@@ -24,12 +24,12 @@ RETRY_POLICY = ExceptionRetryPolicy(
 )
 
 
-def default_args(retries: int) -> dict[str, Any]:
+def default_args(retries: int, retry_delay_s: float = 30.0) -> dict[str, Any]:
     """Task defaults shared by every DAG: exponential backoff, and the retry policy above."""
     return {
         "owner": "checkpoint-evals",
         "retries": retries,
-        "retry_delay": dt.timedelta(seconds=30),
+        "retry_delay": dt.timedelta(seconds=retry_delay_s),
         "retry_exponential_backoff": 2.0,
         "max_retry_delay": dt.timedelta(minutes=15),
         "retry_policy": RETRY_POLICY,

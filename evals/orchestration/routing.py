@@ -16,6 +16,7 @@ class Routing:
     retries: int
     schedule: str
     approval_timeout_s: float = 24 * 3600.0
+    retry_delay_s: float = 30.0
 
     @classmethod
     def from_settings(cls) -> Routing:
@@ -24,7 +25,12 @@ class Routing:
 
         settings = get_settings()
         return cls(
-            settings.gpu_queue, settings.gpu_pool, settings.task_retries, settings.schedule, settings.approval_timeout_s
+            settings.gpu_queue,
+            settings.gpu_pool,
+            settings.task_retries,
+            settings.schedule,
+            settings.approval_timeout_s,
+            settings.task_retry_delay_s,
         )
 
     def gpu_task_kwargs(self) -> dict[str, Any]:

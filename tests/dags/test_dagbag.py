@@ -64,6 +64,7 @@ def test_tags_retries_and_policy(dagbag) -> None:  # type: ignore[no-untyped-def
         for t in dag.tasks:
             assert t.retries >= 1, f"{dag.dag_id}.{t.task_id} has no retries"
             assert t.retry_exponential_backoff
+            assert t.retry_delay.total_seconds() == 30, f"{dag.dag_id}.{t.task_id}: the default delay"
             assert t.retry_policy is not None, f"{dag.dag_id}.{t.task_id} has no retry policy"
 
 
@@ -103,6 +104,17 @@ def test_routing_reads_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EVALS_GPU_QUEUE", "h100")
     monkeypatch.setenv("EVALS_GPU_POOL", "h100-slots")
     assert Routing.from_settings().gpu_task_kwargs() == {"queue": "h100", "pool": "h100-slots"}
+
+
+def test_the_retry_delay_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    import datetime as dt
+
+    from evals.orchestration.policy import default_args
+    from evals.orchestration.routing import Routing
+
+    monkeypatch.setenv("EVALS_TASK_RETRY_DELAY_S", "5")
+    routing = Routing.from_settings()
+    assert default_args(routing.retries, routing.retry_delay_s)["retry_delay"] == dt.timedelta(seconds=5)
 
 
 def test_form_offers_exactly_the_registered_backends() -> None:

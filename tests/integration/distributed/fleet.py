@@ -165,6 +165,7 @@ class FleetNight:
     shape: Shape = field(default_factory=Shape)
     cpu_concurrency: int = 3
     heartbeat_timeout_s: int = 30
+    retry_delay_s: float = 30.0  # the deployment's default (EVALS_TASK_RETRY_DELAY_S)
     run_id: str = "fleet-night"
     urls: dict[str, str] = field(default_factory=dict)
     families: dict[str, str] = field(default_factory=dict)  # model -> family
@@ -188,6 +189,7 @@ class FleetNight:
                 # A worker's death is noticed when its tasks stop heartbeating (the default waits 5 minutes).
                 "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": str(self.heartbeat_timeout_s),
                 "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
+                "EVALS_TASK_RETRY_DELAY_S": str(self.retry_delay_s),
                 # No scheduled run when the DAG is unpaused (the latest 29 February 02:00 predates its start
                 # date): the night is the run triggered with this night's run id and options.
                 "EVALS_SCHEDULE": "0 2 29 2 *",

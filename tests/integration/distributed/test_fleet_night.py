@@ -26,10 +26,11 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900
 
 # Sized for make test (about 3 minutes on 2 cores: 190 s measured on a quiet machine, 276 s under load): the stack's
 # start (40-70 s), the plan, two evaluations per GPU worker, the killed one's retry (heartbeat timeout 20 s + the
-# retry delay of 30 s), the last publish and the report.
+# retry delay, 5 s here), the last publish and the report.
 N = 4
 SHAPE = Shape(limit=10, concurrency=(1, 2), requests_per_level=5)
 HEARTBEAT_TIMEOUT_S = 20
+RETRY_DELAY_S = 5.0
 KILLED, SURVIVOR = GPU_WORKERS
 
 
@@ -42,7 +43,9 @@ def test_fleet_night_publishes_every_checkpoint_once_with_a_gpu_worker_killed(
     started = time.monotonic()
     try:
         with simulators(workdir) as urls:
-            night = FleetNight(workdir, postgres, N, SHAPE, heartbeat_timeout_s=HEARTBEAT_TIMEOUT_S)
+            night = FleetNight(
+                workdir, postgres, N, SHAPE, heartbeat_timeout_s=HEARTBEAT_TIMEOUT_S, retry_delay_s=RETRY_DELAY_S
+            )
             cluster = night.configure(redis_url, s3_server, warehouse, urls)
             try:
                 timings = night.boot()
