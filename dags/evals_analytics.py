@@ -36,7 +36,7 @@ def evals_analytics() -> None:
     @task(task_id="change_points")
     def change_points() -> dict[str, Any]:
         """E-divisive change points of every model's nightly series, stored in the change_points table."""
-        from evals.analysis.changepoints import detect_and_store
+        from evals.analysis.change_series import detect_and_store
 
         return detect_and_store()
 

@@ -298,7 +298,7 @@ def change_points(con: ReadModel, models: Sequence[str] | None = None) -> list[R
     """The current change points (those of each series' latest run) when the warehouse has them; none otherwise."""
     if not has_relation(con, "change_points"):
         return []
-    from evals.analysis.changepoints import latest_change_points
+    from evals.analysis.change_series import latest_change_points
 
     return latest_change_points(con, list(models) if models is not None else None)
 

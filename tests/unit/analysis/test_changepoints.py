@@ -12,7 +12,8 @@ import pytest
 from factories import accuracy_rows, run_record, sha
 from factories import publish_run as publish
 
-from evals.analysis.changepoints import ChangePointOptions, detect, detect_and_store, latest_change_points, rows_for
+from evals.analysis.change_series import detect_and_store, latest_change_points, rows_for
+from evals.analysis.changepoints import ChangePointOptions, detect
 from evals.warehouse import Warehouse
 from evals.warehouse.views import connect
 
