@@ -95,13 +95,9 @@ class ValidationReport:
                 "expected": self.expected.to_json(),
                 "thresholds": self.thresholds,
                 "raw_rows": self.raw_rows,
-                "gx_results": {table: _as_json(result) for table, result in self.results.items()},
+                "gx_results": {table: result.to_json_dict() for table, result in self.results.items()},
             }
         )
-
-
-def _as_json(result: Any) -> Any:
-    return result.to_json_dict() if hasattr(result, "to_json_dict") else result
 
 
 def failures_of(table: str, result: Any) -> list[Failure]:

@@ -146,8 +146,10 @@ class Warehouse:
 
         if table not in DERIVED_TABLES:
             raise SchemaViolation(table, "-", f"only derived tables are added after publication: {DERIVED_TABLES}")
-        runs = And(one_of(PARTITION_COLUMN, [d.isoformat() for d in eval_dates]), one_of("run_id", frames))
-        published = {r.run_id: r for r in self.run_records(statuses=("published",), row_filter=runs)} if frames else {}
+        if not frames:
+            return {}
+        asked = And(one_of(PARTITION_COLUMN, [d.isoformat() for d in eval_dates]), one_of("run_id", frames))
+        published = {r.run_id: r for r in self.run_records(statuses=("published",), row_filter=asked)}
         missing = sorted(set(frames) - set(published))
         if missing and not skip_unpublished:
             raise RunNotFound(f"no published run {', '.join(missing)} in {self.uri}")
@@ -159,9 +161,11 @@ class Warehouse:
         import pyarrow as pa
 
         conformed = {run_id: conform_run_table(table, frames[run_id], published[run_id]) for run_id in kept}
-        runs = And(one_of(PARTITION_COLUMN, {published[i].eval_date.isoformat() for i in kept}), one_of("run_id", kept))
+        # Only the runs written: a run left out keeps its rows.
+        kept_dates = {published[run_id].eval_date.isoformat() for run_id in kept}
+        kept_rows = And(one_of(PARTITION_COLUMN, kept_dates), one_of("run_id", kept))
         what = f"commit {table} of run {kept[0]}" if len(kept) == 1 else f"commit {table} of {len(kept)} runs"
-        self._replace_where(table, "published", runs, pa.concat_tables(conformed.values()), what)
+        self._replace_where(table, "published", kept_rows, pa.concat_tables(conformed.values()), what)
         return {run_id: rows.num_rows for run_id, rows in conformed.items()}
 
     def record_failure(self, record: RunRecord, error: str) -> RunRecord:
