@@ -175,8 +175,10 @@ class Tables:
         """The table as it is now, or None when nothing was ever written to it."""
         from pyiceberg.exceptions import NoSuchNamespaceError, NoSuchTableError
 
+        from evals.warehouse.transaction import writable
+
         try:
-            return self.catalog.load_table(self.identifier(table, area))
+            return writable(self.catalog.load_table(self.identifier(table, area)))
         except (NoSuchTableError, NoSuchNamespaceError):
             return None
 
@@ -215,11 +217,15 @@ class Tables:
             )
         )
         log.info("creating Iceberg table %s.%s", self.namespaces[area], table)
-        return self.catalog.create_table(
-            self.identifier(table, area),
-            schema=schema,
-            partition_spec=spec,
-            properties=table_properties(self.settings, table),
+        from evals.warehouse.transaction import writable
+
+        return writable(
+            self.catalog.create_table(
+                self.identifier(table, area),
+                schema=schema,
+                partition_spec=spec,
+                properties=table_properties(self.settings, table),
+            )
         )
 
     def _evolve(self, found: Table, table: str) -> Table:
