@@ -55,7 +55,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from evals.analysis.leaderboard import connect
 from evals.analysis.measures import HEADLINE_METRICS
-from evals.schemas import PARTITION_COLUMN, SCHEMA_VERSION, arrow_schema, conform, schema_version
+from evals.conformance import conform
+from evals.schemas import PARTITION_COLUMN, SCHEMA_VERSION, arrow_schema, schema_version
 from evals.warehouse import RunRecord, Warehouse, keys
 from evals.warehouse.approval import Approval
 from evals.warehouse.compaction import compact_all

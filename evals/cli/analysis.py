@@ -128,7 +128,7 @@ def compare(
 
     rows = compare_models(model_a, model_b, alpha=alpha)
     if fmt is not OutputFormat.table:
-        from evals.schemas import conform
+        from evals.conformance import conform
 
         emit(conform("comparisons", rows), fmt, out)
         return

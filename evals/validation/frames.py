@@ -29,7 +29,8 @@ def validation_frames(
     GX has no expectation for cross-table counts or ratios, so those are computed here as columns that
     plain GX column expectations then check, and their offending rows show up in the validation result.
     """
-    from evals.schemas import arrow_schema, conform
+    from evals.conformance import conform
+    from evals.schemas import arrow_schema
 
     frames: dict[str, pd.DataFrame] = {"runs": _runs_frame(conform("runs", [record.to_row()]))}
     needed = dict(tables)

@@ -6,8 +6,8 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from evals.conformance import Frame
 from evals.errors import RunNotFound, SchemaViolation, ValidationFailed
-from evals.schemas import Frame
 from evals.validation.expected import Expected
 from evals.validation.report import Failure, ValidationReport, failures_of, json_safe
 from evals.warehouse.keys import validation_key

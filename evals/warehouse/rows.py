@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
+from evals.conformance import Frame, conform
 from evals.errors import SchemaViolation
-from evals.schemas import PARTITION_COLUMN, Frame, arrow_schema, conform
+from evals.schemas import PARTITION_COLUMN, arrow_schema
 from evals.warehouse.storage import classify
 
 if TYPE_CHECKING:

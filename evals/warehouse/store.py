@@ -9,15 +9,14 @@ import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from evals.conformance import Frame, conform
 from evals.errors import RunNotFound, SchemaViolation, StorageUnavailable, TerminalError
 from evals.schemas import (
     DATA_TABLES,
     DERIVED_TABLES,
     PARTITION_COLUMN,
     RUN_STATUSES,
-    Frame,
     arrow_schema,
-    conform,
 )
 from evals.warehouse import keys
 from evals.warehouse.approval import Approval, require_approval

@@ -17,6 +17,7 @@ import pytest
 from integration.latency.conftest import start_reference
 from integration.latency.truth import checks
 
+from evals.conformance import conform
 from evals.latency import loadgen
 from evals.latency.client import Target
 from evals.latency.loadgen import LevelRun, arrival_offsets, run_level
@@ -26,7 +27,6 @@ from evals.latency.prompts import Prompt
 from evals.latency.scenario import ConcurrencyLevel, RateLevel
 from evals.latency.server import ServerHandle
 from evals.latency.simulator import fetch_truth, reset_truth
-from evals.schemas import conform
 
 pytestmark = [pytest.mark.integration, pytest.mark.timing]
 

@@ -9,13 +9,13 @@ from contextlib import AbstractContextManager
 
 import pytest
 
+from evals.conformance import conform
 from evals.latency.client import Target
 from evals.latency.loadgen import run, run_level
 from evals.latency.metrics import sample_rows, summarize_level
 from evals.latency.prompts import Prompt
 from evals.latency.scenario import ConcurrencyLevel
 from evals.latency.server import ServerHandle
-from evals.schemas import conform
 
 pytestmark = [pytest.mark.integration, pytest.mark.timing]
 

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from evals.conformance import conform
 from evals.latency.runner import run_scenario
 from evals.latency.scenario import load_scenario
 from evals.latency.server import ServerHandle
-from evals.schemas import conform
 
 pytestmark = pytest.mark.integration
 

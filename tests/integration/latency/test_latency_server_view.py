@@ -9,6 +9,7 @@ from contextlib import AbstractContextManager
 
 import pytest
 
+from evals.conformance import conform
 from evals.latency.client import Target
 from evals.latency.loadgen import run, run_level
 from evals.latency.metrics import summarize_level
@@ -16,7 +17,7 @@ from evals.latency.prompts import Prompt
 from evals.latency.scenario import ConcurrencyLevel
 from evals.latency.server import ServerHandle
 from evals.latency.simulator import PREFIX_CHARS
-from evals.schemas import LATENCY_LEVEL_EXTRA, conform
+from evals.schemas import LATENCY_LEVEL_EXTRA
 
 pytestmark = [pytest.mark.integration, pytest.mark.timing]
 

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 from factories import accuracy_rows, latency_rows, run_record
 
-from evals.schemas import PARTITION_COLUMN, conform
+from evals.conformance import conform
+from evals.schemas import PARTITION_COLUMN
 from evals.warehouse import Warehouse
 from evals.warehouse.hive import compacted_file, run_file
 from evals.warehouse.storage import Storage, make_filesystem, parse_uri

@@ -397,7 +397,7 @@ def test_scope_reads_only_the_models_runs_and_matches_the_views(warehouse_uri: s
 
 
 def test_leaderboard_looks_at_the_data_not_at_row_counts(warehouse_uri: str) -> None:
-    from evals.schemas import conform
+    from evals.conformance import conform
 
     wh = Warehouse(warehouse_uri)
     a, b = run_record("org/a"), run_record("org/b")

@@ -4,7 +4,7 @@ import math
 import pytest
 
 from evals.accuracy.normalize import as_float, split_metric_key, to_rows
-from evals.schemas import conform
+from evals.conformance import conform
 
 RESULTS = {
     "results": {

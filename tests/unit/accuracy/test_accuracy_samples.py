@@ -6,7 +6,8 @@ import datetime as dt
 from typing import Any
 
 from evals.accuracy.normalize import sample_counts, sample_rows
-from evals.schemas import SAMPLE_TEXT_CHARS, conform
+from evals.conformance import conform
+from evals.schemas import SAMPLE_TEXT_CHARS
 
 
 def _mc(doc_id: int, right: bool) -> dict[str, Any]:

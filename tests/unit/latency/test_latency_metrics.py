@@ -9,6 +9,7 @@ import random
 import numpy as np
 import pytest
 
+from evals.conformance import conform
 from evals.latency.client import RequestResult
 from evals.latency.loadgen import LevelRun
 from evals.latency.metrics import (
@@ -22,7 +23,6 @@ from evals.latency.metrics import (
     usd_per_1m_output_tokens,
 )
 from evals.latency.scenario import ConcurrencyLevel, RateLevel, Saturation
-from evals.schemas import conform
 
 KEYS = {"run_id": "r" * 16, "eval_date": dt.date(2026, 1, 1)}
 

@@ -10,11 +10,11 @@ import pytest
 import yaml
 
 from evals.analysis.abandonment import slo_effective_accuracy
+from evals.conformance import conform
 from evals.errors import ConfigError
 from evals.latency.prompts import Prompt
 from evals.latency.rag import TEMPLATE_TOKENS, by_length, slo_crossing, swept_lengths
 from evals.latency.scenario import RagPrompts, load_scenario, parse_scenario
-from evals.schemas import conform
 
 
 def _rag(**prompts: Any) -> dict[str, Any]:
