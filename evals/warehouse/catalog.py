@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -148,12 +149,27 @@ def _new_catalog(name: str, uri: str, props: dict[str, str]) -> Catalog:
         if uri.startswith("sqlite:") and "timeout=" not in uri:
             # Writers of different runs commit at once; SQLite serializes them, so wait for the lock a while.
             uri += ("&" if "?" in uri else "?") + "timeout=60"
+        elif not uri.startswith("sqlite:"):
+            # A worker keeps its catalog for its lifetime: after the database restarts, every pooled connection
+            # is dead, and without a ping the next commit of each worker fails on one (measured: a task retry).
+            props = {"pool_pre_ping": "true", **props}
         return SqlCatalog(name, uri=uri, **props)
     except Exception as exc:
         from evals.errors import StorageUnavailable
 
         shown = uri.split("@")[-1] if "@" in uri else uri  # never log a password from the URL
         raise StorageUnavailable(f"cannot open the Iceberg catalog at {shown}: {exc}") from exc
+
+
+def catalog_unreachable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the SQL catalog's database could not be reached (down, restarting, connection lost):
+    worth a retry, unlike a refused statement."""
+    sa_exc = sys.modules.get("sqlalchemy.exc")  # not imported: the error cannot be SQLAlchemy's
+    if sa_exc is None:
+        return False
+    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError))
 
 
 class Tables:

@@ -9,7 +9,13 @@ from pyiceberg.schema import index_by_id
 from evals.errors import ConfigError
 from evals.schemas import COLUMNS, PARTITION_COLUMN, TABLES
 from evals.settings import get_settings
-from evals.warehouse.catalog import catalog_uri, iceberg_schema, io_properties, table_properties
+from evals.warehouse.catalog import (
+    catalog_unreachable,
+    catalog_uri,
+    iceberg_schema,
+    io_properties,
+    table_properties,
+)
 from evals.warehouse.storage import parse_uri
 
 
@@ -69,3 +75,18 @@ def test_table_properties_keep_metadata_small_and_commits_patient() -> None:
     assert props["write.metadata.delete-after-commit.enabled"] == "true"
     assert int(props["write.metadata.previous-versions-max"]) <= 10
     assert props["history.expire.max-snapshot-age-ms"] == str(2 * 3600 * 1000)
+
+
+def test_an_unreachable_catalog_database_is_told_from_a_refused_statement() -> None:
+    from sqlalchemy import exc as sa
+
+    class Dbapi(Exception):
+        pass
+
+    assert catalog_unreachable(sa.OperationalError("select 1", {}, Dbapi("connection refused")))
+    assert catalog_unreachable(sa.InterfaceError("select 1", {}, Dbapi("connection already closed")))
+    lost = sa.DBAPIError("select 1", {}, Dbapi("server closed the connection"), connection_invalidated=True)
+    assert catalog_unreachable(lost)
+    assert not catalog_unreachable(sa.IntegrityError("insert", {}, Dbapi("duplicate key")))
+    assert not catalog_unreachable(sa.ProgrammingError("selct", {}, Dbapi("syntax error")))
+    assert not catalog_unreachable(ValueError("connection refused"))
