@@ -41,7 +41,6 @@ import shutil
 import signal
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -51,36 +50,7 @@ sys.path[:0] = [str(REPO), str(REPO / "tests")]
 from integration.distributed.fleet import DAG_ID, GPU_WORKERS, FleetNight, Shape, scratch_dir, simulators  # noqa: E402
 from integration.distributed.measure import MemorySampler, commits, published, schedule, served  # noqa: E402
 from integration.distributed.services import LocalPostgres, postgres_server, redis_server  # noqa: E402
-from s3server import S3Server, launch_weed, stop_weed, wait_for_s3  # noqa: E402
-
-
-class SeaweedFS:
-    """``weed mini`` on a free port, restartable on the same data (``with`` stops it)."""
-
-    def __init__(self, workdir: Path) -> None:
-        from integration.distributed.cluster import free_port
-
-        self.dir = workdir / "weed"
-        self.sockets = Path(tempfile.mkdtemp(prefix="ws-", dir="/tmp"))  # unix socket paths must stay short
-        self.port = free_port()
-        self.server = S3Server(f"http://127.0.0.1:{self.port}", "evals", "evals-secret")
-        self.start()
-
-    def start(self) -> None:
-        self.process = launch_weed(self.dir, self.sockets, self.port)
-        wait_for_s3(self.server, self.process, self.dir)
-
-    def restart(self) -> None:
-        stop_weed(self.process)
-        self.start()
-
-    def __enter__(self) -> SeaweedFS:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        stop_weed(self.process)
-        shutil.rmtree(self.sockets, ignore_errors=True)
-
+from s3server import S3Server, SeaweedFS  # noqa: E402
 
 FAULTS = ("gpu-worker", "scheduler", "postgres", "seaweedfs")
 
@@ -104,8 +74,7 @@ def inject(kind: str, night: FleetNight, postgres: LocalPostgres | None, weed: S
         postgres.start()
         return f"PostgreSQL restarted (away {time.monotonic() - started:.1f}s)"
     if kind == "seaweedfs":
-        weed.restart()
-        return f"SeaweedFS restarted (away {time.monotonic() - started:.1f}s)"
+        return f"SeaweedFS restarted (away {weed.restart():.1f}s)"
     raise ValueError(f"unknown fault {kind!r}; known: {', '.join(FAULTS)}")
 
 
@@ -124,6 +93,7 @@ def main() -> None:
     parser.add_argument("--cpu-concurrency", type=int, default=3, help="task slots of the CPU worker")
     parser.add_argument("--fault", type=parse_fault, action="append", default=[], help="KIND:K (see the module doc)")
     parser.add_argument("--heartbeat-timeout", type=int, default=60, help="[scheduler] task_instance_heartbeat_timeout")
+    parser.add_argument("--orphan-check", type=int, default=60, help="[scheduler] orphaned_tasks_check_interval")
     parser.add_argument("--timeout", type=float, default=3 * 3600, help="give up on the night after this (s)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs) at the end")
     args = parser.parse_args()
@@ -143,7 +113,15 @@ def main() -> None:
         s3 = weed.server
         warehouse = f"s3://{s3.new_bucket()}/warehouse"
         urls = stack.enter_context(simulators(workdir))
-        night = FleetNight(workdir, postgres, args.checkpoints, shape, args.cpu_concurrency, args.heartbeat_timeout)
+        night = FleetNight(
+            workdir,
+            postgres,
+            args.checkpoints,
+            shape,
+            args.cpu_concurrency,
+            args.heartbeat_timeout,
+            orphan_check_s=args.orphan_check,
+        )
         cluster = night.configure(redis_url, s3, warehouse, urls)
         stack.callback(cluster.stop)
 

@@ -7,6 +7,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass
@@ -99,3 +100,40 @@ def stop_weed(process: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=15)
+
+
+class SeaweedFS:
+    """``weed mini`` on a free loopback port with its data in ``workdir``, restartable on the same data and port
+    (``with`` stops it): the object store of a fleet night that a fault restarts."""
+
+    def __init__(self, workdir: Path) -> None:
+        import socket
+
+        self.dir = workdir / "weed"
+        self.sockets = Path(tempfile.mkdtemp(prefix="ws-", dir="/tmp"))  # unix socket paths must stay short
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = int(sock.getsockname()[1])
+        self.server = S3Server(f"http://127.0.0.1:{self.port}", "evals", "evals-secret")
+        self.start()
+
+    def start(self) -> None:
+        self.process = launch_weed(self.dir, self.sockets, self.port)
+        wait_for_s3(self.server, self.process, self.dir)
+
+    def restart(self) -> float:
+        """Stop and start again; the seconds the store was away."""
+        started = time.monotonic()
+        stop_weed(self.process)
+        self.start()
+        return time.monotonic() - started
+
+    def __enter__(self) -> SeaweedFS:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        stop_weed(self.process)
+        shutil.rmtree(self.sockets, ignore_errors=True)

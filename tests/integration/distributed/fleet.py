@@ -165,6 +165,9 @@ class FleetNight:
     shape: Shape = field(default_factory=Shape)
     cpu_concurrency: int = 3
     heartbeat_timeout_s: int = 30
+    # How often a scheduler adopts the tasks of a dead one: until then a task whose worker also died is nobody's
+    # to time out (Airflow's default 300 s; measured: a scheduler restart plus a lost worker cost those 300 s).
+    orphan_check_s: int = 60
     retry_delay_s: float = 30.0  # the deployment's default (EVALS_TASK_RETRY_DELAY_S)
     run_id: str = "fleet-night"
     urls: dict[str, str] = field(default_factory=dict)
@@ -189,6 +192,7 @@ class FleetNight:
                 # A worker's death is noticed when its tasks stop heartbeating (the default waits 5 minutes).
                 "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": str(self.heartbeat_timeout_s),
                 "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
+                "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": str(self.orphan_check_s),
                 "EVALS_TASK_RETRY_DELAY_S": str(self.retry_delay_s),
                 # No scheduled run when the DAG is unpaused (the latest 29 February 02:00 predates its start
                 # date): the night is the run triggered with this night's run id and options.

@@ -1,6 +1,8 @@
 """A fleet night, scaled down: the nightly DAG over simulated hosted checkpoints on the Celery deployment (one CPU
 worker, two GPU workers behind a 2-slot ``gpu`` pool, the Iceberg catalog on PostgreSQL, the warehouse on SeaweedFS),
-with one GPU worker SIGKILLed (its whole process group) while it holds an evaluation.
+with every fault of ``bench/fleet_night.py`` mid-night: one GPU worker SIGKILLed (its whole process group) while it
+holds an evaluation, then the scheduler SIGKILLed and started again, PostgreSQL (Airflow's metadata DB and the
+Iceberg catalog) restarted, and SeaweedFS restarted, each while evaluations and publishes are under way.
 
 Every checkpoint must be published exactly once (one ``runs`` row in the raw table, status published, the planned
 rows in every table: counts from the suite and scenario definitions), the killed worker's evaluation must have
@@ -15,12 +17,12 @@ import time
 from typing import TYPE_CHECKING
 
 import pytest
-from conftest import S3Server
 from integration.distributed.fleet import DAG_ID, GPU_WORKERS, FleetNight, Shape, scratch_dir, simulators
 from integration.distributed.measure import attempts, published, served
+from s3server import SeaweedFS
 
 if TYPE_CHECKING:
-    from integration.distributed.services import Postgres
+    from integration.distributed.services import LocalPostgres, Postgres
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -30,28 +32,47 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900
 N = 4
 SHAPE = Shape(limit=10, concurrency=(1, 2), requests_per_level=5)
 HEARTBEAT_TIMEOUT_S = 20
+ORPHAN_CHECK_S = 10  # the restarted scheduler adopts the killed worker's task 30-40 s after the restart
 RETRY_DELAY_S = 5.0
 KILLED, SURVIVOR = GPU_WORKERS
 
 
-def test_fleet_night_publishes_every_checkpoint_once_with_a_gpu_worker_killed(
-    postgres: Postgres, redis_url: str, s3_server: S3Server, s3_env: S3Server, monkeypatch: pytest.MonkeyPatch
+def test_fleet_night_publishes_every_checkpoint_once_through_every_fault(
+    postgres_local: tuple[Postgres, LocalPostgres | None], redis_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pytest.importorskip("airflow.providers.celery", reason="needs the celery extra: pip install -e '.[celery]'")
+    postgres, local_postgres = postgres_local
     workdir = scratch_dir("evals-fleet-")
-    warehouse = f"s3://{s3_server.new_bucket()}/warehouse"
     started = time.monotonic()
+    weed = SeaweedFS(workdir)  # this night's own object store: a fault restarts it
     try:
         with simulators(workdir) as urls:
+            warehouse = f"s3://{weed.server.new_bucket()}/warehouse"
             night = FleetNight(
-                workdir, postgres, N, SHAPE, heartbeat_timeout_s=HEARTBEAT_TIMEOUT_S, retry_delay_s=RETRY_DELAY_S
+                workdir,
+                postgres,
+                N,
+                SHAPE,
+                heartbeat_timeout_s=HEARTBEAT_TIMEOUT_S,
+                retry_delay_s=RETRY_DELAY_S,
+                orphan_check_s=ORPHAN_CHECK_S,
             )
-            cluster = night.configure(redis_url, s3_server, warehouse, urls)
+            cluster = night.configure(redis_url, weed.server, warehouse, urls)
             try:
                 timings = night.boot()
                 night.trigger()
                 held = night.kill_gpu_worker_while_busy(KILLED, after_done=0, timeout=400)
                 timings["killed at"] = time.monotonic() - started
+                # The other faults while the survivor evaluates and the CPU worker publishes.
+                cluster.kill("scheduler")
+                cluster.start("scheduler", "scheduler")
+                timings["scheduler restarted"] = time.monotonic() - started
+                if local_postgres is not None:  # else EVALS_TEST_POSTGRES_URL's server: not ours to restart
+                    local_postgres.stop()
+                    local_postgres.start()
+                    timings["postgres restarted"] = time.monotonic() - started
+                weed.restart()
+                timings["seaweedfs restarted"] = time.monotonic() - started
                 state = night.wait(600)
                 timings["night done"] = time.monotonic() - started
             finally:
@@ -72,7 +93,10 @@ def test_fleet_night_publishes_every_checkpoint_once_with_a_gpu_worker_killed(
         }
 
         # The test process reads the warehouse with plain AWS credentials (the cluster used the Airflow connection).
-        monkeypatch.setenv("EVALS_S3_ENDPOINT", s3_env.endpoint)
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", weed.server.access_key)
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", weed.server.secret_key)
+        monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        monkeypatch.setenv("EVALS_S3_ENDPOINT", weed.server.endpoint)
         monkeypatch.setenv("EVALS_CATALOG_URI", postgres.url())
         monkeypatch.setenv("EVALS_CACHE_DIR", str(workdir / "reader-cache"))
         from evals.warehouse import Warehouse
@@ -93,4 +117,5 @@ def test_fleet_night_publishes_every_checkpoint_once_with_a_gpu_worker_killed(
             assert record.questions >= len(members) * questions and record.streamed >= len(members) * streamed
             assert all(found.accuracy[m] == pytest.approx(record.accuracy) for m in members), family
     finally:
+        weed.stop()
         shutil.rmtree(workdir, ignore_errors=True)

@@ -320,6 +320,7 @@ def test_the_fleet_sizing_is_configured(compose: dict[str, Any], example_env: di
         # Airflow's own Celery settings kept (broker, task routing), our preload added.
         assert {"broker_url", "task_default_queue"} <= set(config), name
         assert 0 < int(env["AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT"]) < 300, name
+        assert 0 < int(env["AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL"]) < 300, name
     init = " ".join(command(compose["services"]["airflow-init"]))
     cpu_slots = re.search(r'airflow pools set default_pool "?(\d+)', init)
     assert cpu_slots, "airflow-init sizes default_pool"
