@@ -150,8 +150,8 @@ def _new_catalog(name: str, uri: str, props: dict[str, str]) -> Catalog:
             # Writers of different runs commit at once; SQLite serializes them, so wait for the lock a while.
             uri += ("&" if "?" in uri else "?") + "timeout=60"
         elif not uri.startswith("sqlite:"):
-            # A worker keeps its catalog for its lifetime: after the database restarts, every pooled connection
-            # is dead, and without a ping the next commit of each worker fails on one (measured: a task retry).
+            # A process keeps its catalog for its lifetime (the CLI over a watch-list, a service): after the
+            # database restarts every pooled connection is dead, and without a ping its next commit failed on one.
             props = {"pool_pre_ping": "true", **props}
         return SqlCatalog(name, uri=uri, **props)
     except Exception as exc:
