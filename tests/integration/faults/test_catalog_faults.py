@@ -1,4 +1,4 @@
-"""Publishing while the Iceberg catalog's PostgreSQL restarts: a worker that keeps its catalog across the restart
+"""Publishing while the Iceberg catalog's PostgreSQL restarts: a process that keeps its catalog across the restart
 publishes its next run without a failed attempt, and a publish the outage cuts in half fails as retryable, leaves
 nothing visible, and its retry publishes exactly once."""
 
@@ -61,7 +61,7 @@ def test_a_worker_publishes_its_next_run_after_the_catalog_restarted(
     catalog_db: tuple[Postgres, LocalPostgres], warehouse_uri: str
 ) -> None:
     _, local = catalog_db
-    warehouse = Warehouse(warehouse_uri, get_settings())  # kept, as a Celery worker keeps its catalog
+    warehouse = Warehouse(warehouse_uri, get_settings())  # kept, as a long-lived publishing process keeps it
     first, first_tables = valid_run()
     validate_and_write(first, first_tables, expected=EXPECTED, warehouse=warehouse)
 
@@ -103,5 +103,5 @@ def test_the_catalog_stops_mid_publish_and_the_retry_publishes_exactly_once(
     monkeypatch.setattr(Warehouse, "_replace_rows", original)
 
     assert _published(warehouse_uri) == {"runs": 0, "accuracy": 0, "latency": 0, "latency_samples": 0}
-    validate_and_write(record, tables, expected=EXPECTED, warehouse=warehouse)  # the task's retry, same worker
+    validate_and_write(record, tables, expected=EXPECTED, warehouse=warehouse)  # the retry, same process
     assert _published(warehouse_uri) == _once(tables)
