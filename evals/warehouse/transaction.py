@@ -24,8 +24,7 @@ def writable(table: Table) -> Table:
     cls = _caching_table_class()
     if isinstance(table, cls):
         return table
-    found = cls(table._identifier, table.metadata, table.metadata_location, table.io, table.catalog, table.config)
-    return found
+    return cls(table._identifier, table.metadata, table.metadata_location, table.io, table.catalog, table.config)
 
 
 @cache
