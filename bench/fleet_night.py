@@ -47,35 +47,28 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
-from integration.distributed.fleet import DAG_ID, GPU_WORKERS, FleetNight, Shape, scratch_dir, simulators  # noqa: E402
+from integration.distributed.fleet import (  # noqa: E402
+    DAG_ID,
+    GPU_WORKERS,
+    RESTARTABLE,
+    FleetNight,
+    Shape,
+    scratch_dir,
+    simulators,
+)
 from integration.distributed.measure import MemorySampler, commits, published, schedule, served  # noqa: E402
 from integration.distributed.services import LocalPostgres, postgres_server, redis_server  # noqa: E402
 from s3server import S3Server, SeaweedFS  # noqa: E402
 
-FAULTS = ("gpu-worker", "scheduler", "postgres", "seaweedfs")
+FAULTS = ("gpu-worker", *RESTARTABLE)
 
 
 def inject(kind: str, night: FleetNight, postgres: LocalPostgres | None, weed: SeaweedFS) -> str:
     """Do one fault now; returns what was done and how long the service was away."""
-    cluster = night.cluster
-    assert cluster is not None
-    started = time.monotonic()
     if kind == "gpu-worker":
         held = night.kill_gpu_worker_while_busy(GPU_WORKERS[0], after_done=0, timeout=3600)
         return f"{GPU_WORKERS[0]} SIGKILLed holding evaluation(s) {held}"
-    if kind == "scheduler":
-        cluster.kill("scheduler")
-        cluster.start("scheduler", "scheduler")
-        return "scheduler SIGKILLed and started again"
-    if kind == "postgres":
-        if postgres is None:
-            return "postgres: not restarted (EVALS_TEST_POSTGRES_URL: not ours to restart)"
-        postgres.stop()
-        postgres.start()
-        return f"PostgreSQL restarted (away {time.monotonic() - started:.1f}s)"
-    if kind == "seaweedfs":
-        return f"SeaweedFS restarted (away {weed.restart():.1f}s)"
-    raise ValueError(f"unknown fault {kind!r}; known: {', '.join(FAULTS)}")
+    return night.restart(kind, postgres, weed)
 
 
 def parse_fault(text: str) -> tuple[str, int]:

@@ -24,7 +24,7 @@ RETRY_POLICY = ExceptionRetryPolicy(
 )
 
 
-def default_args(retries: int, retry_delay_s: float = 30.0) -> dict[str, Any]:
+def default_args(retries: int, retry_delay_s: float) -> dict[str, Any]:
     """Task defaults shared by every DAG: exponential backoff, and the retry policy above."""
     return {
         "owner": "checkpoint-evals",

@@ -32,7 +32,7 @@ from evals.orchestration.routing import Routing
 routing = Routing.from_settings()
 for dag_id, timeout_s in (("probe_answered", 24 * 3600.0), ("probe_timeout", 15.0)):
     @dag(dag_id=dag_id, schedule=None, start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC), catchup=False,
-         default_args=default_args(1), tags=["checkpoint-evals"])
+         default_args=default_args(1, routing.retry_delay_s), tags=["checkpoint-evals"])
     def probe():
         @task
         def plan():

@@ -14,14 +14,19 @@ import contextlib
 import json
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from integration.distributed.cluster import Cluster, airflow_env, free_port, stop_group, wait_for
 from integration.distributed.services import Postgres
+
+if TYPE_CHECKING:
+    from integration.distributed.services import LocalPostgres
+    from s3server import SeaweedFS
 
 DAG_ID = "evals_nightly"
 GPU_WORKERS = ("gpu-1", "gpu-2")
@@ -155,6 +160,9 @@ def simulators(workdir: Path, families: tuple[Family, ...] = FAMILIES) -> Iterat
             stop_group(process, grace_s=10)
 
 
+RESTARTABLE = ("scheduler", "postgres", "seaweedfs")  # the services FleetNight.restart restarts mid-night
+
+
 @dataclass
 class FleetNight:
     """A deployment running the nightly DAG over ``n`` simulated checkpoints; :meth:`boot`, :meth:`trigger`."""
@@ -253,6 +261,25 @@ class FleetNight:
         held = self.cluster.wait(f"{name} to hold an evaluation", holding, timeout, every=0.5)
         self.cluster.kill(name)
         return list(held)
+
+    def restart(self, service: str, postgres: LocalPostgres | None, weed: SeaweedFS) -> str:
+        """Restart ``service`` (``scheduler``: SIGKILLed, then started; ``postgres``: the metadata DB and the Iceberg
+        catalog, fast shutdown; ``seaweedfs``) mid-night; says what was done and how long the service was away."""
+        assert self.cluster is not None
+        started = time.monotonic()
+        if service == "scheduler":
+            self.cluster.kill("scheduler")
+            self.cluster.start("scheduler", "scheduler")
+            return "scheduler SIGKILLed and started again"
+        if service == "postgres":
+            if postgres is None:
+                return "postgres: not restarted (EVALS_TEST_POSTGRES_URL: not ours to restart)"
+            postgres.stop()
+            postgres.start()
+            return f"PostgreSQL restarted (away {time.monotonic() - started:.1f}s)"
+        if service == "seaweedfs":
+            return f"SeaweedFS restarted (away {weed.restart():.1f}s)"
+        raise ValueError(f"unknown service {service!r}; known: {', '.join(RESTARTABLE)}")
 
     def wait(self, timeout: float) -> str:
         assert self.cluster is not None

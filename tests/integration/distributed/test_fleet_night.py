@@ -17,7 +17,15 @@ import time
 from typing import TYPE_CHECKING
 
 import pytest
-from integration.distributed.fleet import DAG_ID, GPU_WORKERS, FleetNight, Shape, scratch_dir, simulators
+from integration.distributed.fleet import (
+    DAG_ID,
+    GPU_WORKERS,
+    RESTARTABLE,
+    FleetNight,
+    Shape,
+    scratch_dir,
+    simulators,
+)
 from integration.distributed.measure import attempts, published, served
 from s3server import SeaweedFS
 
@@ -63,16 +71,11 @@ def test_fleet_night_publishes_every_checkpoint_once_through_every_fault(
                 night.trigger()
                 held = night.kill_gpu_worker_while_busy(KILLED, after_done=0, timeout=400)
                 timings["killed at"] = time.monotonic() - started
-                # The other faults while the survivor evaluates and the CPU worker publishes.
-                cluster.kill("scheduler")
-                cluster.start("scheduler", "scheduler")
-                timings["scheduler restarted"] = time.monotonic() - started
-                if local_postgres is not None:  # else EVALS_TEST_POSTGRES_URL's server: not ours to restart
-                    local_postgres.stop()
-                    local_postgres.start()
-                    timings["postgres restarted"] = time.monotonic() - started
-                weed.restart()
-                timings["seaweedfs restarted"] = time.monotonic() - started
+                # The other faults while the survivor evaluates and the CPU worker publishes (PostgreSQL only when
+                # it is ours: not EVALS_TEST_POSTGRES_URL's server).
+                for service in RESTARTABLE:
+                    night.restart(service, local_postgres, weed)
+                    timings[f"{service} restarted"] = time.monotonic() - started
                 state = night.wait(600)
                 timings["night done"] = time.monotonic() - started
             finally:

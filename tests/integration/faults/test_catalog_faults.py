@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from integration.distributed.services import LocalPostgres, Postgres, Unavailable, postgres_server
+from integration.faults.outage import outage_after_the_first_table
 from unit.validation.validation_cases import EXPECTED, valid_run
 
 from evals.errors import EvalsError
@@ -81,18 +82,11 @@ def test_the_catalog_stops_mid_publish_and_the_retry_publishes_exactly_once(
     _, local = catalog_db
     warehouse = Warehouse(warehouse_uri, get_settings())
     record, tables = valid_run()
-    original = Warehouse._replace_rows
-    stopped: list[str] = []
-
-    def outage_after_the_first_table(self: Warehouse, name: str, *args: Any, **kwargs: Any) -> None:
-        if name != "accuracy" and not stopped:
-            local.stop()  # accuracy is committed; the catalog is gone before the next table
-            stopped.append(name)
-        original(self, name, *args, **kwargs)
-
-    monkeypatch.setattr(Warehouse, "_replace_rows", outage_after_the_first_table)
     try:
-        with pytest.raises(EvalsError) as failed:
+        with (
+            outage_after_the_first_table(monkeypatch, local.stop) as stopped,
+            pytest.raises(EvalsError) as failed,
+        ):
             validate_and_write(record, tables, expected=EXPECTED, warehouse=warehouse)
     finally:
         if local.process is None:
@@ -100,7 +94,6 @@ def test_the_catalog_stops_mid_publish_and_the_retry_publishes_exactly_once(
     assert stopped, "the outage never happened"
     assert failed.value.retryable, f"an unreachable catalog must be retried, got {failed.value!r}"
     assert "catalog is unreachable" in str(failed.value)
-    monkeypatch.setattr(Warehouse, "_replace_rows", original)
 
     assert _published(warehouse_uri) == {"runs": 0, "accuracy": 0, "latency": 0, "latency_samples": 0}
     validate_and_write(record, tables, expected=EXPECTED, warehouse=warehouse)  # the retry, same process

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from conftest import free_port
+from integration.faults.outage import outage_after_the_first_table
 from s3server import S3Server, launch_weed, stop_weed, wait_for_s3
 from unit.validation.validation_cases import EXPECTED, valid_run
 
@@ -52,21 +53,13 @@ def test_the_object_store_stops_mid_publish_and_the_retry_publishes_exactly_once
         warehouse = Warehouse(uri, get_settings())
         record, tables = valid_run()
 
-        original = Warehouse._replace_rows
-        stopped: list[str] = []
-
-        def outage_after_the_first_table(self: Warehouse, name: str, *args: Any, **kwargs: Any) -> None:
-            if name != "accuracy" and not stopped:
-                stop_weed(process)  # accuracy is committed; the store is gone before the next table
-                stopped.append(name)
-            original(self, name, *args, **kwargs)
-
-        monkeypatch.setattr(Warehouse, "_replace_rows", outage_after_the_first_table)
-        with pytest.raises(EvalsError) as failed:
+        with (
+            outage_after_the_first_table(monkeypatch, lambda: stop_weed(process)) as stopped,
+            pytest.raises(EvalsError) as failed,
+        ):
             validate_and_write(record, tables, expected=EXPECTED, warehouse=warehouse)
         assert failed.value.retryable, f"an unreachable store must be retried, got {failed.value!r}"
         assert stopped, "the outage never happened"
-        monkeypatch.setattr(Warehouse, "_replace_rows", original)
 
         process = launch_weed(workdir, sockets, port)  # the store comes back, same data
         wait_for_s3(server, process, workdir)
