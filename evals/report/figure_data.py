@@ -342,6 +342,7 @@ def provenance(con: ReadModel, model_id: str) -> Record | None:
 
 def columns(con: ReadModel, relation: str) -> list[str]:
     """Column names of a view or table of the connection's main schema (empty when it does not exist)."""
+    con.ensure(relation)  # named only as a parameter, so the query does not define it
     rows = con.execute(
         "select column_name from information_schema.columns where table_schema = 'main' and table_name = $t "
         "order by ordinal_position",

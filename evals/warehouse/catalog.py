@@ -144,7 +144,7 @@ def _new_catalog(name: str, uri: str, props: dict[str, str]) -> Catalog:
             from pyiceberg.catalog.rest import RestCatalog  # imports requests: ~0.3 s a SQL catalog need not pay
 
             return RestCatalog(name, uri=uri, **props)
-        from pyiceberg.catalog.sql import SqlCatalog
+        from evals.warehouse.sql_catalog import CachingSqlCatalog
 
         if uri.startswith("sqlite:") and "timeout=" not in uri:
             # Writers of different runs commit at once; SQLite serializes them, so wait for the lock a while.
@@ -153,7 +153,7 @@ def _new_catalog(name: str, uri: str, props: dict[str, str]) -> Catalog:
             # A process keeps its catalog for its lifetime (the CLI over a watch-list, a service): after the
             # database restarts every pooled connection is dead, and without a ping its next commit failed on one.
             props = {"pool_pre_ping": "true", **props}
-        return SqlCatalog(name, uri=uri, **props)
+        return CachingSqlCatalog(name, uri=uri, **props)
     except Exception as exc:
         from evals.errors import StorageUnavailable
 
@@ -197,6 +197,16 @@ class Tables:
             return writable(self.catalog.load_table(self.identifier(table, area)))
         except (NoSuchTableError, NoSuchNamespaceError):
             return None
+
+    def present(self, area: str = "published") -> set[str]:
+        """The tables of ``area`` that exist now: one catalog query, where asking for each table is one apiece."""
+        from pyiceberg.exceptions import NoSuchNamespaceError
+
+        try:
+            listed = self.catalog.list_tables(self.namespaces[area])
+        except NoSuchNamespaceError:
+            return set()
+        return {identifier[-1] for identifier in listed} & set(TABLES)
 
     def load(self, table: str, area: str = "published") -> Table:
         """The table, created on first use; a table of an older schema version is evolved first."""

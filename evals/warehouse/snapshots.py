@@ -51,7 +51,12 @@ class Snapshot:
         self.warehouse = warehouse
         self.as_of = as_of
         self.native = warehouse.location.scheme == "file"
-        self.pinned = {(area, table): self._pin(area, table) for area in AREAS for table in TABLES}
+        present = {area: self.warehouse.tables.present(area) for area in AREAS}
+        self.pinned = {
+            (area, table): self._pin(area, table) if table in present[area] else PinnedTable(None, None)
+            for area in AREAS
+            for table in TABLES
+        }
         self.cache = manifest_cache(warehouse.settings)
 
     def _pin(self, area: str, table: str) -> PinnedTable:

@@ -13,6 +13,9 @@ offline. What keeps the views fast on a long history (``bench/query_scaling.py``
   over the runs of chosen models (e.g. a model's 3-year trend). A fixed view cannot do this itself: DuckDB does
   not push join-derived filters into a file list.
 
+- the views themselves are defined the first time a query names them (with the views they read): opening
+  plans no table's files and defines none of the ~35 views, so a command that reads two tables pays for two.
+
 Relations computed by a layer above (the ``leaderboard``, a ranking in Python) are registered as ``derived``: each
 is computed the first time a query names it, so a connection that never asks for it never pays for it.
 
@@ -26,6 +29,7 @@ import itertools
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from evals.schemas import DATA_TABLES, RUN_STATUSES, TABLES
@@ -45,6 +49,10 @@ _DATA_TABLES = DATA_TABLES
 
 # A relation computed above the warehouse from the read model itself (e.g. the leaderboard): rows as Arrow.
 Derived = Callable[["ReadModel"], "pa.Table"]
+# A view not defined yet: called once, it returns the statement that defines it (or "" once it defined itself).
+Pending = Callable[[], str]
+# A name in the main schema: not qualified by another schema (``scoped.runs`` is not ``runs``), or by ``main.``.
+_IDENTIFIER = re.compile(r"(?:(?<=\bmain\.)|(?<![\w.]))[A-Za-z_][A-Za-z0-9_]*", re.IGNORECASE)
 
 
 @dataclass
@@ -64,10 +72,17 @@ class ReadModel:
     ``execute``/``sql`` answer like a DuckDB connection; a query that names a derived relation computes it first.
     """
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, pinned: _Pinned, derived: Mapping[str, Derived]) -> None:
+    def __init__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        pinned: _Pinned,
+        derived: Mapping[str, Derived],
+        pending: Mapping[str, Pending] | None = None,
+    ) -> None:
         self.con = con
         self._pinned = pinned
         self._derived = dict(derived)
+        self._pending = dict(pending or {})
 
     @property
     def snapshot(self) -> Snapshot:
@@ -96,6 +111,27 @@ class ReadModel:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def ensure(self, *names: str) -> None:
+        """Define the views ``names`` now (and those they read): for a query that names a relation only as a
+        parameter, e.g. ``information_schema`` lookups. Derived relations stay uncomputed."""
+        for name in names:
+            self._define(name.lower())
+
+    def _define(self, name: str) -> None:
+        statement = self._pending.pop(name, None)
+        if statement is None:
+            return
+        # A result left unread blocks register() (DuckDB 2); the query about to run would replace it anyway.
+        self.con.abort()
+        self._execute_defined(statement())
+
+    def _execute_defined(self, ddl: str) -> None:
+        """Run ``ddl`` (nothing when empty) once the views it names are defined."""
+        for dependency in _named(ddl, self._pending):
+            self._define(dependency)
+        if ddl:
+            self.con.execute(ddl)
+
     def derive(self, name: str) -> None:
         """Compute the derived relation ``name`` now (registered as a DuckDB table of that name)."""
         compute = self._derived.pop(name, None)
@@ -105,7 +141,9 @@ class ReadModel:
             self.con.unregister(f"_derived_{name}")
 
     def _derive_named(self, query: str) -> None:
-        for name in [n for n in self._derived if re.search(rf"\b{n}\b", query, flags=re.IGNORECASE)]:
+        for name in _named(query, self._pending):
+            self._define(name)
+        for name in _named(query, self._derived):
             self.derive(name)
 
     def scope(self, model_ids: Sequence[str], *, schema: str = "scoped") -> str:
@@ -115,6 +153,7 @@ class ReadModel:
         bounds): one model's 3-year trend reads a few hundred files rather than the whole history. Calling it
         again replaces the schema's views."""
         _identifier(schema)
+        self.ensure("runs")
         self.con.execute(f"create schema if not exists {schema}")
         self.con.execute(
             f"create or replace table {schema}.runs as select * from main.runs where model_id in (select unnest($1))",
@@ -125,6 +164,7 @@ class ReadModel:
     def scope_runs(self, runs: Sequence[str], *, schema: str) -> str:
         """Like :meth:`scope`, for the published runs ``runs`` (run ids)."""
         _identifier(schema)
+        self.ensure("runs")
         self.con.execute(f"create schema if not exists {schema}")
         self.con.execute(
             f"create or replace table {schema}.runs as select * from main.runs where run_id in (select unnest($1))",
@@ -135,12 +175,19 @@ class ReadModel:
     def _scope_views(self, schema: str) -> str:
         runs = _run_keys(self.con, f"select run_id, eval_date from {schema}.runs")
         for table in _DATA_TABLES:
-            self.con.execute(
+            self._execute_defined(
                 f"create or replace view {schema}.{table} as select * from "
                 f"({_runs_sql(self.con, self._pinned, 'published', table, runs)}) "
                 f"where run_id in (select run_id from {schema}.runs)"
             )
         return schema
+
+
+def _named(sql: str, names: Mapping[str, object]) -> list[str]:
+    """The names of ``names`` that ``sql`` mentions as identifiers (DuckDB's are case-insensitive)."""
+    if not names:
+        return []
+    return sorted({token.lower() for token in _IDENTIFIER.findall(sql)} & names.keys())
 
 
 def _identifier(schema: str) -> None:
@@ -171,13 +218,21 @@ def connect(
     warehouse = warehouse or Warehouse.from_settings()
     pinned = _Pinned(Snapshot(warehouse, as_of))
     con = duckdb.connect()
-    for table in TABLES:
-        con.register(f"_empty_{table}", arrow_schema(table).empty_table())
+    pending: dict[str, Pending] = {}
 
+    def register_empty(table: str) -> str:
+        con.register(f"_empty_{table}", arrow_schema(table).empty_table())
+        return ""
+
+    def view(name: str, sql: str | Callable[[], str]) -> None:
+        pending[name] = lambda: f"create view {name} as {sql if isinstance(sql, str) else sql()}"
+
+    for table in TABLES:
+        pending[f"_empty_{table}"] = partial(register_empty, table)
     for area in _AREAS:
         for table in _DATA_TABLES:
-            con.execute(f"create view _{area}_{table} as {_table_sql(con, pinned, area, table)}")
-    # The commit records, read once: every other view filters on them.
+            view(f"_{area}_{table}", partial(_table_sql, con, pinned, area, table))
+    # The commit records, read now, once: every other view filters on them.
     con.execute(
         f"""create table _all_runs as
         select * exclude (_rank) from (
@@ -186,19 +241,17 @@ def connect(
                   union all {_runs_table_sql(con, pinned, "quarantine")})
         ) where _rank = 1"""
     )
-    con.execute("create view all_runs as select * from _all_runs")
-    con.execute("create view runs as select * from all_runs where status = 'published'")
-    con.execute("create view quarantined_runs as select * from all_runs where status = 'quarantined'")
+    view("all_runs", "select * from _all_runs")
+    view("runs", "select * from all_runs where status = 'published'")
+    view("quarantined_runs", "select * from all_runs where status = 'quarantined'")
     for table in _DATA_TABLES:
-        con.execute(
-            f"create view {table} as select * from _published_{table} where run_id in (select run_id from runs)"
-        )
-        con.execute(
-            f"create view quarantined_{table} as select * from _quarantine_{table} "
-            f"where run_id in (select run_id from quarantined_runs)"
+        view(table, f"select * from _published_{table} where run_id in (select run_id from runs)")
+        view(
+            f"quarantined_{table}",
+            f"select * from _quarantine_{table} where run_id in (select run_id from quarantined_runs)",
         )
 
-    return ReadModel(con, pinned, derived or {})
+    return ReadModel(con, pinned, derived or {}, pending)
 
 
 # ---------------------------------------------------------------------------------------------- building blocks
