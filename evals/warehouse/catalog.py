@@ -8,7 +8,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from evals.errors import ConfigError
+from evals.errors import ConfigError, StorageUnavailable
 from evals.schemas import PARTITION_COLUMN, TABLES, arrow_schema, schema_version
 
 if TYPE_CHECKING:
@@ -172,6 +172,12 @@ def catalog_unreachable(exc: BaseException) -> bool:
     return isinstance(exc, (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError))
 
 
+def unreachable(what: str, exc: BaseException) -> StorageUnavailable:
+    """The retryable error for ``what`` cut short by an unreachable catalog (:func:`catalog_unreachable`)."""
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+    return StorageUnavailable(f"{what}: the Iceberg catalog is unreachable: {first}")
+
+
 class Tables:
     """The warehouse's Iceberg tables: ``<namespace>.<table>`` for published, failed and derived rows, and
     ``<quarantine namespace>.<table>`` with the same schemas for quarantined runs."""
@@ -197,6 +203,10 @@ class Tables:
             return writable(self.catalog.load_table(self.identifier(table, area)))
         except (NoSuchTableError, NoSuchNamespaceError):
             return None
+        except Exception as exc:
+            if catalog_unreachable(exc):
+                raise unreachable(f"load {area} table {table}", exc) from exc
+            raise
 
     def present(self, area: str = "published") -> set[str]:
         """The tables of ``area`` that exist now: one catalog query, where asking for each table is one apiece."""
@@ -206,6 +216,10 @@ class Tables:
             listed = self.catalog.list_tables(self.namespaces[area])
         except NoSuchNamespaceError:
             return set()
+        except Exception as exc:
+            if catalog_unreachable(exc):
+                raise unreachable(f"list the {area} tables", exc) from exc
+            raise
         return {identifier[-1] for identifier in listed} & set(TABLES)
 
     def load(self, table: str, area: str = "published") -> Table:

@@ -128,6 +128,8 @@ def classify(exc: BaseException, what: str) -> Exception:
     text = str(exc)
     if isinstance(exc, FileNotFoundError):
         return exc  # callers decide what a missing file means
+    if isinstance(exc, StorageUnavailable):
+        return exc  # classified where it was raised (e.g. the catalog unreachable)
     if any(marker.lower() in text.lower() for marker in _TRANSIENT_MARKERS):
         return StorageUnavailable(f"{what}: storage unavailable: {text.splitlines()[0] if text else exc!r}")
     if "NoSuchBucket" in text or "NO_SUCH_BUCKET" in text or "bucket does not exist" in text.lower():

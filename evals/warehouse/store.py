@@ -20,7 +20,7 @@ from evals.schemas import (
 )
 from evals.warehouse import keys
 from evals.warehouse.approval import Approval, require_approval
-from evals.warehouse.catalog import LOST_RACES, Tables, catalog_unreachable, open_catalog
+from evals.warehouse.catalog import LOST_RACES, Tables, catalog_unreachable, open_catalog, unreachable
 from evals.warehouse.record import RunRecord
 from evals.warehouse.rows import as_schema, conform_run_table, equal, guarded_read, one_of, run_filter
 from evals.warehouse.storage import Location, Storage, classify, make_filesystem, parse_uri
@@ -226,8 +226,7 @@ class Warehouse:
                 raise classify(exc, what) from exc
             except Exception as exc:
                 if catalog_unreachable(exc):
-                    first = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
-                    raise StorageUnavailable(f"{what}: the Iceberg catalog is unreachable: {first}") from exc
+                    raise unreachable(what, exc) from exc
                 raise
             if lost := LOST_RACES.count - lost:
                 # Names the table pyiceberg's retry warnings do not: bench/fleet_night.py counts these lines.

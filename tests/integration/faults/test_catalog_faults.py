@@ -1,6 +1,6 @@
 """Publishing while the Iceberg catalog's PostgreSQL restarts: a process that keeps its catalog across the restart
-publishes its next run without a failed attempt, and a publish the outage cuts in half fails as retryable, leaves
-nothing visible, and its retry publishes exactly once."""
+publishes its next run without a failed attempt, a publish the outage cuts in half fails as retryable, leaves
+nothing visible, and its retry publishes exactly once, and a read during the outage fails as retryable too."""
 
 from __future__ import annotations
 
@@ -97,4 +97,22 @@ def test_the_catalog_stops_mid_publish_and_the_retry_publishes_exactly_once(
 
     assert _published(warehouse_uri) == {"runs": 0, "accuracy": 0, "latency": 0, "latency_samples": 0}
     validate_and_write(record, tables, expected=EXPECTED, warehouse=warehouse)  # the retry, same process
+    assert _published(warehouse_uri) == _once(tables)
+
+
+def test_a_read_while_the_catalog_is_down_fails_retryable_and_reads_once_it_is_back(
+    catalog_db: tuple[Postgres, LocalPostgres], warehouse_uri: str
+) -> None:
+    _, local = catalog_db
+    warehouse = Warehouse(warehouse_uri, get_settings())  # kept across the outage, as a service keeps it
+    record, tables = valid_run()
+    validate_and_write(record, tables, expected=EXPECTED, warehouse=warehouse)
+    local.stop()
+    try:
+        with pytest.raises(EvalsError) as failed:
+            connect(warehouse)
+    finally:
+        local.start()
+    assert failed.value.retryable, f"an unreachable catalog must be retried, got {failed.value!r}"
+    assert "catalog is unreachable" in str(failed.value)
     assert _published(warehouse_uri) == _once(tables)

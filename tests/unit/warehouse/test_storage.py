@@ -31,3 +31,5 @@ def test_classify_errors() -> None:
     assert isinstance(classify(OSError("AWS Error ACCESS_DENIED"), "x"), ConfigError)
     other = classify(OSError("Parquet magic bytes not found"), "read f")
     assert isinstance(other, TerminalError) and "read f" in str(other)
+    classified = StorageUnavailable("load published table runs: the Iceberg catalog is unreachable: refused")
+    assert classify(classified, "plan runs") is classified  # an error classified where it arose stays retryable
