@@ -69,7 +69,8 @@ class _Pinned:
 class ReadModel:
     """The warehouse as DuckDB views at one pinned snapshot: it owns the connection and the snapshot behind it.
 
-    ``execute``/``sql`` answer like a DuckDB connection; a query that names a derived relation computes it first.
+    ``execute``/``sql`` answer like a DuckDB connection; a query first defines the views it names and computes the
+    derived relations it names. ``con`` is the raw connection: it holds only what queries through here defined.
     """
 
     def __init__(
