@@ -155,8 +155,6 @@ def _new_catalog(name: str, uri: str, props: dict[str, str]) -> Catalog:
             props = {"pool_pre_ping": "true", **props}
         return CachingSqlCatalog(name, uri=uri, **props)
     except Exception as exc:
-        from evals.errors import StorageUnavailable
-
         shown = uri.split("@")[-1] if "@" in uri else uri  # never log a password from the URL
         raise StorageUnavailable(f"cannot open the Iceberg catalog at {shown}: {exc}") from exc
 
