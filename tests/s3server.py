@@ -77,13 +77,23 @@ def launch_weed(workdir: Path, sockets: Path, port: int) -> subprocess.Popen[byt
         log.close()
 
 
+def _objects_readable(client) -> None:  # type: ignore[no-untyped-def]
+    """Read one stored object per bucket: after a restart the S3 gateway answers listings (the filer) before the
+    volume server has re-registered, and a GetObject meanwhile fails with INTERNAL_FAILURE."""
+    for bucket in client.list_buckets()["Buckets"]:
+        listed = client.list_objects_v2(Bucket=bucket["Name"], MaxKeys=1).get("Contents", [])
+        for entry in listed:
+            client.get_object(Bucket=bucket["Name"], Key=entry["Key"])["Body"].read()
+
+
 def wait_for_s3(server: S3Server, process: subprocess.Popen[bytes], workdir: Path, timeout_s: float = 60) -> None:
+    """Wait until the store serves what it holds: listings and, on a restart over existing data, object reads."""
     deadline = time.monotonic() + timeout_s
     while True:
         if process.poll() is not None:
             pytest.fail(f"weed mini exited early: {(workdir / 'weed.log').read_text()[-2000:]}")
         try:
-            server.client().list_buckets()
+            _objects_readable(server.client())
             return
         except Exception:
             if time.monotonic() > deadline:
