@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -170,10 +172,17 @@ def catalog_unreachable(exc: BaseException) -> bool:
     return isinstance(exc, (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError))
 
 
-def unreachable(what: str, exc: BaseException) -> StorageUnavailable:
-    """The retryable error for ``what`` cut short by an unreachable catalog (:func:`catalog_unreachable`)."""
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
-    return StorageUnavailable(f"{what}: the Iceberg catalog is unreachable: {first}")
+@contextmanager
+def reaching_the_catalog(what: str) -> Iterator[None]:
+    """Run a catalog call for ``what``: an unreachable catalog (:func:`catalog_unreachable`) becomes the retryable
+    StorageUnavailable, on reads as on commits; any other error goes through unchanged."""
+    try:
+        yield
+    except Exception as exc:
+        if not catalog_unreachable(exc):
+            raise
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+        raise StorageUnavailable(f"{what}: the Iceberg catalog is unreachable: {first}") from exc
 
 
 class Tables:
@@ -197,27 +206,21 @@ class Tables:
 
         from evals.warehouse.transaction import writable
 
-        try:
-            return writable(self.catalog.load_table(self.identifier(table, area)))
-        except (NoSuchTableError, NoSuchNamespaceError):
-            return None
-        except Exception as exc:
-            if catalog_unreachable(exc):
-                raise unreachable(f"load {area} table {table}", exc) from exc
-            raise
+        with reaching_the_catalog(f"load {area} table {table}"):
+            try:
+                return writable(self.catalog.load_table(self.identifier(table, area)))
+            except (NoSuchTableError, NoSuchNamespaceError):
+                return None
 
     def present(self, area: str = "published") -> set[str]:
         """The tables of ``area`` that exist now: one catalog query, where asking for each table is one apiece."""
         from pyiceberg.exceptions import NoSuchNamespaceError
 
-        try:
-            listed = self.catalog.list_tables(self.namespaces[area])
-        except NoSuchNamespaceError:
-            return set()
-        except Exception as exc:
-            if catalog_unreachable(exc):
-                raise unreachable(f"list the {area} tables", exc) from exc
-            raise
+        with reaching_the_catalog(f"list the {area} tables"):
+            try:
+                listed = self.catalog.list_tables(self.namespaces[area])
+            except NoSuchNamespaceError:
+                return set()
         return {identifier[-1] for identifier in listed} & set(TABLES)
 
     def load(self, table: str, area: str = "published") -> Table:

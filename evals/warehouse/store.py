@@ -20,7 +20,7 @@ from evals.schemas import (
 )
 from evals.warehouse import keys
 from evals.warehouse.approval import Approval, require_approval
-from evals.warehouse.catalog import LOST_RACES, Tables, catalog_unreachable, open_catalog, unreachable
+from evals.warehouse.catalog import LOST_RACES, Tables, open_catalog, reaching_the_catalog
 from evals.warehouse.record import RunRecord
 from evals.warehouse.rows import as_schema, conform_run_table, equal, guarded_read, one_of, run_filter
 from evals.warehouse.storage import Location, Storage, classify, make_filesystem, parse_uri
@@ -213,7 +213,8 @@ class Warehouse:
         for attempt in range(_CONFLICT_ATTEMPTS):
             lost, started = LOST_RACES.count, time.monotonic()
             try:
-                result = fn()
+                with reaching_the_catalog(what):
+                    result = fn()
             except ValidationException as exc:
                 if attempt == _CONFLICT_ATTEMPTS - 1:
                     raise StorageUnavailable(f"{what}: kept conflicting with concurrent commits: {exc}") from exc
@@ -222,12 +223,10 @@ class Warehouse:
                 continue
             except CommitFailedException as exc:
                 raise StorageUnavailable(f"{what}: commit lost every retry to concurrent writers: {exc}") from exc
+            except StorageUnavailable:
+                raise  # the catalog was unreachable: already classified (it is an OSError too)
             except OSError as exc:
                 raise classify(exc, what) from exc
-            except Exception as exc:
-                if catalog_unreachable(exc):
-                    raise unreachable(what, exc) from exc
-                raise
             if lost := LOST_RACES.count - lost:
                 # Names the table pyiceberg's retry warnings do not: bench/fleet_night.py counts these lines.
                 log.info("%s: lost %d race(s), committed after %.2fs", what, lost, time.monotonic() - started)
