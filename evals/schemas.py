@@ -16,13 +16,16 @@ SCHEMA_VERSION = 1
 TABLE_VERSIONS: dict[str, int] = {
     "change_points": 2,  # 2: status (tentative | confirmed), noise_sd
     "comparisons": 3,  # 2: method, n_pairs, n_fixed, n_broken, p_value, mde; 3: p_adjusted, night noise, notes
-    "latency": 3,  # 2: client_*, notes, server_*; 3: predictability (tail ratios, jitter, error/timeout rates)
-    #                and the prompt-length sweep's level key input_tokens (+ prompt_tokens_p50)
-    "latency_samples": 2,  # 2: input_tokens (the level key of a prompt-length sweep)
+    "latency": 4,  # 2: client_*, notes, server_*; 3: predictability (tail ratios, jitter, error/timeout rates)
+    #                and the prompt-length sweep's level key input_tokens (+ prompt_tokens_p50); 4: n_trials, *_trial_cv
+    "latency_samples": 3,  # 2: input_tokens (the level key of a prompt-length sweep); 3: trial
 }
 
 # Nullable columns a writer may leave out (conform fills them with nulls): keys that only some scenarios use.
-OMITTABLE: dict[str, tuple[str, ...]] = {"latency": ("input_tokens",), "latency_samples": ("input_tokens",)}
+OMITTABLE: dict[str, tuple[str, ...]] = {
+    "latency": ("input_tokens", "n_trials", "ttft_p95_trial_cv", "e2e_p95_trial_cv", "output_tokens_per_s_trial_cv"),
+    "latency_samples": ("input_tokens", "trial"),
+}
 
 PARTITION_COLUMN = "eval_date"  # Hive partition key, lives in the path (eval_date=YYYY-MM-DD), not in files
 
@@ -32,7 +35,7 @@ RUN_STATUSES = ("published", "quarantined", "failed")
 # effect is practical), or why not (equivalent: CI inside the practical margin; no_change: inconclusive; noisy: the
 # series' night-to-night noise hides the practical effect; insufficient_data: no test possible), or no_baseline.
 VERDICTS = ("regression", "improvement", "equivalent", "no_change", "noisy", "insufficient_data", "no_baseline")
-COMPARISON_METHODS = ("paired", "stratified", "clustered", "unpaired", "bootstrap", "none")
+COMPARISON_METHODS = ("paired", "stratified", "clustered", "unpaired", "bootstrap", "trials", "none")
 COMPARISON_KINDS = ("previous_revision", "previous_run", "baseline_model")
 LOAD_TYPES = ("concurrency", "rate")
 LATENCY_METRICS = ("ttft", "tpot", "itl", "e2e")
@@ -130,8 +133,22 @@ LATENCY_SWEEP_COLUMNS = [
     INPUT_TOKENS_COLUMN,
     _c("prompt_tokens_p50", "float64", True, "Median prompt tokens the server reported (usage); null if none."),
 ]
+# A level run as K independent trials (scenario ``trials``): the row pools them; their spread is stored per series.
+LATENCY_TRIAL_COLUMNS = [
+    _c("n_trials", "int32", True, "Independent trials the level ran (null: once, before trials existed)."),
+    *(
+        _c(f"{series}_trial_cv", "float64", True, f"CV of {series} between the level's trials (null: one trial).")
+        for series in ("ttft_p95", "e2e_p95", "output_tokens_per_s")
+    ),
+]
 LATENCY_LEVEL_EXTRA = tuple(
-    c.name for c in (*LATENCY_LEVEL_EXTRA_COLUMNS, *LATENCY_PREDICTABILITY_COLUMNS, *LATENCY_SWEEP_COLUMNS)
+    c.name
+    for c in (
+        *LATENCY_LEVEL_EXTRA_COLUMNS,
+        *LATENCY_PREDICTABILITY_COLUMNS,
+        *LATENCY_SWEEP_COLUMNS,
+        *LATENCY_TRIAL_COLUMNS,
+    )
 )
 
 COLUMNS: dict[str, list[Column]] = {
@@ -211,6 +228,7 @@ COLUMNS: dict[str, list[Column]] = {
         *LATENCY_LEVEL_EXTRA_COLUMNS,
         *LATENCY_PREDICTABILITY_COLUMNS,
         *LATENCY_SWEEP_COLUMNS,
+        *LATENCY_TRIAL_COLUMNS,
     ],
     "latency_samples": [
         *_KEY,
@@ -229,6 +247,7 @@ COLUMNS: dict[str, list[Column]] = {
         _c("ok", "bool", False),
         _c("error", "string", True),
         INPUT_TOKENS_COLUMN,
+        _c("trial", "int32", True, "Which of the level's trials sent the request (0 first); null: the level ran once."),
     ],
     "comparisons": [
         *_KEY,

@@ -51,10 +51,22 @@ def accuracy_row(
 
 
 def latency_tables(
-    record: RunRecord, rng: np.random.Generator, *, ttft_scale: float, n_requests: int, load: float = 4.0
+    record: RunRecord,
+    rng: np.random.Generator,
+    *,
+    ttft_scale: float,
+    n_requests: int,
+    load: float = 4.0,
+    trials: int = 1,
+    trial_sd: float = 0.0,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(latency rows, latency_samples rows) of one closed-loop level, the level row computed from its samples."""
-    ttft = TTFT_MEDIAN_MS * ttft_scale * np.exp(TTFT_SIGMA * rng.standard_normal(n_requests))
+    """(latency rows, latency_samples rows) of one closed-loop level, the level row computed from its samples.
+
+    ``trials`` > 1: the requests come from that many trials of equal size, each trial's TTFT moved as a whole by
+    exp(``trial_sd`` x N(0, 1)) (what a bootstrap over requests cannot see)."""
+    trial = np.arange(n_requests) * trials // n_requests
+    trial_shift = np.exp(trial_sd * rng.standard_normal(trials))[trial] if trials > 1 else 1.0  # same draws as before
+    ttft = TTFT_MEDIAN_MS * ttft_scale * trial_shift * np.exp(TTFT_SIGMA * rng.standard_normal(n_requests))
     e2e = ttft + E2E_EXTRA_MEDIAN_MS * np.exp(0.2 * rng.standard_normal(n_requests))
     sent = np.cumsum(rng.exponential(0.05, n_requests))
     samples = [
@@ -74,6 +86,7 @@ def latency_tables(
             "itl_ms": None,
             "ok": True,
             "error": None,
+            "trial": int(trial[i]) if trials > 1 else None,
         }
         for i in range(n_requests)
     ]
@@ -96,6 +109,7 @@ def latency_tables(
         "gpu_count": 1,
         "usd_per_1m_output_tokens": GPU_HOUR_USD / (tokens_per_s * 3600) * 1e6,
         **dict.fromkeys(LATENCY_LEVEL_EXTRA),  # client/server columns: none here
+        "n_trials": trials,
     }
     for metric, values in (("ttft", ttft), ("e2e", e2e), ("tpot", (e2e - ttft) / (OUTPUT_TOKENS - 1)), ("itl", None)):
         for stat, q in (("mean", None), ("p50", 50), ("p90", 90), ("p95", 95), ("p99", 99)):
@@ -117,11 +131,15 @@ def publish_night(
     ttft_scale: float = 1.0,
     n_requests: int = 400,
     revision: str | None = None,
+    trials: int = 1,
+    trial_sd: float = 0.0,
 ) -> RunRecord:
     """Publish one run (accuracy + latency + samples) of ``model_id`` on 2026-11-<day>."""
     rng = np.random.default_rng(seed)
     record = run_record(model_id, day, revision=revision or sha(f"{model_id}@{day}"))
-    latency, samples = latency_tables(record, rng, ttft_scale=ttft_scale, n_requests=n_requests)
+    latency, samples = latency_tables(
+        record, rng, ttft_scale=ttft_scale, n_requests=n_requests, trials=trials, trial_sd=trial_sd
+    )
     tables = {
         "accuracy": accuracy_tables(record, rng, accuracy, n_items),
         "latency": latency,

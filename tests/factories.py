@@ -137,3 +137,20 @@ def publish_run(warehouse: Warehouse, record: RunRecord, tables: dict[str, Any])
 
     conformed = {name: conform_run_table(name, frame, record) for name, frame in tables.items()}
     return warehouse.write_run(record, conformed, approval=Approval.issue(record.run_id, conformed))
+
+
+def ok_request(index: int, sent: float, tokens: list[float], *, output_tokens: int | None = None) -> Any:
+    """A successful streamed request (evals.latency.client.RequestResult) sent at ``sent``, tokens at ``tokens``."""
+    from evals.latency.client import RequestResult
+
+    return RequestResult(
+        index=index,
+        scheduled=sent,
+        sent=sent,
+        token_times=tokens,
+        finished=tokens[-1],
+        prompt_tokens=10,
+        output_tokens=output_tokens if output_tokens is not None else len(tokens),
+        usage_reported=True,
+        ok=True,
+    )

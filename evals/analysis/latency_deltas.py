@@ -1,4 +1,4 @@
-"""Latency and cost comparisons per load level: sampling (block bootstrap) and night-to-night noise in every CI."""
+"""Latency and cost comparisons per load level: sampling (trials or a block bootstrap) and night noise in every CI."""
 
 from __future__ import annotations
 
@@ -31,7 +31,8 @@ def latency_deltas(
 ) -> list[Compared]:
     """P95 TTFT, P95 E2E, throughput and cost per load level both runs ran, each against the baseline's nights.
 
-    Each estimate carries tonight's sampling SE (block bootstrap over requests) and the series' night-to-night
+    Each estimate carries tonight's sampling SE (between the level's trials when it ran several, else a block
+    bootstrap over its requests) and the series' night-to-night
     noise (:mod:`evals.analysis.noise`); the baseline is the geometric mean of the baseline revision's last
     ``opts.night_history`` nights. Cost is price / throughput: its CI is throughput's, moved by the price ratio.
     """
@@ -55,8 +56,8 @@ def latency_deltas(
             if a[column] is None or b[column] is None:
                 continue
             rng = np.random.default_rng(_seed(opts, run, baseline, name))
-            se_a, se_b = (_log_se(s, stat, opts.resamples, rng) for s in (sa, sb))
-            if se_a is None or se_b is None:
+            sampled_a, sampled_b = (_log_se(s, stat, opts.resamples, rng) for s in (sa, sb))
+            if sampled_a is None or sampled_b is None:
                 est = stats.Estimate(
                     a[column], b[column], a[column] - b[column], notes=f"fewer than {MIN_BOOTSTRAP_SAMPLES} ok requests"
                 )
@@ -75,7 +76,8 @@ def latency_deltas(
                 default_cv=opts.night_cv,
                 min_history=opts.night_min_history,
             )
-            diff = noise.series_diff(a[column], se_a, nights, se_b, series_noise)
+            (se_a, df_a), (se_b, df_b) = sampled_a, sampled_b
+            diff = noise.series_diff(a[column], se_a, nights, se_b, series_noise, sampling_df=df_a, history_df=df_b)
             fields = _history_fields(series_noise, nights, opts)
             if column == "output_tokens_per_s":
                 throughput = diff, fields
@@ -110,15 +112,21 @@ _SERIES = (
 
 def _log_se(
     sample: Mapping[str, np.ndarray] | None, stat: stats.Statistic, resamples: int, rng: np.random.Generator
-) -> float | None:
-    """Sampling SE of log(statistic) over one level's requests (block bootstrap); None without enough requests."""
+) -> tuple[float, float | None] | None:
+    """Sampling SE of log(statistic) of one level, with its degrees of freedom: between the level's trials when it
+    ran several (Student t, trials - 1 df), else a block bootstrap over its requests (df None: known); None without
+    enough requests."""
     if sample is None:
         return None
     import numpy as np
 
-    reps = stats.bootstrap_log(sample, stat, resamples=resamples, rng=rng)
+    columns = {name: values for name, values in sample.items() if name != "trial"}
+    across = stats.between_trials(columns, stat, sample["trial"], min_rows=MIN_BOOTSTRAP_SAMPLES)
+    if across is not None:
+        return across
+    reps = stats.bootstrap_log(columns, stat, resamples=resamples, rng=rng)
     reps = reps[np.isfinite(reps)]
-    return float(reps.std(ddof=1)) if len(reps) > 1 else None
+    return (float(reps.std(ddof=1)), None) if len(reps) > 1 else None
 
 
 def _history_fields(series_noise: noise.NightNoise, nights: list[float], opts: CompareOptions) -> dict[str, Any]:
@@ -191,12 +199,12 @@ def _levels(con: ReadModel, run: Mapping[str, Any]) -> dict[tuple[str, float], d
 
 
 def _samples(con: ReadModel, run: Mapping[str, Any]) -> dict[tuple[str, float], dict[str, np.ndarray]]:
-    """Per level, the ok requests' TTFT and E2E (ms) and output tokens, as numpy columns."""
+    """Per level, the ok requests' TTFT and E2E (ms), output tokens and trial (0 when run once), as numpy columns."""
     import numpy as np
 
     data = con.execute(
         """select load_type, load, (first_token_s - sent_s) * 1000 as ttft_ms, (finished_s - sent_s) * 1000 as e2e_ms,
-                  coalesce(output_tokens, 0)::double as output_tokens
+                  coalesce(output_tokens, 0)::double as output_tokens, coalesce(trial, 0)::double as trial
            from latency_samples
            where run_id = $run and eval_date = $day and ok and input_tokens is null
              and sent_s is not null and first_token_s is not null and finished_s is not null
@@ -212,7 +220,7 @@ def _samples(con: ReadModel, run: Mapping[str, Any]) -> dict[tuple[str, float], 
         mask = (load_types == load_type) & (loads == load)
         if mask.sum() >= MIN_BOOTSTRAP_SAMPLES:
             out[(load_type, load)] = {
-                c: np.asarray(data[c], dtype=float)[mask] for c in ("ttft_ms", "e2e_ms", "output_tokens")
+                c: np.asarray(data[c], dtype=float)[mask] for c in ("ttft_ms", "e2e_ms", "output_tokens", "trial")
             }
     return out
 

@@ -38,8 +38,14 @@ class NightNoise:
 
     def night_var(self, sampling_se: float | None) -> float:
         """Variance of one night's log value: the series' spread, never below the night's own sampling variance."""
+        return sum(self.night_parts(sampling_se))
+
+    def night_parts(self, sampling_se: float | None) -> tuple[float, float]:
+        """:meth:`night_var` split into the series' share and the night's own sampling share (their sum)."""
         own = (sampling_se or 0.0) ** 2
-        return max(self.sd**2, own) if self.estimated else self.sd**2 + own
+        if not self.estimated:
+            return self.sd**2, own
+        return (0.0, own) if own > self.sd**2 else (self.sd**2, 0.0)
 
     def describe(self) -> str:
         source = f"from {self.df:g} re-measurements" if self.estimated else "default: history too short"
@@ -76,6 +82,7 @@ class LogDiff:
     se: float
     df: float | None
     night_sd: float
+    method: str = "bootstrap"  # how the sampling SE was obtained: "trials" when between a level's trials
 
     def estimate(self, alpha: float, **extra: Any) -> stats.Estimate:
         """The difference in the metric's units: CI exp-transformed, SE and MDE by the delta method."""
@@ -87,7 +94,7 @@ class LogDiff:
             delta=self.value - base,
             ci_low=base * math.expm1(self.delta - q * self.se),
             ci_high=base * math.expm1(self.delta + q * self.se),
-            method="bootstrap",
+            method=self.method,
             p_value=stats.two_sided_p(self.delta, self.se, self.df),
             se=abs(base) * self.se,
             mde=abs(base) * (power.mde(self.se, alpha) or math.nan),
@@ -103,33 +110,51 @@ def series_diff(
     history: Sequence[float],
     history_se: float | None,
     noise: NightNoise,
+    *,
+    sampling_df: float | None = None,
+    history_df: float | None = None,
 ) -> LogDiff:
     """Tonight's ``value`` against the geometric mean of ``history`` (the baseline revision's nights, last = the
     baseline run), on the log scale.
 
     var = night_var(tonight) + night_var(baseline) / K: tonight carries its sampling SE (``sampling_se``, of the log)
     and one night's noise; the baseline, K nights averaged. With K = 1 this is last night against tonight.
+    A sampling SE estimated from a few trials has degrees of freedom of its own (``sampling_df``, ``history_df``:
+    trials - 1); the t then takes the Welch-Satterthwaite df of the series' and the trials' variances. Without
+    them (a bootstrap SE, known), the df is the series noise's.
     """
     import numpy as np
 
     logs = np.log(np.asarray(history, dtype=float))
     k = len(logs)
-    var = noise.night_var(sampling_se) + noise.night_var(history_se) / k
+    (series_tonight, own_tonight), (series_before, own_before) = (
+        noise.night_parts(se) for se in (sampling_se, history_se)
+    )
+    var = series_tonight + own_tonight + (series_before + own_before) / k
+    df = noise.df
+    if sampling_df is not None or history_df is not None:
+        parts = [
+            (series_tonight + series_before / k, noise.df),
+            (own_tonight, sampling_df),
+            (own_before / k, history_df),
+        ]
+        df = stats.satterthwaite([(v, d) for v, d in parts if v > 0])
     reference = float(np.exp(logs.mean()))
     return LogDiff(
         value=value,
         reference=reference,
         delta=math.log(value / reference),
         se=math.sqrt(var),
-        df=noise.df,
+        df=df,
         night_sd=noise.sd * math.sqrt(1 + 1 / k),
+        method="bootstrap" if sampling_df is None and history_df is None else "trials",
     )
 
 
 def shifted(diff: LogDiff, value: float, log_offset: float) -> LogDiff:
     """A series tied to ``diff`` by a known factor: cost = price / throughput gives log ratio offset − delta."""
     delta = log_offset - diff.delta
-    return LogDiff(value, value / math.exp(delta), delta, diff.se, diff.df, diff.night_sd)
+    return LogDiff(value, value / math.exp(delta), delta, diff.se, diff.df, diff.night_sd, diff.method)
 
 
 # ---------------------------------------------------------------------------------------------- from the warehouse

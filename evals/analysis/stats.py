@@ -239,3 +239,26 @@ def bootstrap_log(
 
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.log(_resampled(sample, statistic, resamples, rng, block=block_length(_rows(sample))))
+
+
+def between_trials(
+    sample: Mapping[str, np.ndarray], statistic: Statistic, trial: np.ndarray, *, min_rows: int
+) -> tuple[float, float] | None:
+    """SE of log(statistic) from a level run as K >= 2 independent trials: the SD of the trials' log statistics
+    over sqrt(K), with K - 1 degrees of freedom (a Student-t CI). It sees what moves a whole trial (a neighbour, a
+    cache state), which a bootstrap over one run's requests cannot. None with one trial, a trial of fewer than
+    ``min_rows`` rows, or a statistic that is not positive."""
+    import numpy as np
+
+    logs = []
+    for label in np.unique(trial):
+        rows = trial == label
+        if rows.sum() < min_rows:
+            return None
+        value = float(statistic({name: values[rows] for name, values in sample.items()}))
+        if not (value > 0 and math.isfinite(value)):
+            return None
+        logs.append(math.log(value))
+    if len(logs) < 2:
+        return None
+    return float(np.std(logs, ddof=1) / math.sqrt(len(logs))), float(len(logs) - 1)

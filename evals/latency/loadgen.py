@@ -59,11 +59,20 @@ class LevelRun:
     cpu_s: float = 0.0  # load generator CPU seconds (all processes) while measuring
     wall_s: float = 0.0
     server: dict[str, object] = field(default_factory=lambda: dict(EMPTY))
+    # A level run as trials (evals.latency.trials.pooled): each trial's span of request indexes, in order, and
+    # the trials' measured seconds summed (the warm-ups between them are not the level's time).
+    trial_sizes: list[int] = field(default_factory=list)
+    measured_s: float | None = None
 
     @property
     def end(self) -> float:
         times = [r.finished for r in self.results if r.finished is not None]
         return max(times) if times else self.start
+
+    @property
+    def duration_s(self) -> float:
+        """Seconds the level was measured: first send to last finish, or the trials' sum."""
+        return self.measured_s if self.measured_s is not None else self.end - self.start
 
 
 async def _watch_loop(lags: list[float], stop: asyncio.Event) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import json
 import math
@@ -116,7 +117,7 @@ def summarize_level(
     per_request = [request_metrics(r) for r in results]
     good = [m for m in per_request if m is not None]
     ok_results = [r for r in results if r.ok]
-    duration = max(run.end - run.start, 1e-9)
+    duration = max(run.duration_s, 1e-9)
     output_tokens = sum(r.output_tokens or 0 for r in ok_results)
     tokens_per_s = output_tokens / duration if results else 0.0
     row: dict[str, Any] = {
@@ -192,11 +193,13 @@ def client_columns(run: LevelRun, send_lag_p99_ms: float | None) -> dict[str, An
 def sample_rows(
     run: LevelRun, *, scenario: str, model_id: str, revision: str, input_tokens: int | None = None
 ) -> list[dict[str, Any]]:
-    """One ``latency_samples`` row per measured request; times are seconds since the level started."""
+    """One ``latency_samples`` row per measured request; times are seconds since the level (its first trial)
+    started."""
 
     def since(moment: float | None) -> float | None:
         return None if moment is None else moment - run.start
 
+    bounds = list(itertools.accumulate(run.trial_sizes))  # request indexes continue from trial to trial
     rows = []
     for r in run.results:
         rows.append(
@@ -217,6 +220,7 @@ def sample_rows(
                 "ok": r.ok,
                 "error": r.error,
                 "input_tokens": input_tokens,
+                "trial": bisect.bisect_right(bounds, r.index) if bounds else None,
             }
         )
     return rows

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from evals.environment import detect_hardware, package_versions
 from evals.latency.client import Target
-from evals.latency.loadgen import run
+from evals.latency.loadgen import LevelRun, run
 from evals.latency.metrics import LevelSummary, sample_rows, saturation_reason, summarize_level
 from evals.latency.processes import run_level_processes
 from evals.latency.prompt_sets import scenario_prompts
@@ -19,6 +19,7 @@ from evals.latency.prompts import Prompt
 from evals.latency.rag import by_length
 from evals.latency.scenario import ConcurrencyLevel, RateLevel, Scenario, load_scenario
 from evals.latency.server import ServerHandle, serve
+from evals.latency.trials import pooled, trial_columns
 from evals.redact import redact_command, redact_url
 
 if TYPE_CHECKING:
@@ -67,7 +68,7 @@ class LatencyResult:
             key = (level.load_type, float(level.load))
             asked = self.scenario.level_requests(level)
             if key in issued and asked is not None:
-                issued[key] = int(asked)
+                issued[key] = int(asked) * self.scenario.trials
         return issued
 
 
@@ -119,33 +120,47 @@ async def run_scenario_async(
             continue
         for position, (step, step_prompts) in enumerate(steps.items()):
             label = _level_label(level, step)
-            log.info("level %s: %s", number, label)
-            run = await run_level_processes(
-                target,
-                step_prompts,
-                level,
-                processes=processes,
-                requests=scenario.level_requests(level),
-                duration_s=level.duration_s,
-                warmup_requests=scenario.warmup_requests,
-                timeout_s=scenario.timeout_s,
-                seed=scenario.seed + number,
-                tag=f"{scenario.name}-{number}" if step is None else f"{scenario.name}-{number}-{step}",
-                prompt_offset=used[step],
-                # A hosted API (backend "endpoint") exposes no Prometheus metrics of its own: nothing to scrape.
-                metrics_url=None if server.backend == "endpoint" else f"{server.endpoint.rstrip('/')}/metrics",
-            )
-            used[step] = run.prompts_used
-            summary = summarize_level(
-                run,
-                scenario=scenario.name,
-                slo=scenario.slo,
-                gpu_hour_usd=price,
-                gpu_count=priced_gpus,
-                model_id=model_id,
-                revision=revision,
-                input_tokens=step,
-            )
+            trials = []
+            for trial in range(scenario.trials):
+                log.info(
+                    "level %s: %s%s", number, label, f" trial {trial + 1}/{scenario.trials}" * (scenario.trials > 1)
+                )
+                tag = f"{scenario.name}-{number}" if step is None else f"{scenario.name}-{number}-{step}"
+                trials.append(
+                    await run_level_processes(
+                        target,
+                        step_prompts,
+                        level,
+                        processes=processes,
+                        requests=scenario.level_requests(level),
+                        duration_s=level.duration_s,
+                        warmup_requests=scenario.warmup_requests,
+                        timeout_s=scenario.timeout_s,
+                        # Trial 0 keeps the seed a level run once always had; later trials draw new arrivals.
+                        seed=scenario.seed + number + trial * len(scenario.levels),
+                        tag=tag if trial == 0 else f"{tag}-t{trial}",
+                        prompt_offset=used[step],
+                        # A hosted API (backend "endpoint") exposes no Prometheus metrics of its own: nothing to scrape.
+                        metrics_url=None if server.backend == "endpoint" else f"{server.endpoint.rstrip('/')}/metrics",
+                    )
+                )
+                used[step] = trials[-1].prompts_used
+            run = pooled(trials)
+
+            def summarize(measured: LevelRun, step: int | None = step) -> LevelSummary:
+                return summarize_level(
+                    measured,
+                    scenario=scenario.name,
+                    slo=scenario.slo,
+                    gpu_hour_usd=price,
+                    gpu_count=priced_gpus,
+                    model_id=model_id,
+                    revision=revision,
+                    input_tokens=step,
+                )
+
+            summary = summarize(run)
+            summary.row.update(trial_columns([summarize(trial).row for trial in trials]))
             levels.append(summary)
             if summary.row.get("notes"):
                 notes.append(f"{label}: {summary.row['notes']}")

@@ -269,6 +269,9 @@ class Scenario(_Strict):
     )
     gpu_hour_usd: float = Field(0.0, ge=0, description="Price of one GPU-hour, for USD per 1M output tokens.")
     saturation: Saturation = Saturation.model_validate({})
+    trials: int = Field(
+        1, ge=1, le=20, description="Independent repetitions of each level: their spread is the level's sampling CI."
+    )
 
     @field_validator("version", mode="before")
     @classmethod
@@ -292,7 +295,9 @@ class Scenario(_Strict):
 
     def config_hash(self) -> str:
         """Hash of everything in the scenario that can change a number."""
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        # A level run once hashes as before trials existed: stored runs keep matching their scenario files.
+        dumped = self.model_dump(mode="json", exclude={"trials"} if self.trials == 1 else None)
+        canonical = json.dumps(dumped, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
     def prompts_needed(self) -> int:
@@ -306,7 +311,7 @@ class Scenario(_Strict):
             else:
                 warm = max(self.warmup_requests, min(level.max_concurrency or 16, 16)) if self.warmup_requests else 0
                 count = self.level_requests(level) or int(level.rate * (level.duration_s or 0) * 1.2) + 1
-            total += warm + count
+            total += (warm + count) * self.trials
         return total
 
     def level_requests(self, level: ConcurrencyLevel | RateLevel) -> int | None:

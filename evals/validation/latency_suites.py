@@ -96,6 +96,9 @@ def latency_suite(expected: Expected, settings: Settings, *, with_samples: bool)
         # A prompt-length sweep's context length (a level key) and the prompt length the server reported.
         ("input_tokens", 1, None),
         ("prompt_tokens_p50", 0, FINITE_MAX),
+        # Trials of the level and the between-trial spread of the judged series.
+        ("n_trials", 1, None),
+        *((f"{series}_trial_cv", 0, FINITE_MAX) for series in ("ttft_p95", "e2e_p95", "output_tokens_per_s")),
     )
     for name, lowest, highest in bounds:
         suite.append(
@@ -189,6 +192,7 @@ def samples_suite(*, with_latency: bool) -> list[Expectation]:
             description="one row per request: no duplicated rows",
         ),
         gxe.ExpectColumnValuesToBeBetween(column="request_index", min_value=0, description="request_index >= 0"),
+        gxe.ExpectColumnValuesToBeBetween(column="trial", min_value=0, description="trial >= 0 or null"),
         gxe.ExpectColumnValuesToBeBetween(
             column="sent_s", min_value=-FINITE_MAX, max_value=FINITE_MAX, description="sent_s is finite"
         ),

@@ -212,3 +212,38 @@ def test_more_processes_than_streams_still_sends_every_request(simulator: Server
     assert result.exit_code == 0, result.output
     [row] = json.loads(out.read_text())
     assert (row["client_processes"], row["n_requests"], row["n_failed"]) == (1, 8, 0)
+
+
+def test_trials_repeat_each_level_and_publish_their_spread(
+    simulator: ServerHandle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``trials: 3``: every level runs three times; the gate counts 3 x the requests; the samples say which trial sent
+    them; the stored between-trial CV is the CV of each trial's P95 TTFT computed here from those samples."""
+    import numpy as np
+
+    from evals.warehouse import Warehouse
+    from evals.warehouse.views import connect
+
+    monkeypatch.setenv("EVALS_WAREHOUSE", f"file://{tmp_path / 'warehouse'}")
+    scenario = _scenario(tmp_path, [f"hello {i}" for i in range(4)], [{"concurrency": 2}, {"rate": 20}], trials=3)
+    result = _invoke(
+        "--endpoint", simulator.endpoint, "--model", "simulator", "--scenario", str(scenario),
+        "--publish", "--revision", "c" * 40, "--model-id", "org/sim",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    con = connect(Warehouse.from_settings())
+    levels = con.execute(
+        "select load_type, n_requests, n_trials, ttft_p95_trial_cv, e2e_p95_trial_cv from latency order by 1"
+    ).fetchall()
+    assert [row[:3] for row in levels] == [("concurrency", 24, 3), ("rate", 24, 3)]
+    per_trial = con.execute(
+        """select load_type, trial, count(*), list((first_token_s - sent_s) * 1000), min(request_index),
+                  max(request_index)
+           from latency_samples group by all order by 1, 2"""
+    ).fetchall()
+    assert [(t, k, n, low, high) for t, k, n, _, low, high in per_trial] == [
+        (kind, k, 8, 8 * k, 8 * k + 7) for kind in ("concurrency", "rate") for k in range(3)
+    ]
+    for load_type, *_, cv, _ in levels:
+        p95 = np.array([np.percentile(ttft, 95) for kind, _, _, ttft, _, _ in per_trial if kind == load_type])
+        assert cv == pytest.approx(p95.std(ddof=1) / p95.mean(), rel=1e-6)

@@ -200,3 +200,39 @@ def test_the_headline_and_the_reference_ttft_get_the_primary_share_of_alpha(wh: 
     expected = adjust([r["p_value"] for r in rows], families, [r["metric"] in primary for r in rows], 0.5)
     assert [r["p_adjusted"] for r in rows] == pytest.approx(expected)
     assert expected != pytest.approx(adjust([r["p_value"] for r in rows], families))  # the weights made a difference
+
+
+def test_a_level_run_as_trials_takes_its_ci_from_the_spread_between_its_trials(wh: Warehouse) -> None:
+    # Each of 5 trials moved as a whole (log-SD 0.15): a bootstrap over the requests cannot see it, the trials can.
+    # The reference is computed here from the stored samples: per-trial P95 TTFT (numpy), their log variance / K,
+    # the default night noise (one night of history), Welch-Satterthwaite df, scipy's t quantile.
+    import math
+
+    import numpy as np
+    from scipy import stats as scipy_stats
+
+    runs = {
+        model: publish_night(wh, model, 1, seed=seed, trials=5, trial_sd=0.15, n_requests=500, ttft_scale=scale)
+        for model, seed, scale in (("org/a", 1, 1.0), ("org/b", 2, 1.2))
+    }
+    row = by_metric(compare_models("org/b", "org/a", warehouse=wh))[f"latency:ttft_p95_ms{LEVEL}"]
+    assert row["method"] == "trials"
+
+    con = connect(wh)
+    own = {}
+    for model, record in runs.items():
+        trial, ttft = np.array(
+            con.execute(
+                "select trial, (first_token_s - sent_s) * 1000 from latency_samples where run_id = $run order by 1",
+                {"run": record.run_id},
+            ).fetchall()
+        ).T
+        logs = [math.log(np.percentile(ttft[trial == k], 95)) for k in range(5)]
+        own[model] = np.var(logs, ddof=1) / 5
+    night = math.log1p(get_settings().compare_night_cv) ** 2  # the default: no re-measured nights yet
+    se = math.sqrt(2 * night + own["org/a"] + own["org/b"])
+    df = se**4 / ((own["org/a"] ** 2 + own["org/b"] ** 2) / 4)
+    half_width = (
+        math.log1p(row["ci_high"] / row["baseline_value"]) - math.log1p(row["ci_low"] / row["baseline_value"])
+    ) / 2
+    assert half_width == pytest.approx(scipy_stats.t.ppf(0.975, df) * se, rel=1e-6)

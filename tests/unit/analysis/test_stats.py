@@ -123,3 +123,15 @@ def test_bootstrap_is_seeded_and_chunked() -> None:
     big = {"x": rng.normal(size=20_000)}  # 500 x 20k values > one chunk: drawn in several chunks
     est = stats.bootstrap_diff(big, big, stat, alpha=0.1, resamples=500, seed=1)
     assert est.delta == 0 and est.ci_low is not None and est.ci_low < 0 < est.ci_high  # type: ignore[operator]
+
+
+def test_between_trials_is_the_t_standard_error_of_the_trials_log_statistics() -> None:
+    rng = np.random.default_rng(3)
+    ttft = rng.lognormal(4.0, 0.4, 300) * np.repeat([1.0, 1.3, 0.9], 100)
+    trial = np.repeat([0.0, 1.0, 2.0], 100)
+    se, df = stats.between_trials({"ttft_ms": ttft}, stats.quantile_stat("ttft_ms", 0.95), trial, min_rows=10)
+    logs = np.log([np.percentile(ttft[trial == k], 95) for k in range(3)])
+    assert (se, df) == (pytest.approx(logs.std(ddof=1) / math.sqrt(3)), 2.0)
+    p95 = stats.quantile_stat("ttft_ms", 0.95)
+    assert stats.between_trials({"ttft_ms": ttft}, p95, np.zeros(300), min_rows=10) is None  # one trial
+    assert stats.between_trials({"ttft_ms": ttft}, p95, trial, min_rows=101) is None  # trials too small

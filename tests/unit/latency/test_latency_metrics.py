@@ -8,6 +8,7 @@ import random
 
 import numpy as np
 import pytest
+from factories import ok_request
 
 from evals.conformance import conform
 from evals.latency.client import RequestResult
@@ -25,20 +26,6 @@ from evals.latency.metrics import (
 from evals.latency.scenario import ConcurrencyLevel, RateLevel, Saturation
 
 KEYS = {"run_id": "r" * 16, "eval_date": dt.date(2026, 1, 1)}
-
-
-def _ok(index: int, sent: float, tokens: list[float], *, output_tokens: int | None = None) -> RequestResult:
-    return RequestResult(
-        index=index,
-        scheduled=sent,
-        sent=sent,
-        token_times=tokens,
-        finished=tokens[-1],
-        prompt_tokens=10,
-        output_tokens=output_tokens if output_tokens is not None else len(tokens),
-        usage_reported=True,
-        ok=True,
-    )
 
 
 def _failed(index: int, sent: float, error: str) -> RequestResult:
@@ -68,7 +55,7 @@ def test_summarize_and_empty() -> None:
 
 def test_request_metrics_follow_the_definitions() -> None:
     # Sent at 10.0 s; tokens at +100 ms, +110, +130, +160 ms.
-    metrics = request_metrics(_ok(0, 10.0, [10.100, 10.110, 10.130, 10.160]))
+    metrics = request_metrics(ok_request(0, 10.0, [10.100, 10.110, 10.130, 10.160]))
     assert metrics is not None
     assert metrics.ttft_ms == pytest.approx(100.0)
     assert metrics.e2e_ms == pytest.approx(160.0)
@@ -78,9 +65,9 @@ def test_request_metrics_follow_the_definitions() -> None:
 
 def test_tpot_uses_the_servers_token_count() -> None:
     # Two chunks, but the server's usage says 7 tokens (several tokens per chunk): TPOT over 6 gaps.
-    metrics = request_metrics(_ok(0, 0.0, [0.05, 0.11], output_tokens=7))
+    metrics = request_metrics(ok_request(0, 0.0, [0.05, 0.11], output_tokens=7))
     assert metrics is not None and metrics.tpot_ms == pytest.approx(60.0 / 6)
-    single = request_metrics(_ok(0, 0.0, [0.05], output_tokens=1))
+    single = request_metrics(ok_request(0, 0.0, [0.05], output_tokens=1))
     assert single is not None and single.tpot_ms is None and single.itl_ms == []
 
 
@@ -90,7 +77,7 @@ def test_failed_requests_have_no_metrics_and_miss_the_slo() -> None:
 
 
 def test_meets_slo_per_request() -> None:
-    metrics = request_metrics(_ok(0, 0.0, [0.100, 0.110, 0.150]))
+    metrics = request_metrics(ok_request(0, 0.0, [0.100, 0.110, 0.150]))
     assert meets_slo(metrics, {"ttft_p95_ms": 100.0, "tpot_p95_ms": 25.0})
     assert not meets_slo(metrics, {"ttft_p95_ms": 99.0})
     assert not meets_slo(metrics, {"e2e_p50_ms": 149.0})
@@ -107,10 +94,10 @@ def test_cost_formula() -> None:
 
 def _level_run() -> LevelRun:
     results = [
-        _ok(0, 0.0, [0.1, 0.2, 0.3]),
-        _ok(1, 0.0, [0.2, 0.25, 0.3, 0.35]),
+        ok_request(0, 0.0, [0.1, 0.2, 0.3]),
+        ok_request(1, 0.0, [0.2, 0.25, 0.3, 0.35]),
         _failed(2, 0.3, "timeout after 1s (0 chunks received)"),
-        _ok(3, 0.4, [0.45, 0.5]),
+        ok_request(3, 0.4, [0.45, 0.5]),
     ]
     return LevelRun(level=ConcurrencyLevel(concurrency=2), start=0.0, results=results)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -132,3 +134,16 @@ def test_prompts_needed_counts_warmup_and_every_level() -> None:
     )
     # concurrency 8: warm-up raised to 8, then 10; rate 2 for 5 s: warm-up 16, then ~12 with margin.
     assert scenario.prompts_needed() == 8 + 10 + 16 + 13
+
+
+def test_trials_repeat_every_level_and_a_single_trial_hashes_as_before() -> None:
+    once = parse_scenario(_scenario(levels=[{"concurrency": 8, "requests": 10}], warmup_requests=2))
+    thrice = parse_scenario(_scenario(levels=[{"concurrency": 8, "requests": 10}], warmup_requests=2, trials=3))
+    assert once.trials == 1 and thrice.prompts_needed() == 3 * once.prompts_needed() == 3 * (8 + 10)
+    # A stored run's hash was computed before the field existed: trials 1 must hash what that dump hashed.
+    dumped = once.model_dump(mode="json")
+    del dumped["trials"]
+    canonical = json.dumps(dumped, sort_keys=True, separators=(",", ":"))
+    assert once.config_hash() == hashlib.sha256(canonical.encode()).hexdigest()[:16] != thrice.config_hash()
+    with pytest.raises(ConfigError, match="trials"):
+        parse_scenario(_scenario(trials=0))
