@@ -141,15 +141,13 @@ LATENCY_TRIAL_COLUMNS = [
         for series in ("ttft_p95", "e2e_p95", "output_tokens_per_s")
     ),
 ]
-LATENCY_LEVEL_EXTRA = tuple(
-    c.name
-    for c in (
-        *LATENCY_LEVEL_EXTRA_COLUMNS,
-        *LATENCY_PREDICTABILITY_COLUMNS,
-        *LATENCY_SWEEP_COLUMNS,
-        *LATENCY_TRIAL_COLUMNS,
-    )
+_LEVEL_GROUPS = (
+    LATENCY_LEVEL_EXTRA_COLUMNS,
+    LATENCY_PREDICTABILITY_COLUMNS,
+    LATENCY_SWEEP_COLUMNS,
+    LATENCY_TRIAL_COLUMNS,
 )
+LATENCY_LEVEL_EXTRA = tuple(c.name for group in _LEVEL_GROUPS for c in group)
 
 COLUMNS: dict[str, list[Column]] = {
     "runs": [
@@ -225,10 +223,7 @@ COLUMNS: dict[str, list[Column]] = {
         _c("gpu_hour_usd", "float64", True),
         _c("gpu_count", "int32", True),
         _c("usd_per_1m_output_tokens", "float64", True),
-        *LATENCY_LEVEL_EXTRA_COLUMNS,
-        *LATENCY_PREDICTABILITY_COLUMNS,
-        *LATENCY_SWEEP_COLUMNS,
-        *LATENCY_TRIAL_COLUMNS,
+        *(column for group in _LEVEL_GROUPS for column in group),
     ],
     "latency_samples": [
         *_KEY,
