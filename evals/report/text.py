@@ -73,9 +73,20 @@ def format_latency_table(result: LatencyResult) -> str:
     head = [name for name, _ in _LATENCY_COLUMNS]
     lines = _grid(head, [_latency_cells(level.row) for level in result.levels], right=True)
     for level in result.levels:
+        where = f"{level.row['load_type']} {level.row['load']:g}"
+        if (level.row.get("n_trials") or 1) > 1:
+            spread = ", ".join(
+                f"{name} {_num(level.row.get(column), '.1%')}"
+                for name, column in (
+                    ("P95 TTFT", "ttft_p95_trial_cv"),
+                    ("P95 E2E", "e2e_p95_trial_cv"),
+                    ("tok/s", "output_tokens_per_s_trial_cv"),
+                )
+            )
+            lines.append(f"{level.row['n_trials']} trials at {where}, CV between them: {spread}")
         if level.errors:
             kinds = ", ".join(f"{kind} x{n}" for kind, n in sorted(level.errors.items()))
-            lines.append(f"errors at {level.row['load_type']} {level.row['load']:g}: {kinds}")
+            lines.append(f"errors at {where}: {kinds}")
     lines.extend(f"note: {note}" for note in result.notes)
     return "\n".join(lines)
 

@@ -247,3 +247,6 @@ def test_trials_repeat_each_level_and_publish_their_spread(
     for load_type, *_, cv, _ in levels:
         p95 = np.array([np.percentile(ttft, 95) for kind, _, _, ttft, _, _ in per_trial if kind == load_type])
         assert cv == pytest.approx(p95.std(ddof=1) / p95.mean(), rel=1e-6)
+    printed = [line for line in result.stdout.splitlines() if " trials at " in line]
+    assert [line.split(", CV")[0] for line in printed] == ["3 trials at concurrency 2", "3 trials at rate 20"]
+    assert f"P95 TTFT {levels[0][3]:.1%}" in printed[0]
