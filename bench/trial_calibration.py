@@ -1,18 +1,19 @@
 """Calibration of latency verdicts from a level run as K trials, beside the rule it replaces (a block bootstrap over
 the pooled requests), on simulated same-night pairs through the project's own code.
 
-    python bench/trial_calibration.py [--pairs 400] [--trials 5] [--requests 60] [--seed 0]
+    python bench/trial_calibration.py [--pairs 400] [--trials 5] [--requests 60] [--night-cv 0.10] [--seed 0]
 
 A pair is a challenger beside its champion on one night (the serving decision; the models of one DAG run): each
 ran every level as K trials of R requests (lognormal TTFT, log-SD 0.5), and each trial as a whole was moved by
 exp(drift x N(0, 1)) — a neighbour, a clock, a cache state that lasts minutes, not one request. Both rules then
-compare P95 TTFT with ``noise.series_diff`` (the default night CV, as for two runs of one night) and judge the row
-with ``verdicts.judge_night``:
+compare P95 TTFT with ``noise.series_diff`` (the default night CV, as for two runs of one night; ``--night-cv 0``
+leaves only the sampling SE, to see each rule's own calibration) and judge the row with ``verdicts.judge_night``:
 
-- ``trials``: the SE of log P95 between the K trials (``stats.between_trials``, Student t with K - 1 df,
-  Welch-Satterthwaite with the night noise) — the project's rule when a level ran as trials;
-- ``bootstrap``: the block bootstrap over the pooled requests (``stats.bootstrap_log``): the rule for a level run
-  once, which cannot see what moved a whole trial.
+- ``trials``: the project's rule for a level run as trials (``stats.level_log_se``): the SE of log P95 between the
+  K trials (Student t with K - 1 df, Welch-Satterthwaite with the night noise) where it is larger than the
+  bootstrap's, else the bootstrap's;
+- ``bootstrap``: the block bootstrap over the pooled requests alone: the rule for a level run once, which cannot
+  see what moved a whole trial.
 
 Printed per drift: false alarms when nothing changed (target <= 0.05), coverage of the true ratio by the 95 % CI
 (target 0.95), power for P95 TTFT +30 %.
@@ -34,7 +35,6 @@ MIN_LATENCY = 0.05
 REQUEST_SD = 0.5
 RESAMPLES = 200
 P95 = stats.quantile_stat("ttft_ms", 0.95)
-DEFAULT_NOISE = noise.NightNoise(math.log1p(CompareOptions().night_cv), None, estimated=False)
 
 
 def level(rng: np.random.Generator, trials: int, requests: int, drift: float, scale: float) -> dict[str, np.ndarray]:
@@ -45,12 +45,13 @@ def level(rng: np.random.Generator, trials: int, requests: int, drift: float, sc
 
 
 def sampling(rule: str, sample: dict[str, np.ndarray], rng: np.random.Generator) -> tuple[float, float | None]:
-    columns = {"ttft_ms": sample["ttft_ms"]}
-    if rule == "trials":
-        found = stats.between_trials(columns, P95, sample["trial"], min_rows=10)
-        assert found is not None
-        return found
-    return float(np.std(stats.bootstrap_log(columns, P95, resamples=RESAMPLES, rng=rng), ddof=1)), None
+    """The project's level SE (``stats.level_log_se``), told the trials or not."""
+    trial = sample["trial"] if rule == "trials" else None
+    found = stats.level_log_se(
+        {"ttft_ms": sample["ttft_ms"]}, P95, trial=trial, resamples=RESAMPLES, rng=rng, min_rows=10
+    )
+    assert found is not None
+    return found
 
 
 def pair(rng: np.random.Generator, args: argparse.Namespace, drift: float, step: float) -> dict[str, tuple[bool, str]]:
@@ -61,7 +62,8 @@ def pair(rng: np.random.Generator, args: argparse.Namespace, drift: float, step:
     out = {}
     for rule in ("trials", "bootstrap"):
         (se_a, df_a), (se_b, df_b) = (sampling(rule, s, rng) for s in (challenger, champion))
-        diff = noise.series_diff(values[0], se_a, [values[1]], se_b, DEFAULT_NOISE, sampling_df=df_a, history_df=df_b)
+        night = noise.NightNoise(math.log1p(args.night_cv), None, estimated=False)
+        diff = noise.series_diff(values[0], se_a, [values[1]], se_b, night, sampling_df=df_a, history_df=df_b)
         est = diff.estimate(ALPHA)
         judged = verdicts.Judged(est, False, MIN_LATENCY * abs(est.baseline_value or 0.0), primary=True)
         verdict = verdicts.judge_night([judged], ALPHA, CompareOptions().primary_alpha_share)[0][0]
@@ -76,13 +78,19 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=400, help="simulated pairs per drift and effect")
     parser.add_argument("--trials", type=int, default=5, help="trials per level (K)")
     parser.add_argument("--requests", type=int, default=60, help="requests per trial (R)")
+    parser.add_argument(
+        "--night-cv",
+        type=float,
+        default=CompareOptions().night_cv,
+        help="the night CV in the CI (default: the setting's)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)
     started = time.perf_counter()
     print(
         f"{args.pairs} same-night pairs per cell, {args.trials} trials x {args.requests} requests a level, "
-        f"request log-SD {REQUEST_SD}, default night CV {CompareOptions().night_cv:.0%}"
+        f"request log-SD {REQUEST_SD}, night CV in the CI {args.night_cv:.0%}"
     )
     print(f"{'trial drift (log-SD)':<22} {'figure':<34} {'trials':>8} {'bootstrap':>10}  target")
     for drift in (0.0, 0.05, 0.15, 0.30):

@@ -31,8 +31,8 @@ def latency_deltas(
 ) -> list[Compared]:
     """P95 TTFT, P95 E2E, throughput and cost per load level both runs ran, each against the baseline's nights.
 
-    Each estimate carries tonight's sampling SE (between the level's trials when it ran several, else a block
-    bootstrap over its requests) and the series' night-to-night
+    Each estimate carries tonight's sampling SE (a block bootstrap over its requests, or the spread between the
+    level's trials where that is larger) and the series' night-to-night
     noise (:mod:`evals.analysis.noise`); the baseline is the geometric mean of the baseline revision's last
     ``opts.night_history`` nights. Cost is price / throughput: its CI is throughput's, moved by the price ratio.
     """
@@ -113,20 +113,14 @@ _SERIES = (
 def _log_se(
     sample: Mapping[str, np.ndarray] | None, stat: stats.Statistic, resamples: int, rng: np.random.Generator
 ) -> tuple[float, float | None] | None:
-    """Sampling SE of log(statistic) of one level, with its degrees of freedom: between the level's trials when it
-    ran several (Student t, trials - 1 df), else a block bootstrap over its requests (df None: known); None without
-    enough requests."""
+    """Sampling SE of log(statistic) of one level and its df (:func:`stats.level_log_se`); None without enough
+    requests."""
     if sample is None:
         return None
-    import numpy as np
-
     columns = {name: values for name, values in sample.items() if name != "trial"}
-    across = stats.between_trials(columns, stat, sample["trial"], min_rows=MIN_BOOTSTRAP_SAMPLES)
-    if across is not None:
-        return across
-    reps = stats.bootstrap_log(columns, stat, resamples=resamples, rng=rng)
-    reps = reps[np.isfinite(reps)]
-    return (float(reps.std(ddof=1)), None) if len(reps) > 1 else None
+    return stats.level_log_se(
+        columns, stat, trial=sample["trial"], resamples=resamples, rng=rng, min_rows=MIN_BOOTSTRAP_SAMPLES
+    )
 
 
 def _history_fields(series_noise: noise.NightNoise, nights: list[float], opts: CompareOptions) -> dict[str, Any]:

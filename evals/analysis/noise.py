@@ -147,7 +147,8 @@ def series_diff(
         se=math.sqrt(var),
         df=df,
         night_sd=noise.sd * math.sqrt(1 + 1 / k),
-        method="bootstrap" if sampling_df is None and history_df is None else "trials",
+        # "trials" only where a trials' variance is in the SE (an estimated noise above it replaces it).
+        method="trials" if (own_tonight and sampling_df) or (own_before and history_df) else "bootstrap",
     )
 
 

@@ -262,3 +262,30 @@ def between_trials(
     if len(logs) < 2:
         return None
     return float(np.std(logs, ddof=1) / math.sqrt(len(logs))), float(len(logs) - 1)
+
+
+def level_log_se(
+    sample: Mapping[str, np.ndarray],
+    statistic: Statistic,
+    *,
+    trial: np.ndarray | None,
+    resamples: int,
+    rng: np.random.Generator,
+    min_rows: int,
+) -> tuple[float, float | None] | None:
+    """Sampling SE of log(statistic) of one load level, with its degrees of freedom (None: taken as known).
+
+    The circular block bootstrap over the level's requests; for a level run as trials, the between-trial SE
+    (:func:`between_trials`, t with K - 1 df) where that is larger. The larger, not the trials' alone: the level's
+    value is the statistic of the pooled requests, which follows its slowest trials more than the trials' mean
+    does (measured in ``bench/trial_calibration.py``). None without a finite bootstrap.
+    """
+    import numpy as np
+
+    reps = bootstrap_log(sample, statistic, resamples=resamples, rng=rng)
+    reps = reps[np.isfinite(reps)]
+    if len(reps) < 2:
+        return None
+    boot = float(reps.std(ddof=1))
+    across = None if trial is None else between_trials(sample, statistic, trial, min_rows=min_rows)
+    return across if across is not None and across[0] > boot else (boot, None)

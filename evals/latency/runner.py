@@ -64,11 +64,12 @@ class LatencyResult:
         """Requests each level that ran was asked to issue (the scenario's count; a duration-bound level's row):
         what the gate expects to find in ``latency_samples``."""
         issued = {(row["load_type"], float(row["load"])): int(row["n_requests"]) for row in self.latency_rows}
+        trials = {(row["load_type"], float(row["load"])): int(row.get("n_trials") or 1) for row in self.latency_rows}
         for level in self.scenario.levels:
             key = (level.load_type, float(level.load))
             asked = self.scenario.level_requests(level)
-            if key in issued and asked is not None:
-                issued[key] = int(asked) * self.scenario.trials
+            if key in issued and asked is not None:  # a saturated level may have stopped before its last trial
+                issued[key] = int(asked) * trials[key]
         return issued
 
 
@@ -120,7 +121,22 @@ async def run_scenario_async(
             continue
         for position, (step, step_prompts) in enumerate(steps.items()):
             label = _level_label(level, step)
-            trials = []
+
+            def summarize(measured: LevelRun, step: int | None = step) -> LevelSummary:
+                return summarize_level(
+                    measured,
+                    scenario=scenario.name,
+                    slo=scenario.slo,
+                    gpu_hour_usd=price,
+                    gpu_count=priced_gpus,
+                    model_id=model_id,
+                    revision=revision,
+                    input_tokens=step,
+                )
+
+            trials: list[LevelRun] = []
+            per_trial: list[LevelSummary] = []
+            reason = None
             for trial in range(scenario.trials):
                 log.info(
                     "level %s: %s%s", number, label, f" trial {trial + 1}/{scenario.trials}" * (scenario.trials > 1)
@@ -145,29 +161,22 @@ async def run_scenario_async(
                     )
                 )
                 used[step] = trials[-1].prompts_used
+                per_trial.append(summarize(trials[-1]))
+                # Queueing builds within a trial and drains before the next: each trial is checked on its own.
+                found = saturation_reason(trials[-1], per_trial[-1], scenario.saturation)
+                if found and not reason:
+                    reason = found if scenario.trials == 1 else f"trial {trial + 1} of {scenario.trials}: {found}"
+                if reason and scenario.saturation.stop:
+                    break  # the level's remaining trials would only load a saturated server
             run = pooled(trials)
-
-            def summarize(measured: LevelRun, step: int | None = step) -> LevelSummary:
-                return summarize_level(
-                    measured,
-                    scenario=scenario.name,
-                    slo=scenario.slo,
-                    gpu_hour_usd=price,
-                    gpu_count=priced_gpus,
-                    model_id=model_id,
-                    revision=revision,
-                    input_tokens=step,
-                )
-
-            summary = summarize(run)
-            summary.row.update(trial_columns([summarize(trial).row for trial in trials]))
+            summary = summarize(run) if len(trials) > 1 else per_trial[0]
+            summary.row.update(trial_columns([one.row for one in per_trial]))
             levels.append(summary)
             if summary.row.get("notes"):
                 notes.append(f"{label}: {summary.row['notes']}")
             samples.extend(
                 sample_rows(run, scenario=scenario.name, model_id=model_id, revision=revision, input_tokens=step)
             )
-            reason = saturation_reason(run, summary, scenario.saturation)
             if reason:
                 notes.append(f"{label}: saturated: {reason}")
             if reason and scenario.saturation.stop:

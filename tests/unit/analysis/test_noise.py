@@ -59,3 +59,20 @@ def test_cost_is_throughputs_test_moved_by_the_price() -> None:
     assert same.p_value == pytest.approx(tps.estimate(0.05).p_value)
     assert same.baseline_value == pytest.approx(9.9) and dearer.baseline_value == pytest.approx(9.9)
     assert verdicts.decide(dearer, False, 0.05 * 9.9, dearer.p_value, 0.05) == "regression"
+
+
+def test_trial_variances_carry_their_degrees_of_freedom_into_the_t() -> None:
+    # An estimated noise (log-SD 0.05 from 13 re-measurements) below tonight's trial SE (0.08, 4 df) and above the
+    # baseline's (0.02, 4 df): tonight's night variance is its trials' (4 df), the baseline's the series' (13 df).
+    night = noise.NightNoise(0.05, 13.0, estimated=True)
+    history = [100.0, 110.0, 90.0]
+    diff = noise.series_diff(120.0, 0.08, history, 0.02, night, sampling_df=4.0, history_df=4.0)
+    parts = [(0.05**2 / 3, 13.0), (0.08**2, 4.0)]  # the baseline's nights averaged over k = 3
+    total = sum(v for v, _ in parts)
+    assert diff.se == pytest.approx(math.sqrt(total))
+    assert diff.df == pytest.approx(total**2 / sum(v**2 / df for v, df in parts))
+    assert diff.method == "trials"
+    # Trials whose spread the estimated noise exceeds on both sides leave the noise's df and the bootstrap label.
+    quiet = noise.series_diff(120.0, 0.01, history, 0.02, night, sampling_df=4.0, history_df=4.0)
+    assert (quiet.df, quiet.method) == (13.0, "bootstrap")
+    assert quiet.se == pytest.approx(math.sqrt(0.05**2 * (1 + 1 / 3)))

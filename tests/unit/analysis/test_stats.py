@@ -135,3 +135,19 @@ def test_between_trials_is_the_t_standard_error_of_the_trials_log_statistics() -
     p95 = stats.quantile_stat("ttft_ms", 0.95)
     assert stats.between_trials({"ttft_ms": ttft}, p95, np.zeros(300), min_rows=10) is None  # one trial
     assert stats.between_trials({"ttft_ms": ttft}, p95, trial, min_rows=101) is None  # trials too small
+
+
+def test_a_level_takes_the_larger_of_the_bootstrap_and_the_between_trial_se() -> None:
+    rng = np.random.default_rng(5)
+    trial = np.repeat(np.arange(5.0), 60)
+    p95 = stats.quantile_stat("ttft_ms", 0.95)
+    for drift, chosen in ((1.0, "trials"), (0.0, None)):
+        shifts = np.repeat(np.exp(drift * np.array([-1.0, -0.5, 0.0, 0.5, 1.0])), 60)
+        sample = {"ttft_ms": 100 * shifts * np.exp(0.5 * rng.standard_normal(300))}
+        boot = stats.level_log_se(sample, p95, trial=None, resamples=200, rng=np.random.default_rng(0), min_rows=10)
+        level = stats.level_log_se(sample, p95, trial=trial, resamples=200, rng=np.random.default_rng(0), min_rows=10)
+        across = stats.between_trials(sample, p95, trial, min_rows=10)
+        assert boot is not None and boot[1] is None and across is not None
+        # Whole trials 2.7x apart: their spread dwarfs the bootstrap's; identical trials: the bootstrap stands.
+        assert level == (across if chosen else boot)
+        assert (across[0] > boot[0]) == bool(chosen)
