@@ -133,6 +133,8 @@ def _str_series(values: list[str], index: pd.Index) -> pd.Series:
 
 
 def _latency_frame(table: pa.Table, expected: Expected, samples: pd.DataFrame | None) -> pd.DataFrame:
+    import pandas as pd
+
     frame = table.to_pandas()
     level = f"{CHECK_PREFIX}level"
     frame[level] = _level_column(frame)
@@ -143,6 +145,12 @@ def _latency_frame(table: pa.Table, expected: Expected, samples: pd.DataFrame | 
         failed = (~samples["ok"].astype(bool)).groupby(samples[level]).sum()
         frame[f"{CHECK_PREFIX}sample_rows"] = frame[level].map(counts).fillna(0).astype("int64")
         frame[f"{CHECK_PREFIX}sample_failed"] = frame[level].map(failed).fillna(0).astype("int64")
+        # A level run once has no trial labels (one trial); a level of K trials has K distinct labels.
+        labels = samples["trial"] if "trial" in samples else pd.Series(pd.NA, index=samples.index)
+        trials = labels.groupby(samples[level]).nunique()
+        frame[f"{CHECK_PREFIX}sample_trials"] = frame[level].map(trials).fillna(0).clip(lower=1).astype("int64")
+        declared = frame["n_trials"] if "n_trials" in frame else pd.Series(1, index=frame.index)
+        frame[f"{CHECK_PREFIX}n_trials"] = declared.fillna(1).astype("int64")
     if expected.requests:
         # Expected knows the loads issued; each step of a prompt-length sweep issues that many at its load.
         load_level = f"{CHECK_PREFIX}load_level"

@@ -159,6 +159,11 @@ def latency_suite(expected: Expected, settings: Settings, *, with_samples: bool)
                 column_B="n_failed",
                 description="failed latency_samples of the level == n_failed",
             ),
+            gxe.ExpectColumnPairValuesToBeEqual(
+                column_A=f"{CHECK_PREFIX}sample_trials",
+                column_B=f"{CHECK_PREFIX}n_trials",
+                description="the level's latency_samples come from n_trials trials (null n_trials: one)",
+            ),
         ]
     if expected.requests:
         suite += [

@@ -225,7 +225,14 @@ def test_trials_repeat_each_level_and_publish_their_spread(
     from evals.warehouse.views import connect
 
     monkeypatch.setenv("EVALS_WAREHOUSE", f"file://{tmp_path / 'warehouse'}")
-    scenario = _scenario(tmp_path, [f"hello {i}" for i in range(4)], [{"concurrency": 2}, {"rate": 20}], trials=3)
+    # A loaded machine can make a trial's load generator fall behind (a saturation): every trial must still run.
+    scenario = _scenario(
+        tmp_path,
+        [f"hello {i}" for i in range(4)],
+        [{"concurrency": 2}, {"rate": 20}],
+        trials=3,
+        saturation={"stop": False},
+    )
     result = _invoke(
         "--endpoint", simulator.endpoint, "--model", "simulator", "--scenario", str(scenario),
         "--publish", "--revision", "c" * 40, "--model-id", "org/sim",

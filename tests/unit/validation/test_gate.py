@@ -72,6 +72,8 @@ FAILURE_KINDS: dict[str, tuple[Callable[[Tables], None], str]] = {
     "samples_count_mismatch": (lambda t: t["latency_samples"].pop(), "latency_samples rows of the level == n_requests"),
     "wrong_n_samples": (_set("accuracy", 0, n_samples=50), "n_samples equals what the suite asked for"),
     "timestamps_unordered": (_set("latency_samples", 2, first_token_s=-1.0), "sent_s <= first_token_s"),
+    # A level that says it ran 2 trials while its samples name none (or one): the CI would rest on labels that lie.
+    "trials_unlabelled": (_set("latency", 0, n_trials=2), "latency_samples come from n_trials trials"),
 }
 
 
