@@ -2,8 +2,8 @@
 
 One run of a level sees one stretch of the machine: a neighbour, a clock change or a cache state that lasts the
 whole level moves every request together, and a bootstrap over those requests cannot see it. Trials repeat the
-level (each with its own warm-up and arrival seed); the spread of their statistics is the level's sampling
-uncertainty (evals.analysis.stats.between_trials), their pooled requests make the level's row.
+level (each with its own warm-up and arrival seed); their pooled requests make the level's row, and the spread of
+their statistics bounds its sampling uncertainty from below (evals.analysis.stats.level_log_se).
 """
 
 from __future__ import annotations
