@@ -17,7 +17,6 @@ from evals.accuracy.progress import ProgressHook, RequestCallback, install, quie
 from evals.accuracy.suites import Suite, load_suite, output_types, task_manager, validate_tasks
 from evals.environment import package_versions
 from evals.errors import ConfigError, TerminalError, TransientError
-from evals.redact import redact_url
 
 if TYPE_CHECKING:
     from evals.settings import Settings
@@ -184,7 +183,7 @@ def run_suite(
     rows = normalize.to_rows(results, model_id=model_id, revision=revision, suite=suite.name)
     samples = normalize.sample_rows(results, model_id=model_id, revision=revision, suite=suite.name)
     counts = normalize.sample_counts(results)
-    prov = _provenance(
+    prov = provenance.record(
         results,
         suite=suite,
         model_id=model_id,
@@ -336,86 +335,6 @@ def _close_cache(hook: ProgressHook) -> None:
             dbdict.close()
         except Exception:  # a failing close must not hide the evaluation's own error
             log.exception("closing the request cache failed")
-
-
-def _provenance(
-    results: dict[str, Any],
-    *,
-    suite: Suite,
-    model_id: str,
-    revision: str,
-    backend: str,
-    impl: Backend,
-    target: ModelTarget,
-    device: str | None,
-    dtype: str | None,
-    batch_size: int | str,
-    limit: int | float | None,
-    cache: Path | None,
-    apply_chat_template: bool,
-    model_calls: int,
-) -> dict[str, Any]:
-    versions = package_versions()
-    task_hashes = provenance.task_hashes(results)
-    chat_hash = provenance.chat_template_hash(target.checkpoint_dir)
-    lm_config = results.get("config") or {}
-    scored = {
-        "model_id": model_id,
-        "revision": revision,
-        "suite": suite.score_config() | {"limit": limit},
-        "backend": backend,
-        "served_model": target.served_model,
-        "device": device,
-        "dtype": dtype,
-        "batch_size": batch_size,
-        "apply_chat_template": apply_chat_template,
-        "chat_template_sha256": chat_hash,
-        "allow_remote_code": target.allow_remote_code,
-        "task_hashes": task_hashes,
-        "versions": {k: versions[k] for k in ("lm_eval", "transformers", "torch", "vllm")},
-    }
-    return {
-        "suite": suite.name,
-        "suite_version": suite.version,
-        "suite_digest": suite.digest(),
-        "tasks": suite.tasks,
-        "model_id": model_id,
-        "revision": revision,
-        "backend": backend,
-        "lm_eval_model": impl.lm_eval_model,
-        "base_url": redact_url(target.base_url),
-        "served_model": target.served_model,
-        "device": device,
-        "dtype": dtype,
-        "batch_size": batch_size,
-        "batch_sizes": list(lm_config.get("batch_sizes") or []),
-        "limit": limit,
-        "num_fewshot": suite.num_fewshot,
-        "n_shot": dict(results.get("n-shot") or {}),
-        "seeds": suite.seeds.model_dump(),
-        "bootstrap_iters": suite.bootstrap_iters,
-        "apply_chat_template": apply_chat_template,
-        "fewshot_as_multiturn": suite.fewshot_as_multiturn,
-        "system_instruction": suite.system_instruction,
-        "gen_kwargs": dict(suite.gen_kwargs),
-        "chat_template_sha256": chat_hash,
-        "allow_remote_code": target.allow_remote_code,
-        "task_versions": {k: str(v) for k, v in (results.get("versions") or {}).items()},
-        "task_hashes": task_hashes,
-        "versions": versions,
-        "hardware": _hardware(device),
-        "request_cache": str(cache) if cache is not None else None,
-        "model_calls": model_calls,
-        "config_hash": provenance.config_hash(scored),
-    }
-
-
-def _hardware(device: str | None) -> dict[str, Any]:
-    """The runs table's hardware struct, detected as for latency runs; GPUs count only when lm-eval used CUDA."""
-    from evals.environment import cpu_model, detect_gpus
-
-    gpus = detect_gpus() if device and device.startswith("cuda") else {}
-    return {"gpu_name": None, "gpu_count": 0, "gpu_driver": None, **gpus, "cpu": cpu_model()}
 
 
 def _safe(text: str) -> str:
