@@ -7,9 +7,8 @@ delays) and when it was actually written: the server's own lateness is ``token_t
 that clock is system-wide (CLOCK_MONOTONIC), so the records are comparable with a client's timestamps even from
 another process. ``GET /truth`` returns the records keyed by ``X-Request-Id``.
 
-``GET /metrics`` speaks Prometheus with vLLM's names (requests running/waiting, KV-cache usage, prefix-cache
-queries/hits — a hit when the prompt's first ``PREFIX_CHARS`` characters were seen before —, queue time and
-TTFT histograms), so the scrape of the server's own view can be tested without a GPU.
+``GET /metrics`` speaks Prometheus with vLLM's names (``simulator_metrics.VllmMetrics``), so the scrape of the
+server's own view can be tested without a GPU.
 
 Prefill: with ``--prefill-ms-per-token K`` a request's TTFT grows by K x its prompt tokens (the usage count it
 reports: whitespace-separated words), on top of the drawn TTFT, as a server's prefill grows with input length.
@@ -43,13 +42,12 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from evals.latency.simulator_metrics import VllmMetrics
 from evals.latency.simulator_wire import answer_question, chunk, prompt_text, prompt_tokens, usage
 
 if TYPE_CHECKING:
     from aiohttp import web
 
-PREFIX_CHARS = 200
-_KV_CAPACITY_REQUESTS = 64  # "KV-cache usage" = running requests / this, capped at 1
 _FAULT = re.compile(r"<<fault:(?P<kind>[a-z0-9]+)(?::(?P<arg>\d+))?>>")
 
 
@@ -96,21 +94,7 @@ class Simulator:
         self.truth: dict[str, Truth] = {}
         self.counter = 0
         self.attempts: dict[str, int] = {}  # per request id, for the ratelimit fault
-        self._metrics()
-
-    def _metrics(self) -> None:
-        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-
-        self.registry = CollectorRegistry()
-        self.running = Gauge("vllm:num_requests_running", "Requests streaming.", registry=self.registry)
-        self.waiting = Gauge("vllm:num_requests_waiting", "Requests queued (never, here).", registry=self.registry)
-        self.kv_usage = Gauge("vllm:kv_cache_usage_perc", "Running / capacity.", registry=self.registry)
-        self.prefix_queries = Counter("vllm:prefix_cache_queries", "Requests looked up.", registry=self.registry)
-        self.prefix_hits = Counter("vllm:prefix_cache_hits", "Prefix seen before.", registry=self.registry)
-        self.queue_time = Histogram("vllm:request_queue_time_seconds", "Queue time.", registry=self.registry)
-        self.ttft = Histogram("vllm:time_to_first_token_seconds", "Time to first token.", registry=self.registry)
-        self.prefixes: set[str] = set()
-        self.in_flight = 0
+        self.vllm = VllmMetrics()
 
     def app(self) -> web.Application:
         from aiohttp import web
@@ -167,28 +151,7 @@ class Simulator:
         return web.json_response({"object": "list", "data": [{"id": "simulator", "object": "model"}]})
 
     async def metrics(self, request: web.Request) -> web.Response:
-        from aiohttp import web
-        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-
-        response = web.Response(body=generate_latest(self.registry))
-        response.headers["Content-Type"] = CONTENT_TYPE_LATEST
-        return response
-
-    def _started(self, prompt: str) -> None:
-        self.in_flight += 1
-        self.running.set(self.in_flight)
-        self.kv_usage.set(min(1.0, self.in_flight / _KV_CAPACITY_REQUESTS))
-        self.queue_time.observe(0.0)
-        self.prefix_queries.inc()
-        key = prompt[:PREFIX_CHARS]
-        if len(prompt) >= PREFIX_CHARS and key in self.prefixes:
-            self.prefix_hits.inc()
-        self.prefixes.add(key)
-
-    def _finished(self) -> None:
-        self.in_flight -= 1
-        self.running.set(self.in_flight)
-        self.kv_usage.set(min(1.0, self.in_flight / _KV_CAPACITY_REQUESTS))
+        return self.vllm.response()
 
     async def get_truth(self, request: web.Request) -> web.Response:
         from aiohttp import web
@@ -238,13 +201,13 @@ class Simulator:
         if answered is not None:
             truth.question, truth.answer, truth.correct = answered
             n_tokens, gaps_ms = 1, []  # the answer is one token
-        self._started(prompt_text(body))
+        self.vllm.started(prompt_text(body))
         try:
             if not body.get("stream"):
                 return await self._whole(body, truth, chat, n_tokens, gaps_ms, received, ttft_ms)
             return await self._stream(request, body, truth, chat, n_tokens, gaps_ms, kind, arg, received, ttft_ms)
         finally:
-            self._finished()
+            self.vllm.finished()
 
     async def _whole(
         self,
@@ -313,7 +276,7 @@ class Simulator:
             truth.scheduled.append(deadline)
             truth.token_times.append(time.perf_counter())
             if position == 0:
-                self.ttft.observe(truth.token_times[0] - received)
+                self.vllm.ttft.observe(truth.token_times[0] - received)
             text = f" {truth.answer}" if truth.answer is not None else f" t{position}"
             await response.write(chunk(chat, model, text, None))
             if position < n_tokens - 1:

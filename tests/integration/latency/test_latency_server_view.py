@@ -16,7 +16,7 @@ from evals.latency.metrics import summarize_level
 from evals.latency.prompts import Prompt
 from evals.latency.scenario import ConcurrencyLevel
 from evals.latency.server import ServerHandle
-from evals.latency.simulator import PREFIX_CHARS
+from evals.latency.simulator_metrics import PREFIX_CHARS
 from evals.schemas import LATENCY_LEVEL_EXTRA
 
 pytestmark = [pytest.mark.integration, pytest.mark.timing]
