@@ -97,7 +97,7 @@ class LogDiff:
             method=self.method,
             p_value=stats.two_sided_p(self.delta, self.se, self.df),
             se=abs(base) * self.se,
-            mde=abs(base) * (power.mde(self.se, alpha) or math.nan),
+            mde=abs(base) * (power.mde(self.se, alpha, df=self.df) or math.nan),
             df=self.df,
             night_se=abs(base) * self.night_sd,
             **extra,

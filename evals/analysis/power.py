@@ -8,16 +8,22 @@ from statistics import NormalDist
 DEFAULT_POWER = 0.8
 
 
-def mde(se: float | None, alpha: float, power: float = DEFAULT_POWER) -> float | None:
+def mde(se: float | None, alpha: float, power: float = DEFAULT_POWER, df: float | None = None) -> float | None:
     """The smallest true difference a two-sided test at ``alpha`` detects with probability ``power``.
 
-    For an estimate with standard error ``se`` (normal approximation): (z₁₋α/₂ + z_power) · se — 2.80 · se at
-    alpha 0.05 and 80 % power. None when there is no standard error.
+    For an estimate with standard error ``se``: (q₁₋α/₂ + q_power) · se with normal quantiles — 2.80 · se at alpha
+    0.05 and 80 % power — or, when the test is a t with ``df`` degrees of freedom (an SE from a few trials or
+    nights), Student's t quantiles, so the MDE widens as its test does (3.72 · se at 4 df). None when there is no
+    standard error.
     """
     if se is None or not math.isfinite(se) or se < 0:
         return None
-    normal = NormalDist()
-    return (normal.inv_cdf(1 - alpha / 2) + normal.inv_cdf(power)) * se
+    if df is None or not math.isfinite(df) or df > 1e6:
+        normal = NormalDist()
+        return (normal.inv_cdf(1 - alpha / 2) + normal.inv_cdf(power)) * se
+    from scipy.stats import t
+
+    return float(t.ppf(1 - alpha / 2, df) + t.ppf(power, df)) * se
 
 
 def planning_se(n: int, *, p: float, discordance: float | None = None) -> float | None:
