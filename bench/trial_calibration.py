@@ -2,6 +2,7 @@
 the pooled requests), on simulated same-night pairs through the project's own code.
 
     python bench/trial_calibration.py [--pairs 400] [--trials 5] [--requests 60] [--night-cv 0.10] [--seed 0]
+                                      [--part comparisons|limits|both]
 
 A pair is a challenger beside its champion on one night (the serving decision; the models of one DAG run): each
 ran every level as K trials of R requests (lognormal TTFT, log-SD 0.5), and each trial as a whole was moved by
@@ -17,6 +18,12 @@ leaves only the sampling SE, to see each rule's own calibration) and judge the r
 
 Printed per drift: false alarms when nothing changed (target <= 0.05), coverage of the true ratio by the 95 % CI
 (target 0.95), power for P95 TTFT +30 %.
+
+``--part limits``: the serving decision's latency limit (``limits.latency_limit``) on one such level, the limit set
+at the true P95 of the drifting process (lognormal with log-SD hypot(0.5, drift): what nights like this one show);
+a pass there is a false pass (target <= alpha = 0.05). Beside it the pass rate with the limit 30 % above the truth
+(power) and the fail rate there (a false fail). ``trials``: order statistics widened by the trials' spread (the
+rule); ``order stats``: the pooled requests' order statistics alone (the rule it replaces).
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ import time
 import numpy as np
 
 from evals.analysis import noise, stats, verdicts
+from evals.analysis.limits import latency_limit
 from evals.analysis.options import CompareOptions
 
 ALPHA = 0.05
@@ -73,6 +81,32 @@ def pair(rng: np.random.Generator, args: argparse.Namespace, drift: float, step:
     return out
 
 
+def limit_statuses(rng: np.random.Generator, args: argparse.Namespace, drift: float, limit: float) -> dict[str, str]:
+    """The latency limit's status per rule for one level of K drifting trials."""
+    sample = level(rng, args.trials, args.requests, drift, 1.0)
+    ttft, trial = list(sample["ttft_ms"]), [int(t) for t in sample["trial"]]
+    return {
+        "trials": latency_limit("ttft", None, ttft, limit, ALPHA, trials=trial).status,
+        "order stats": latency_limit("ttft", None, ttft, limit, ALPHA).status,
+    }
+
+
+def limits(rng: np.random.Generator, args: argparse.Namespace) -> None:
+    print(f"\nlatency limit on one level, {args.pairs} levels per cell, alpha {ALPHA}")
+    print(f"{'trial drift (log-SD)':<22} {'figure':<40} {'trials':>8} {'order stats':>12}  target")
+    for drift in (0.0, 0.05, 0.15, 0.30):
+        truth = 100.0 * math.exp(stats.quantile(0.95, None) * math.hypot(REQUEST_SD, drift))
+        at_truth = [limit_statuses(rng, args, drift, truth) for _ in range(args.pairs)]
+        roomy = [limit_statuses(rng, args, drift, 1.3 * truth) for _ in range(args.pairs)]
+        for figure, results, wanted, target in (
+            ("false pass (limit = the true P95)", at_truth, "pass", "<= 0.05"),
+            ("power: pass, limit 30 % above it", roomy, "pass", "high"),
+            ("false fail, limit 30 % above it", roomy, "fail", "<= 0.05"),
+        ):
+            cells = [np.mean([r[rule] == wanted for r in results]) for rule in ("trials", "order stats")]
+            print(f"{drift:<22.2f} {figure:<40} {cells[0]:>8.3f} {cells[1]:>12.3f}  {target}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=400, help="simulated pairs per drift and effect")
@@ -85,9 +119,18 @@ def main() -> None:
         help="the night CV in the CI (default: the setting's)",
     )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--part", choices=("comparisons", "limits", "both"), default="both")
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)
     started = time.perf_counter()
+    if args.part != "limits":
+        comparisons(rng, args)
+    if args.part != "comparisons":
+        limits(rng, args)
+    print(f"({time.perf_counter() - started:.0f} s)")
+
+
+def comparisons(rng: np.random.Generator, args: argparse.Namespace) -> None:
     print(
         f"{args.pairs} same-night pairs per cell, {args.trials} trials x {args.requests} requests a level, "
         f"request log-SD {REQUEST_SD}, night CV in the CI {args.night_cv:.0%}"
@@ -103,7 +146,6 @@ def main() -> None:
         ):
             cells = [np.mean([score(p[rule]) for p in results]) for rule in ("trials", "bootstrap")]
             print(f"{drift:<22.2f} {figure:<34} {cells[0]:>8.3f} {cells[1]:>10.3f}  {target}", flush=True)
-    print(f"({time.perf_counter() - started:.0f} s)")
 
 
 if __name__ == "__main__":

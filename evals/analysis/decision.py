@@ -7,7 +7,8 @@ side of the margin or limit), ``fail`` (the opposite bound is on the wrong side:
 - Non-inferiority per suite: challenger - champion headline accuracy, paired per question where both runs have
   samples; pass when the lower bound of the one-sided (1 - alpha) CI (Student t, n - 1 df) is above -margin.
 - Guardrail floors: the metric's one-sided bounds against its floor.
-- Latency: P95 TTFT/E2E at the reference load, distribution-free order-statistic bounds of the P95 against the limit.
+- Latency: P95 TTFT/E2E at the reference load, distribution-free order-statistic bounds of the P95 against the limit,
+  widened by the spread between the level's trials where it ran as trials (:mod:`evals.analysis.limits`).
 - Capacity: ceil(traffic / capacity at SLO) replicas within ``max_replicas`` (hosted: the measured capacity).
 - Saving: monthly cost at the traffic (or cost per 1M at the SLO) at most (1 - min_relative) x the champion's.
 - Predictability: P99/P50 TTFT and the error rate within the policy's limits (:mod:`evals.analysis.limits`).
@@ -229,50 +230,6 @@ def floor_test(name: str, value: float | None, se: float | None, floor: float, a
     return Criterion(name, status, value, low, high, floor, detail=f"floor {floor:g}", mde=(q + _z(POWER)) * se)
 
 
-def quantile_bounds(values: Sequence[float], q: float, alpha: float) -> tuple[float | None, float | None]:
-    """One-sided (1 - alpha) bounds of the ``q`` quantile from order statistics (no distribution assumed).
-
-    None where ``values`` are too few for that bound (an upper bound of a P95 at alpha 0.05 needs 59 values).
-    """
-    import numpy as np
-    from scipy.stats import binom
-
-    x = np.sort(np.asarray(values, dtype=float))
-    n = len(x)
-    if n == 0:
-        return None, None
-    cdf = binom.cdf(np.arange(n + 1), n, q)  # P(#values <= the true quantile is at most j)
-    low_j = np.flatnonzero(cdf <= alpha)
-    high_j = np.flatnonzero(cdf >= 1 - alpha)
-    low = float(x[low_j.max()]) if len(low_j) else None
-    high = float(x[high_j.min()]) if len(high_j) and high_j.min() < n else None
-    return low, high
-
-
-def min_samples_for_upper_bound(q: float, alpha: float) -> int:
-    """The fewest values whose largest is a one-sided (1 - alpha) upper bound of the ``q`` quantile."""
-    return math.ceil(math.log(alpha) / math.log(q))
-
-
-def latency_limit(name: str, point: float | None, samples: Sequence[float], limit: float, alpha: float) -> Criterion:
-    """P95 at the reference level <= ``limit``: pass when its upper bound is within, fail when its lower bound isn't."""
-    if point is None and not samples:
-        return Criterion(name, "inconclusive", None, limit=limit, unit="ms", detail="no latency result")
-    if not samples:
-        status = "pass" if point is not None and point <= limit else "fail"
-        return Criterion(name, status, point, limit=limit, unit="ms", detail="no request samples: stored P95 judged")
-    low, high = quantile_bounds(samples, 0.95, alpha)
-    if high is not None and high <= limit:
-        status, detail = "pass", f"upper bound {high:.1f} ms <= {limit:g} ms"
-    elif low is not None and low > limit:
-        status, detail = "fail", f"over the limit by {low - limit:.1f} ms at least (lower bound {low:.1f} ms)"
-    else:
-        need = min_samples_for_upper_bound(0.95, alpha)
-        status = "inconclusive"
-        detail = f"bounds straddle {limit:g} ms" if high is not None else f"{len(samples)} requests; needs >= {need}"
-    return Criterion(name, status, point, low, high, limit, "ms", detail)
-
-
 # ---------------------------------------------------------------------------------------------- traffic and cost
 
 
@@ -312,7 +269,7 @@ def saving_test(basis: str, mine: float | None, theirs: float | None, min_relati
 
 def decide(evidence: Evidence, policy: Policy, traffic: Traffic, costing: Costing) -> Decision:
     """Every criterion of ``policy`` for the challenger of ``evidence``, and the outcome."""
-    from evals.analysis.limits import predictability_criteria  # it builds on this module's tests
+    from evals.analysis.limits import latency_limit, predictability_criteria  # they build on Criterion
 
     me, champ = evidence.challenger, evidence.champion
     out_tps, _, in_tps = demand(traffic, champ, me)
@@ -342,12 +299,12 @@ def decide(evidence: Evidence, policy: Policy, traffic: Traffic, costing: Costin
         criteria.append(_with(test, evidence=acc.evidence))
     for g in evidence.guardrails:
         criteria.append(_with(floor_test(g.name, g.value, g.se, g.floor, policy.alpha), evidence=g.evidence))
-    for metric, limit, samples, point in (
-        ("ttft_p95_ms", policy.latency.ttft_p95_ms, me.ttft_ms, me.ttft_p95_ms),
-        ("e2e_p95_ms", policy.latency.e2e_p95_ms, me.e2e_ms, me.e2e_p95_ms),
+    for metric, limit, samples, trials, point in (
+        ("ttft_p95_ms", policy.latency.ttft_p95_ms, me.ttft_ms, me.ttft_trial, me.ttft_p95_ms),
+        ("e2e_p95_ms", policy.latency.e2e_p95_ms, me.e2e_ms, me.e2e_trial, me.e2e_p95_ms),
     ):
         if limit is not None:
-            test = latency_limit(f"latency:{metric}", point, samples, limit, policy.alpha)
+            test = latency_limit(f"latency:{metric}", point, samples, limit, policy.alpha, trials=trials)
             criteria.append(_with(test, evidence=f"latency_samples {me.run_id} @{me.reference}"))
     criteria.extend(predictability_criteria(me, policy.predictability, policy.alpha))
     if policy.guardrail_score is not None:

@@ -1,8 +1,9 @@
-"""The serving decision's predictability criteria: P99/P50 TTFT and the error rate against the policy's limits.
+"""The serving decision's limit criteria: P95 TTFT/E2E, P99/P50 TTFT and the error rate against the policy's limits.
 
-Judged like the latency criteria (:func:`evals.analysis.decision.latency_limit`), one-sided at the policy's alpha:
-``pass`` when the bound on the bad side is within the limit, ``fail`` when the bound on the good side is beyond it,
-``inconclusive`` otherwise (with how many requests a pass would need).
+Each one-sided at the policy's alpha: ``pass`` when the bound on the bad side is within the limit, ``fail`` when the
+bound on the good side is beyond it, ``inconclusive`` otherwise (with how many requests a pass would need).
+
+- P95: distribution-free bounds from order statistics, widened by the spread between a level's trials.
 
 - Tail ratio: distribution-free bounds of the ratio of two quantiles from order statistics, alpha split between
   them (Bonferroni): upper = upper(P99) / lower(P50), lower = lower(P99) / upper(P50).
@@ -15,9 +16,102 @@ import math
 from collections.abc import Sequence
 from statistics import NormalDist
 
-from evals.analysis.decision import Criterion, min_samples_for_upper_bound, quantile_bounds
+from evals.analysis.decision import Criterion
 from evals.analysis.policy import PredictabilityLimits
 from evals.analysis.serving_cost import Side
+
+
+def quantile_bounds(values: Sequence[float], q: float, alpha: float) -> tuple[float | None, float | None]:
+    """One-sided (1 - alpha) bounds of the ``q`` quantile from order statistics (no distribution assumed).
+
+    None where ``values`` are too few for that bound (an upper bound of a P95 at alpha 0.05 needs 59 values).
+    """
+    import numpy as np
+    from scipy.stats import binom
+
+    x = np.sort(np.asarray(values, dtype=float))
+    n = len(x)
+    if n == 0:
+        return None, None
+    cdf = binom.cdf(np.arange(n + 1), n, q)  # P(#values <= the true quantile is at most j)
+    low_j = np.flatnonzero(cdf <= alpha)
+    high_j = np.flatnonzero(cdf >= 1 - alpha)
+    low = float(x[low_j.max()]) if len(low_j) else None
+    high = float(x[high_j.min()]) if len(high_j) and high_j.min() < n else None
+    return low, high
+
+
+def min_samples_for_upper_bound(q: float, alpha: float) -> int:
+    """The fewest values whose largest is a one-sided (1 - alpha) upper bound of the ``q`` quantile."""
+    return math.ceil(math.log(alpha) / math.log(q))
+
+
+MIN_TRIAL_REQUESTS = 10  # a trial with fewer ok requests at the level: no between-trial bound
+
+
+def trial_bounds(
+    samples: Sequence[float], trials: Sequence[int], q: float, alpha: float
+) -> tuple[float, float, int] | None:
+    """One-sided (1 - alpha) bounds of the pooled ``q`` quantile from its spread between trials, and K.
+
+    The pooled quantile x exp(-/+ t(1 - alpha, K - 1) x SE), SE the SD of the K trials' log quantiles over sqrt(K)
+    (:func:`evals.analysis.stats.between_trials`). None for one trial, labels that do not match the samples, or a
+    trial of fewer than ``MIN_TRIAL_REQUESTS`` requests.
+    """
+    import numpy as np
+
+    from evals.analysis import stats
+
+    if len(trials) != len(samples) or not samples:
+        return None
+    values = np.asarray(samples, dtype=float)
+    found = stats.between_trials(
+        {"v": values}, stats.quantile_stat("v", q), np.asarray(trials), min_rows=MIN_TRIAL_REQUESTS
+    )
+    if found is None:
+        return None
+    se, df = found
+    center, half = float(np.quantile(values, q)), stats.quantile(1 - alpha, df) * se
+    return center * math.exp(-half), center * math.exp(half), int(df) + 1
+
+
+def latency_limit(
+    name: str,
+    point: float | None,
+    samples: Sequence[float],
+    limit: float,
+    alpha: float,
+    *,
+    trials: Sequence[int] = (),
+) -> Criterion:
+    """P95 at the reference level <= ``limit``: pass when its upper bound is within, fail when its lower bound isn't.
+
+    Bounds from order statistics over the requests; for a level run as trials (``trials``: each sample's trial),
+    the wider of those and :func:`trial_bounds`. The requests of one trial share its conditions (a neighbour, a
+    cache state): order statistics over the pooled requests take them as independent and, where the trials
+    drifted, pass a P95 that is over the limit far more often than alpha (``bench/trial_calibration.py``).
+    """
+    if point is None and not samples:
+        return Criterion(name, "inconclusive", None, limit=limit, unit="ms", detail="no latency result")
+    if not samples:
+        status = "pass" if point is not None and point <= limit else "fail"
+        return Criterion(name, status, point, limit=limit, unit="ms", detail="no request samples: stored P95 judged")
+    low, high = quantile_bounds(samples, 0.95, alpha)
+    across, widened = trial_bounds(samples, trials, 0.95, alpha), ""
+    if across is not None and low is not None and across[0] < low:
+        low, widened = across[0], f" (from the spread between {across[2]} trials)"
+    if across is not None and high is not None and across[1] > high:
+        high, widened = across[1], f" (from the spread between {across[2]} trials)"
+    if high is not None and high <= limit:
+        status, detail = "pass", f"upper bound {high:.1f} ms <= {limit:g} ms{widened}"
+    elif low is not None and low > limit:
+        status, detail = "fail", f"over the limit by {low - limit:.1f} ms at least: lower bound {low:.1f} ms{widened}"
+    else:
+        need = min_samples_for_upper_bound(0.95, alpha)
+        status = "inconclusive"
+        short = f"{len(samples)} requests; needs >= {need}"
+        detail = f"bounds straddle {limit:g} ms{widened}" if high is not None else short
+    return Criterion(name, status, point, low, high, limit, "ms", detail)
 
 
 def tail_ratio_limit(name: str, point: float | None, samples: Sequence[float], limit: float, alpha: float) -> Criterion:

@@ -24,6 +24,8 @@ class Side:
     e2e_p95_ms: float | None = None
     ttft_ms: tuple[float, ...] = ()  # the reference level's successful requests
     e2e_ms: tuple[float, ...] = ()
+    ttft_trial: tuple[int, ...] = ()  # the trial of each of ttft_ms (a level run as trials; else empty or all 0)
+    e2e_trial: tuple[int, ...] = ()
     output_tokens_per_request: float | None = None
     input_tokens_per_request: float | None = None
     reference: str | None = None  # e.g. concurrency=1

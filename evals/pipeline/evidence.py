@@ -183,7 +183,8 @@ def side(
     ref_row = next((r for r in rows if (r["load_type"], r["load"]) == reference), rows[0] if rows else {})
     samples = records(
         con.execute(
-            """select sent_s, first_token_s, finished_s, output_tokens, prompt_tokens from latency_samples
+            """select sent_s, first_token_s, finished_s, output_tokens, prompt_tokens, coalesce(trial, 0) as trial
+               from latency_samples
                where run_id = $run and load_type = $type and load = $load and ok""",
             {"run": run["run_id"], "type": reference[0], "load": reference[1]},
         )
@@ -210,6 +211,8 @@ def side(
         e2e_p95_ms=point["e2e_p95_ms"],
         ttft_ms=tuple((s["first_token_s"] - s["sent_s"]) * 1e3 for s in timed),
         e2e_ms=tuple((s["finished_s"] - s["sent_s"]) * 1e3 for s in timed if s["finished_s"] is not None),
+        ttft_trial=tuple(int(s["trial"]) for s in timed),
+        e2e_trial=tuple(int(s["trial"]) for s in timed if s["finished_s"] is not None),
         output_tokens_per_request=per_request,
         input_tokens_per_request=sum(prompts) / len(prompts) if prompts else None,
         reference=f"{reference[0]}={reference[1]:g}" if reference[0] is not None else None,

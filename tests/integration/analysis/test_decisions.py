@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from analysis_history import accuracy_row, latency_tables
+from analysis_history import TTFT_MEDIAN_MS, TTFT_SIGMA, accuracy_row, latency_tables
 from factories import publish_run, run_record, sha
+from scipy.stats import norm
 from typer.testing import CliRunner
 
 from evals.errors import ValidationFailed
@@ -30,11 +32,23 @@ policy:
 """
 
 
-def _publish(wh: Warehouse, model: str, answers: np.ndarray, *, seed: int, ttft_scale: float = 1.0) -> RunRecord:
+def _publish(
+    wh: Warehouse,
+    model: str,
+    answers: np.ndarray,
+    *,
+    seed: int,
+    ttft_scale: float = 1.0,
+    n_requests: int = 200,
+    trials: int = 1,
+    trial_sd: float = 0.0,
+) -> RunRecord:
     """One night-3 run of ``model``: 0/1 answers to shared questions (doc_hash by index) and a latency level."""
     record = run_record(model, 3, revision=sha(f"{model}@3"))
     rng = np.random.default_rng(seed)
-    latency, samples = latency_tables(record, rng, ttft_scale=ttft_scale, n_requests=200)
+    latency, samples = latency_tables(
+        record, rng, ttft_scale=ttft_scale, n_requests=n_requests, trials=trials, trial_sd=trial_sd
+    )
     accuracy = [accuracy_row(record, "arc_easy", float(answers.mean()), len(answers))]
     per_question = [
         {"model_id": record.model_id, "revision": record.revision, "suite": record.suite, "task": "arc_easy",
@@ -109,6 +123,39 @@ def test_each_challenger_gets_its_outcome_and_the_rows_pass_the_gate(warehouse: 
     stored = con.execute("select model_id, outcome, policy_version from decisions order by model_id").fetchall()
     con.close()
     assert stored == [("org/good", "promote", "3"), ("org/noisy", "hold", "3"), ("org/worse", "reject", "3")]
+
+
+def test_a_p95_over_the_limit_is_not_promoted_when_the_trials_drifted(warehouse: Warehouse) -> None:
+    """Five trials, each moved as a whole by exp(0.4 x N(0, 1)): the P95 a night like this shows is over the limit,
+    though the pooled requests' order statistics, taken as independent, would put its upper bound under it."""
+    from evals.analysis.leaderboard import connect
+    from evals.analysis.limits import latency_limit
+    from evals.pipeline.decide import decide_runs
+
+    scale, trial_sd, limit = 2.3, 0.4, 500.0
+    true_p95 = TTFT_MEDIAN_MS * scale * math.exp(norm.ppf(0.95) * math.hypot(TTFT_SIGMA, trial_sd))
+    assert true_p95 > limit  # 551 ms
+    rng = np.random.default_rng(11)
+    champion = (rng.random(2000) < 0.7).astype(float)
+    answers = _flip(champion, rng, 0.03, 0.07)
+    record = _publish(warehouse, "org/drifting", answers, seed=15, ttft_scale=scale, n_requests=300, trials=5,
+                      trial_sd=trial_sd)  # fmt: skip
+    con = connect(warehouse)
+    ttft = con.execute(
+        """select (first_token_s - sent_s) * 1000 from latency_samples where run_id = $run and ok""",
+        {"run": record.run_id},
+    ).fetchall()
+    con.close()
+    pooled_alone = latency_limit("ttft", None, [v for (v,) in ttft], limit, 0.05)
+    assert pooled_alone.status == "pass"  # what the decision said before it read the trials
+
+    (row,) = decide_runs([record.run_id], _serving(), warehouse=warehouse, write=False)
+    criteria = {c["name"]: c for c in json.loads(row["criteria"])}
+    latency = criteria["latency:ttft_p95_ms"]
+    assert latency["status"] == "inconclusive", latency
+    assert "between 5 trials" in latency["detail"]
+    assert pooled_alone.ci_high is not None and pooled_alone.ci_high <= limit < latency["ci_high"]
+    assert row["outcome"] != "promote"
 
 
 def test_an_approval_is_recorded_and_names_the_new_champion(warehouse: Warehouse) -> None:
