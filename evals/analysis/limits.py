@@ -51,12 +51,13 @@ MIN_TRIAL_REQUESTS = 10  # a trial with fewer ok requests at the level: no betwe
 
 def trial_bounds(
     samples: Sequence[float], trials: Sequence[int], q: float, alpha: float
-) -> tuple[float, float, int] | None:
-    """One-sided (1 - alpha) bounds of the pooled ``q`` quantile from its spread between trials, and K.
+) -> tuple[float, float, str] | None:
+    """One-sided (1 - alpha) bounds of the pooled ``q`` quantile from its spread between trials, and which trials.
 
     The pooled quantile x exp(-/+ t(1 - alpha, K - 1) x SE), SE the SD of the K trials' log quantiles over sqrt(K)
-    (:func:`evals.analysis.stats.between_trials`). None for one trial, labels that do not match the samples, or a
-    trial of fewer than ``MIN_TRIAL_REQUESTS`` requests.
+    (:func:`evals.analysis.stats.between_trials`). A trial with fewer than ``MIN_TRIAL_REQUESTS`` ok requests has
+    no quantile of its own and is left out of the spread (the third element says so: "4 of 5 trials"). None when
+    fewer than two trials remain or the labels are not one per sample.
     """
     import numpy as np
 
@@ -64,15 +65,21 @@ def trial_bounds(
 
     if len(trials) != len(samples) or not samples:
         return None
-    values = np.asarray(samples, dtype=float)
-    found = stats.between_trials(
-        {"v": values}, stats.quantile_stat("v", q), np.asarray(trials), min_rows=MIN_TRIAL_REQUESTS
-    )
-    if found is None:
+    values, labels = np.asarray(samples, dtype=float), np.asarray(trials)
+    found, counts = np.unique(labels, return_counts=True)
+    kept = found[counts >= MIN_TRIAL_REQUESTS]
+    if len(kept) < 2:
         return None
-    se, df = found
+    rows = np.isin(labels, kept)
+    spread = stats.between_trials(
+        {"v": values[rows]}, stats.quantile_stat("v", q), labels[rows], min_rows=MIN_TRIAL_REQUESTS
+    )
+    if spread is None:
+        return None
+    se, df = spread
     center, half = float(np.quantile(values, q)), stats.quantile(1 - alpha, df) * se
-    return center * math.exp(-half), center * math.exp(half), int(df) + 1
+    which = f"{len(kept)} trials" if len(kept) == len(found) else f"{len(kept)} of {len(found)} trials"
+    return center * math.exp(-half), center * math.exp(half), which
 
 
 def latency_limit(
@@ -97,20 +104,21 @@ def latency_limit(
         status = "pass" if point is not None and point <= limit else "fail"
         return Criterion(name, status, point, limit=limit, unit="ms", detail="no request samples: stored P95 judged")
     low, high = quantile_bounds(samples, 0.95, alpha)
-    across, widened = trial_bounds(samples, trials, 0.95, alpha), ""
+    low_from = high_from = ""  # which rule gave each bound, where the trials' spread did
+    across = trial_bounds(samples, trials, 0.95, alpha)
     if across is not None and low is not None and across[0] < low:
-        low, widened = across[0], f" (from the spread between {across[2]} trials)"
+        low, low_from = across[0], f" (from the spread between {across[2]})"
     if across is not None and high is not None and across[1] > high:
-        high, widened = across[1], f" (from the spread between {across[2]} trials)"
+        high, high_from = across[1], f" (from the spread between {across[2]})"
     if high is not None and high <= limit:
-        status, detail = "pass", f"upper bound {high:.1f} ms <= {limit:g} ms{widened}"
+        status, detail = "pass", f"upper bound {high:.1f} ms <= {limit:g} ms{high_from}"
     elif low is not None and low > limit:
-        status, detail = "fail", f"over the limit by {low - limit:.1f} ms at least: lower bound {low:.1f} ms{widened}"
+        status, detail = "fail", f"over the limit by {low - limit:.1f} ms at least: lower bound {low:.1f} ms{low_from}"
     else:
         need = min_samples_for_upper_bound(0.95, alpha)
         status = "inconclusive"
         short = f"{len(samples)} requests; needs >= {need}"
-        detail = f"bounds straddle {limit:g} ms{widened}" if high is not None else short
+        detail = f"bounds straddle {limit:g} ms{high_from or low_from}" if high is not None else short
     return Criterion(name, status, point, low, high, limit, "ms", detail)
 
 

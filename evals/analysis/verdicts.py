@@ -89,7 +89,7 @@ def decide(
     half = stats.quantile(1 - alpha, est.df) * se  # the (1 − 2α) CI: two one-sided tests at alpha
     if threshold > 0 and -threshold < delta - half and delta + half < threshold:
         return "equivalent"
-    if est.night_se is not None and (power.mde(est.night_se, alpha, df=est.df) or 0.0) > threshold:
+    if est.night_se is not None and (power.mde(est.night_se, alpha) or 0.0) > threshold:
         return "noisy"
     return "no_change"
 

@@ -131,6 +131,7 @@ def test_a_p95_over_the_limit_is_not_promoted_when_the_trials_drifted(warehouse:
     from evals.analysis.leaderboard import connect
     from evals.analysis.limits import latency_limit
     from evals.pipeline.decide import decide_runs
+    from evals.pipeline.evidence import RUN_COLUMNS, side
 
     scale, trial_sd, limit = 2.3, 0.4, 500.0
     true_p95 = TTFT_MEDIAN_MS * scale * math.exp(norm.ppf(0.95) * math.hypot(TTFT_SIGMA, trial_sd))
@@ -145,9 +146,15 @@ def test_a_p95_over_the_limit_is_not_promoted_when_the_trials_drifted(warehouse:
         """select (first_token_s - sent_s) * 1000 from latency_samples where run_id = $run and ok""",
         {"run": record.run_id},
     ).fetchall()
-    con.close()
     pooled_alone = latency_limit("ttft", None, [v for (v,) in ttft], limit, 0.05)
     assert pooled_alone.status == "pass"  # what the decision said before it read the trials
+    # The evidence reads back each request's trial beside its TTFT and E2E, as published (60 requests a trial).
+    run = con.execute(f"select {RUN_COLUMNS} from runs where run_id = $run", {"run": record.run_id}).df()
+    me = side(con, run.to_dict("records")[0], _serving(), 0.9)
+    assert me.ttft_trial == me.e2e_trial  # every request finished: the same requests in the same order
+    assert sorted(me.ttft_trial) == [i * 5 // 300 for i in range(300)]
+    assert len(me.ttft_ms) == len(me.e2e_ms) == 300
+    con.close()
 
     (row,) = decide_runs([record.run_id], _serving(), warehouse=warehouse, write=False)
     criteria = {c["name"]: c for c in json.loads(row["criteria"])}
