@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from statistics import NormalDist
 
 DEFAULT_POWER = 0.8
 
@@ -16,14 +15,11 @@ def mde(se: float | None, alpha: float, power: float = DEFAULT_POWER, df: float 
     nights), Student's t quantiles, so the MDE widens as its test does (3.72 · se at 4 df). None when there is no
     standard error.
     """
+    from evals.analysis.stats import quantile  # stats builds its estimates' MDEs on this module
+
     if se is None or not math.isfinite(se) or se < 0:
         return None
-    if df is None or not math.isfinite(df) or df > 1e6:
-        normal = NormalDist()
-        return (normal.inv_cdf(1 - alpha / 2) + normal.inv_cdf(power)) * se
-    from scipy.stats import t
-
-    return float(t.ppf(1 - alpha / 2, df) + t.ppf(power, df)) * se
+    return (quantile(1 - alpha / 2, df) + quantile(power, df)) * se
 
 
 def planning_se(n: int, *, p: float, discordance: float | None = None) -> float | None:

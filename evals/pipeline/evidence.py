@@ -190,6 +190,7 @@ def side(
         )
     )
     timed = [s for s in samples if s["sent_s"] is not None and s["first_token_s"] is not None]
+    finished = [s for s in timed if s["finished_s"] is not None]  # e2e_ms and e2e_trial, one filter: aligned
     outputs = [s["output_tokens"] for s in samples if s["output_tokens"]]
     prompts = [s["prompt_tokens"] for s in samples if s["prompt_tokens"] is not None]
     per_request = None
@@ -210,9 +211,9 @@ def side(
         ttft_p95_ms=point["ttft_p95_ms"],
         e2e_p95_ms=point["e2e_p95_ms"],
         ttft_ms=tuple((s["first_token_s"] - s["sent_s"]) * 1e3 for s in timed),
-        e2e_ms=tuple((s["finished_s"] - s["sent_s"]) * 1e3 for s in timed if s["finished_s"] is not None),
+        e2e_ms=tuple((s["finished_s"] - s["sent_s"]) * 1e3 for s in finished),
         ttft_trial=tuple(int(s["trial"]) for s in timed),
-        e2e_trial=tuple(int(s["trial"]) for s in timed if s["finished_s"] is not None),
+        e2e_trial=tuple(int(s["trial"]) for s in finished),
         output_tokens_per_request=per_request,
         input_tokens_per_request=sum(prompts) / len(prompts) if prompts else None,
         reference=f"{reference[0]}={reference[1]:g}" if reference[0] is not None else None,
